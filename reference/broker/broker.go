@@ -1,65 +1,333 @@
-// Package broker is the embedded MQTT broker of the reference target: mochi-mqtt v2
-// with the listeners and limits rtcomm needs.
 package broker
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
-// Config configures the embedded broker. Zero values are loopback defaults.
+// Off, as TCPAddr or WSAddr, disables that listener.
+const Off = "off"
+
+// DefaultMaxPayload is the PUBLISH payload limit when Config.MaxPayload is zero.
+const DefaultMaxPayload = 1 << 20
+
+// MinMaxPayload is the smallest allowed Config.MaxPayload: rtcomm needs 64 KB SDPs.
+const MinMaxPayload = 64 << 10
+
+// WSPath is the only path the WebSocket listener serves: rtcomm.js cannot change it.
+const WSPath = "/mqtt"
+
+// Config configures the embedded broker. The zero value is an open broker on
+// loopback with random TCP and WebSocket ports.
 type Config struct {
-	TCPAddr    string // default "127.0.0.1:0" (random port)
-	Logger     *slog.Logger
+	TCPAddr string // default "127.0.0.1:0"; "off" disables
+	WSAddr  string // WebSocket listener, default "127.0.0.1:0"; "off" disables
+
+	// TLSCertFile and TLSKeyFile (PEM), when set, make the TCP listener TLS (ssl://)
+	// and the WebSocket listener wss://.
+	TLSCertFile, TLSKeyFile string
+
+	// MaxPayload is the largest PUBLISH payload accepted, in bytes: default 1 MiB,
+	// at least 64 KiB. A client that publishes more is disconnected (see NOTES.md).
+	MaxPayload int
+
+	// TopicPath is the rtcomm topic root the secure-mode ACLs are written for,
+	// default spec.DefaultTopicPath; a missing trailing "/" is added.
+	TopicPath string
+
+	// Secure requires every client to authenticate (username = endpoint ID, password
+	// from Credentials) and enforces the identity rule with per-client ACLs.
+	Secure bool
+	// Credentials maps user (= endpoint ID) to password or token, for Secure.
+	Credentials map[string]string
+	// ConnectorUser is the identity allowed to publish and subscribe anywhere (the
+	// connector); it must be in Credentials. Empty: no such user.
+	ConnectorUser string
+
+	Logger *slog.Logger // nil discards
 }
 
 // Broker is a running embedded broker.
 type Broker struct {
-	srv     *mqtt.Server
-	tcpAddr string
+	srv    *mqtt.Server
+	tls    bool
+	tcp    *tcpListener
+	ws     *wsListener
+	log    *slog.Logger
+	closed sync.Once
+	err    error
 }
 
-// Start starts the broker and returns once its listeners accept connections.
+// Stats is a snapshot of broker counters.
+type Stats struct {
+	ClientsConnected int64 // clients with an established session right now
+	Retained         int   // retained messages held ($SYS topics excluded)
+	MessagesReceived int64 // PUBLISH packets received from clients
+	MessagesSent     int64 // PUBLISH packets written to clients
+	MessagesDropped  int64 // deliveries dropped because a subscriber's queue was full
+}
+
+// Start starts the broker and returns once its listeners accept connections. The
+// context bounds only the start-up (loading the TLS key pair, binding ports).
 func Start(ctx context.Context, cfg Config) (*Broker, error) {
-	if cfg.TCPAddr == "" {
-		cfg.TCPAddr = "127.0.0.1:0"
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("broker: start: %w", err)
+	}
+	cfg, err := normalize(cfg)
+	if err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	srv := mqtt.New(&mqtt.Options{InlineClient: false, Logger: log})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	var tlsConf *tls.Config
+	if cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("broker: load TLS key pair %s, %s: %w", cfg.TLSCertFile, cfg.TLSKeyFile, err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	// Retained presence DOCUMENTs must live as long as their registration; mochi's
+	// default (24 h) force-expires every retained message after a day.
+	caps.MaximumMessageExpiryInterval = math.MaxInt32
+	// Coarse guard: packets far larger than any allowed PUBLISH are refused before
+	// they are read into memory; the exact payload limit is enforced by compatHook.
+	caps.MaximumPacketSize = uint32(cfg.MaxPayload + 2*65536)
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		Logger:       log,
+		// $SYS topics are not used by rtcomm; every tick costs a ReadMemStats pause.
+		SysTopicResendInterval: 10,
+	})
+
+	// Stands in for an empty will payload; 16 random bytes so no client can send it.
+	const sentinelPrefix = "\x00rtcomm-empty-will:"
+	sentinel := make([]byte, len(sentinelPrefix)+16)
+	copy(sentinel, sentinelPrefix)
+	if _, err := rand.Read(sentinel[len(sentinelPrefix):]); err != nil {
+		return nil, fmt.Errorf("broker: will sentinel: %w", err)
+	}
+	if err := srv.AddHook(&compatHook{srv: srv, sentinel: sentinel, maxPayload: cfg.MaxPayload}, nil); err != nil {
+		return nil, fmt.Errorf("broker: compat hook: %w", err)
+	}
+	if cfg.Secure {
+		h := &identityHook{srv: srv, rule: identityRule{path: cfg.TopicPath},
+			creds: cfg.Credentials, super: cfg.ConnectorUser}
+		if err := srv.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("broker: identity hook: %w", err)
+		}
+	} else if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, fmt.Errorf("broker: allow hook: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.TCPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("broker: listen tcp %s: %w", cfg.TCPAddr, err)
+
+	b := &Broker{srv: srv, tls: tlsConf != nil, log: log}
+	var lc net.ListenConfig
+	if cfg.TCPAddr != Off {
+		ln, err := lc.Listen(ctx, "tcp", cfg.TCPAddr)
+		if err != nil {
+			return nil, fmt.Errorf("broker: listen tcp %s: %w", cfg.TCPAddr, err)
+		}
+		b.tcp = newTCPListener("tcp", ln, tlsConf)
+		b.tcp.disconnect = b.disconnectListener
 	}
-	b := &Broker{srv: srv, tcpAddr: ln.Addr().String()}
-	tcp := listeners.NewNet("tcp", ln)
-	if err := srv.AddListener(tcp); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("broker: add tcp listener: %w", err)
+	if cfg.WSAddr != Off {
+		ln, err := lc.Listen(ctx, "tcp", cfg.WSAddr)
+		if err != nil {
+			b.closeUnserved()
+			return nil, fmt.Errorf("broker: listen websocket %s: %w", cfg.WSAddr, err)
+		}
+		b.ws = newWSListener("ws", ln, tlsConf)
+		b.ws.disconnect = b.disconnectListener
+	}
+	if b.tcp != nil {
+		if err := srv.AddListener(b.tcp); err != nil {
+			b.closeUnserved()
+			return nil, fmt.Errorf("broker: add tcp listener: %w", err)
+		}
+	}
+	if b.ws != nil {
+		if err := srv.AddListener(b.ws); err != nil {
+			b.closeUnserved()
+			return nil, fmt.Errorf("broker: add websocket listener: %w", err)
+		}
 	}
 	if err := srv.Serve(); err != nil {
-		return nil, errors.Join(fmt.Errorf("broker: serve: %w", err), srv.Close())
+		return nil, errors.Join(fmt.Errorf("broker: serve: %w", err), b.Close())
 	}
+	log.Info("broker started", "tcp", b.TCPURL(), "ws", b.WSURL(), "secure", cfg.Secure)
 	return b, nil
 }
 
-// TCPAddr is the host:port of the TCP listener.
-func (b *Broker) TCPAddr() string { return b.tcpAddr }
+// normalize applies defaults and checks the configuration.
+func normalize(cfg Config) (Config, error) {
+	if cfg.TCPAddr == "" {
+		cfg.TCPAddr = "127.0.0.1:0"
+	}
+	if cfg.WSAddr == "" {
+		cfg.WSAddr = "127.0.0.1:0"
+	}
+	if strings.EqualFold(cfg.TCPAddr, Off) {
+		cfg.TCPAddr = Off
+	}
+	if strings.EqualFold(cfg.WSAddr, Off) {
+		cfg.WSAddr = Off
+	}
+	if cfg.TCPAddr == Off && cfg.WSAddr == Off {
+		return cfg, errors.New("broker: config: both TCP and WebSocket listeners are off")
+	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return cfg, errors.New("broker: config: TLS needs both TLSCertFile and TLSKeyFile")
+	}
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	if cfg.MaxPayload < MinMaxPayload {
+		return cfg, fmt.Errorf("broker: config: MaxPayload %d is below %d bytes (rtcomm needs 64 KB SDP payloads)", cfg.MaxPayload, MinMaxPayload)
+	}
+	if cfg.MaxPayload > math.MaxInt32/2 {
+		return cfg, fmt.Errorf("broker: config: MaxPayload %d is too large", cfg.MaxPayload)
+	}
+	cfg.TopicPath = spec.NewTopics(cfg.TopicPath).Path
+	if strings.ContainsAny(cfg.TopicPath, "+#") {
+		return cfg, fmt.Errorf("broker: config: TopicPath %q contains an MQTT wildcard", cfg.TopicPath)
+	}
+	if !cfg.Secure {
+		return cfg, nil
+	}
+	if len(cfg.Credentials) == 0 {
+		return cfg, errors.New("broker: config: Secure needs Credentials")
+	}
+	for user, pw := range cfg.Credentials {
+		if err := checkCredential(user, pw); err != nil {
+			return cfg, fmt.Errorf("broker: config: credentials: %w", err)
+		}
+		if user != cfg.ConnectorUser && reservedLevels[user] {
+			// Such a user's "own inbox" would be a shared rtcomm topic (e.g. everything
+			// sent to the connector), defeating the identity rule.
+			return cfg, fmt.Errorf("broker: config: credentials: user %q is a reserved rtcomm topic level; only ConnectorUser may use it", user)
+		}
+	}
+	if cfg.ConnectorUser != "" {
+		if _, ok := cfg.Credentials[cfg.ConnectorUser]; !ok {
+			return cfg, fmt.Errorf("broker: config: ConnectorUser %q is not in Credentials", cfg.ConnectorUser)
+		}
+	}
+	return cfg, nil
+}
 
-// TCPURL is the tcp:// URL of the TCP listener.
-func (b *Broker) TCPURL() string { return "tcp://" + b.tcpAddr }
+// closeUnserved releases listeners bound before Start failed (Serve never ran).
+func (b *Broker) closeUnserved() {
+	if b.tcp != nil {
+		b.tcp.closeSocket()
+	}
+	if b.ws != nil {
+		b.ws.closeSocket()
+	}
+}
 
-// Close stops the listeners and disconnects every client.
-func (b *Broker) Close() error { return b.srv.Close() }
+// TCPAddr is the host:port of the TCP listener ("" when it is off).
+func (b *Broker) TCPAddr() string {
+	if b.tcp == nil {
+		return ""
+	}
+	return b.tcp.Address()
+}
+
+// TCPURL is the tcp:// (or, with TLS, ssl://) URL of the TCP listener ("" when off).
+func (b *Broker) TCPURL() string {
+	if b.tcp == nil {
+		return ""
+	}
+	if b.tls {
+		return "ssl://" + b.tcp.Address()
+	}
+	return "tcp://" + b.tcp.Address()
+}
+
+// WSAddr is the host:port of the WebSocket listener ("" when it is off).
+func (b *Broker) WSAddr() string {
+	if b.ws == nil {
+		return ""
+	}
+	return b.ws.Address()
+}
+
+// WSURL is the ws://host:port/mqtt (or wss://) URL of the WebSocket listener ("" when off).
+func (b *Broker) WSURL() string {
+	if b.ws == nil {
+		return ""
+	}
+	if b.tls {
+		return "wss://" + b.ws.Address() + WSPath
+	}
+	return "ws://" + b.ws.Address() + WSPath
+}
+
+// Stats returns current counters.
+func (b *Broker) Stats() Stats {
+	retained := 0
+	for topic := range b.srv.Topics.Retained.GetAll() {
+		if !strings.HasPrefix(topic, "$") {
+			retained++
+		}
+	}
+	info := b.srv.Info
+	return Stats{
+		ClientsConnected: atomic.LoadInt64(&info.ClientsConnected),
+		Retained:         retained,
+		MessagesReceived: atomic.LoadInt64(&info.MessagesReceived),
+		MessagesSent:     atomic.LoadInt64(&info.MessagesSent),
+		MessagesDropped:  atomic.LoadInt64(&info.MessagesDropped),
+	}
+}
+
+// disconnectListener ends the sessions of one listener's clients at shutdown: MQTT 5
+// clients get DISCONNECT 0x8B "server shutting down", 3.1/3.1.1 clients (which have
+// no server DISCONNECT) just see the connection close. It replaces mochi's
+// closeListenerClients, whose Clients.GetByListener takes the clients' read lock
+// twice and deadlocks against a client disconnecting at the same moment.
+func (b *Broker) disconnectListener(id string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener != id || cl.Closed() {
+			continue
+		}
+		if cl.Properties.ProtocolVersion == 5 {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		} else {
+			cl.Stop(packets.ErrServerShuttingDown)
+		}
+	}
+}
+
+// Close stops the listeners, disconnects every client (sending MQTT 5 clients a
+// DISCONNECT "server shutting down"), and returns once the listener and connection
+// goroutines have ended. Calling it again is a no-op.
+func (b *Broker) Close() error {
+	b.closed.Do(func() {
+		// mochi's Close calls each listener's Close, which stops accepting, disconnects
+		// its clients, closes any connection still waiting for CONNECT and waits for
+		// every connection goroutine, before mochi waits for its clients.
+		b.err = b.srv.Close()
+		b.log.Info("broker stopped")
+	})
+	return b.err
+}
