@@ -1,0 +1,313 @@
+package connector
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// pcc is one third-party call-control request waiting for its call's outcome.
+type pcc struct {
+	transID      string // the requester's
+	replyTo      string // the requester's fromTopic, answered as given outside the path
+	qos          byte
+	caller       string
+	callee       string
+	sessionID    string // details.sessionID of the REFER: the sigSessID the caller should use
+	referTransID string
+	deadline     time.Time
+	accepted     bool     // the caller answered the REFER SUCCESS
+	session      *session // the caller's session, once it started
+}
+
+type pccTable struct {
+	byRefer   map[string]*pcc    // REFER transID -> request (the primary index)
+	bySession map[string]*pcc    // sessionID -> request
+	byPair    map[[2]string]*pcc // caller, callee -> latest request (fallback correlation)
+}
+
+func newPCCTable() pccTable {
+	return pccTable{byRefer: map[string]*pcc{}, bySession: map[string]*pcc{}, byPair: map[[2]string]*pcc{}}
+}
+
+func (t *pccTable) add(p *pcc) {
+	t.byRefer[p.referTransID] = p
+	t.bySession[p.sessionID] = p
+	t.byPair[[2]string{p.caller, p.callee}] = p
+}
+
+func (t *pccTable) remove(p *pcc) {
+	delete(t.byRefer, p.referTransID)
+	delete(t.bySession, p.sessionID)
+	if k := [2]string{p.caller, p.callee}; t.byPair[k] == p {
+		delete(t.byPair, k)
+	}
+}
+
+// forSession finds the request a new session completes: by sigSessID ==
+// details.sessionID, or else the latest open request for the same caller and
+// callee (a caller that picked its own sigSessID).
+func (t *pccTable) forSession(sigSessID, caller, callee string) *pcc {
+	if len(t.byRefer) == 0 {
+		return nil
+	}
+	if p := t.bySession[sigSessID]; p != nil && p.session == nil && p.caller == caller {
+		return p
+	}
+	if p := t.byPair[[2]string{caller, callee}]; p != nil && p.session == nil {
+		return p
+	}
+	return nil
+}
+
+// --- replicas ------------------------------------------------------------------
+//
+// With SharedGroup, the referred caller's START_SESSION may reach any replica,
+// not the one holding the 3PCC request. Replicas therefore talk on
+// <path>connector/~<group>/<replica ID> (plain subscription, every replica):
+// the REFERring replica announces a claim {sessionID, caller, callee}; the
+// replica that routes that session reports its outcome there; the claiming
+// replica answers the requester. Traffic: two small messages per 3PCC call.
+
+// claim is another replica's open 3PCC request.
+type claim struct {
+	caller  string
+	expires time.Time
+}
+
+// replicaTopic is the replicas' channel; "" when not a replica or without call control.
+func (c *Connector) replicaTopic() string {
+	if c.cfg.SharedGroup == "" || !c.cfg.CallControl {
+		return ""
+	}
+	return c.connPrefix + "~" + c.cfg.SharedGroup
+}
+
+// takeClaimLocked reports (and forgets) another replica's claim on sigSessID.
+func (c *Connector) takeClaimLocked(sigSessID, caller string) bool {
+	cl, ok := c.claims[sigSessID]
+	if !ok || cl.caller != caller {
+		return false
+	}
+	delete(c.claims, sigSessID)
+	return true
+}
+
+// claimOutcome queues the report of a claimed session's outcome for the claiming replica.
+func (c *Connector) claimOutcome(o *outbox, sessionID string, ok bool, reason string) {
+	r := &spec.Message{Method: spec.MethodResponse, Orig: spec.Method3PCCPlaceCall, SessionID: sessionID,
+		Result: spec.ResultSuccess}
+	if !ok {
+		r.Result, r.Reason = spec.ResultFailure, reason
+	}
+	o.msg(spec.Join(c.replicaTopic(), c.id), 1, r)
+}
+
+// onReplica handles the replicas' channel: claims and outcomes from the others.
+func (c *Connector) onReplica(msg mqttc.Message) {
+	sender := spec.Sender(msg.Topic)
+	if sender == c.id {
+		return // our own announcement
+	}
+	m, err := spec.Decode(msg.Payload)
+	if m == nil || err != nil || m.SessionID == "" {
+		c.drop(msg.Topic, "bad replica message")
+		return
+	}
+	var o outbox
+	c.mu.Lock()
+	switch m.Method {
+	case spec.Method3PCCPlaceCall: // a claim
+		if len(c.claims) < c.cfg.MaxSessions {
+			c.claims[m.SessionID] = claim{caller: m.CallerEndpoint, expires: time.Now().Add(c.cfg.ThreePCCTimeout)}
+		}
+	case spec.MethodResponse: // an outcome
+		if p := c.pcc.bySession[m.SessionID]; p != nil {
+			c.answerPCCLocked(p, m.Result == spec.ResultSuccess, m.Reason, &o)
+		}
+	}
+	c.mu.Unlock()
+	c.flush(o)
+}
+
+// pruneClaimsLocked forgets claims whose request has timed out anyway.
+func (c *Connector) pruneClaimsLocked(now time.Time) {
+	for id, cl := range c.claims {
+		if now.After(cl.expires) {
+			delete(c.claims, id)
+		}
+	}
+}
+
+// onCallControl serves 3PCC_PLACE_CALL on <path>callControl (lib.rtcomm.node
+// publishes there exactly) or <path>callControl/<sender>. Everything sent back
+// is JSON: lib.rtcomm.node parses it unchecked.
+func (c *Connector) onCallControl(msg mqttc.Message) {
+	if msg.Topic != c.ccTopic { // REF-002
+		if _, ok := senderOf(msg.Topic, c.ccTopic+"/"); !ok {
+			c.drop(msg.Topic, "call-control topic deeper than <callControl>/<sender>")
+			return
+		}
+	}
+	m, err := spec.Decode(msg.Payload)
+	if m == nil {
+		c.drop(msg.Topic, err.Error())
+		return
+	}
+	if badVersion(m.RtcommVer) {
+		c.rejectVersion(msg.Topic, m, msg.QoS)
+		return
+	}
+	if m.Method != spec.Method3PCCPlaceCall {
+		c.rejectMethod(msg.Topic, m, err, msg.QoS, "call-control")
+		return
+	}
+	if err != nil {
+		c.reject(msg.Topic, m, msg.QoS, "bad_message", "malformed 3PCC_PLACE_CALL: "+err.Error())
+		return
+	}
+	var missing string
+	switch {
+	case m.TransID == "":
+		missing = "transID"
+	case m.FromTopic == "":
+		missing = "fromTopic"
+	case m.CallerEndpoint == "":
+		missing = "callerEndpoint"
+	case m.CalleeEndpoint == "":
+		missing = "calleeEndpoint"
+	}
+	if missing != "" {
+		c.reject(msg.Topic, m, msg.QoS, "missing_field", "3PCC_PLACE_CALL without "+missing)
+		return
+	}
+	if err := c.checkPartyTopic(m.FromTopic); err != nil {
+		c.reject(msg.Topic, m, msg.QoS, "bad_topic", "fromTopic: "+err.Error())
+		return
+	}
+	for _, id := range []string{m.CallerEndpoint, m.CalleeEndpoint} {
+		if err := spec.ValidateEndpointID(id); err != nil {
+			c.reject(msg.Topic, m, msg.QoS, "bad_endpoint_id", err.Error())
+			return
+		}
+	}
+	if m.CallerEndpoint == m.CalleeEndpoint {
+		c.reject(msg.Topic, m, msg.QoS, "bad_request", "callerEndpoint and calleeEndpoint are the same")
+		return
+	}
+
+	c.mu.Lock()
+	ce := c.reg.lookup(m.CallerEndpoint, m.AppContext)
+	if ce == nil {
+		c.mu.Unlock()
+		c.reject(msg.Topic, m, msg.QoS, "unknown_endpoint", "caller "+quote(m.CallerEndpoint)+" is not registered") // REF-005
+		return
+	}
+	if _, _, _, err := c.resolveLocked(m.CalleeEndpoint, m.AppContext); err != nil {
+		c.mu.Unlock()
+		c.reject(msg.Topic, m, msg.QoS, "unknown_endpoint", "callee: "+err.Error()) // REF-005
+		return
+	}
+	sid := m.SessionID
+	if sid == "" {
+		sid = uuid.NewString()
+	}
+	if c.sess.byID[sid] != nil || c.pcc.bySession[sid] != nil {
+		c.mu.Unlock()
+		c.reject(msg.Topic, m, msg.QoS, "duplicate_session", "sessionID "+sid+" is already in use")
+		return
+	}
+	if len(c.pcc.byRefer) >= c.cfg.MaxSessions {
+		c.mu.Unlock()
+		c.reject(msg.Topic, m, msg.QoS, "table_full", "connector busy: too many pending 3PCC requests")
+		return
+	}
+	p := &pcc{
+		transID: m.TransID, replyTo: m.FromTopic, qos: msg.QoS,
+		caller: m.CallerEndpoint, callee: m.CalleeEndpoint,
+		sessionID: sid, referTransID: uuid.NewString(),
+		deadline: time.Now().Add(c.cfg.ThreePCCTimeout),
+	}
+	c.pcc.add(p)
+	addr, appContext := ce.address, ce.appContext
+	c.mu.Unlock()
+
+	if rt := c.replicaTopic(); rt != "" {
+		// Claim first: the replica that gets the caller's START_SESSION then knows to report back.
+		c.send(spec.Join(rt, c.id), 1, &spec.Message{Method: spec.Method3PCCPlaceCall, SessionID: sid,
+			CallerEndpoint: p.caller, CalleeEndpoint: p.callee})
+	}
+	// details and a fromTopic under the path: lib.rtcomm.node reads them unchecked.
+	details, _ := json.Marshal(spec.ReferDetails{SessionID: sid, ToEndpointID: m.CalleeEndpoint}) // REF-004
+	c.send(spec.Join(addr, c.id), msg.QoS, &spec.Message{                                         // REF-003
+		Method:       spec.MethodRefer,
+		TransID:      p.referTransID,
+		FromTopic:    c.inPath, // the caller answers at <fromTopic>/<callerID>: this replica REF-004
+		ToEndpointID: m.CalleeEndpoint,
+		AppContext:   appContext,
+		Details:      details,
+	})
+	c.log.Info("3PCC: REFER sent", "transID", m.TransID, "caller", p.caller, "callee", p.callee, "sessionID", sid)
+}
+
+// onReferResponse handles the referred caller's RESPONSE to REFER.
+func (c *Connector) onReferResponse(sender string, m *spec.Message, msg mqttc.Message) {
+	var o outbox
+	c.mu.Lock()
+	p := c.pcc.byRefer[m.TransID]
+	switch {
+	case p == nil:
+		c.mu.Unlock()
+		c.dropped.Add(1)
+		c.log.Info("RESPONSE to an unknown or finished REFER dropped", "topic", msg.Topic, "transID", m.TransID)
+		return
+	case sender != p.caller:
+		c.mu.Unlock()
+		c.drop(msg.Topic, "REFER answered by "+sender+", not by the referred caller "+p.caller)
+		return
+	case m.Result == spec.ResultSuccess:
+		p.accepted = true
+		c.mu.Unlock()
+		c.log.Info("3PCC: REFER accepted", "caller", p.caller, "sessionID", p.sessionID)
+		return
+	}
+	reason := "REFER refused by " + p.caller
+	if m.Reason != "" {
+		reason += ": " + m.Reason
+	}
+	c.answerPCCLocked(p, false, reason, &o) // REF-005
+	c.mu.Unlock()
+	c.flush(o)
+}
+
+// answerPCCLocked answers the 3PCC requester once: SUCCESS when the call was
+// answered, FAILURE with reason otherwise.
+func (c *Connector) answerPCCLocked(p *pcc, ok bool, reason string, o *outbox) {
+	if c.pcc.byRefer[p.referTransID] != p {
+		return // answered already
+	}
+	c.pcc.remove(p)
+	if p.session != nil {
+		p.session.pcc = nil
+	}
+	r := &spec.Message{
+		Method:    spec.MethodResponse,
+		Orig:      spec.Method3PCCPlaceCall,
+		TransID:   p.transID,
+		SessionID: p.sessionID,
+		Result:    spec.ResultSuccess,
+	}
+	if !ok {
+		r.Result, r.Reason = spec.ResultFailure, reason
+		c.countFailureLocked("3pcc_failed")
+	}
+	o.msg(p.replyTo, p.qos, r) // exactly as given: lib.rtcomm.node subscribes to that topic only REF-005
+	c.log.Info("3PCC answered", "transID", p.transID, "result", r.Result, "reason", reason,
+		"caller", p.caller, "callee", p.callee)
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
