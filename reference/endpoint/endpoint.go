@@ -1,0 +1,604 @@
+// Package endpoint is a Go rtcomm endpoint that behaves like the official rtcomm.js
+// client: it registers in presence, queries services, places and answers calls,
+// trickles ICE candidates, handles REFER and DOCUMENT_REPLACED. The conformance
+// scenarios drive it one at a time; the load generator runs ten thousand in one
+// process, so an endpoint costs no goroutine of its own beyond paho's: all inbound
+// work runs on paho's ordered receive goroutine, timeouts are runtime timers, and
+// per-session state is a few small channels that die with the session.
+package endpoint
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// Config configures one endpoint. Zero values give rtcomm.js defaults.
+type Config struct {
+	BrokerURL string
+	ClientID  string // MQTT client ID; empty: 23 random characters, like rtcomm.js
+	Username  string
+	Password  string
+	TLSConfig *tls.Config
+	// ProtocolVersion 3 is MQTT 3.1 (what rtcomm.js speaks), 4 (default) is MQTT 3.1.1.
+	ProtocolVersion uint
+	// QoS of every publish and of the inbox subscription; rtcomm.js uses 0 (default).
+	// With 1, callbacks (OnInvite, OnRefer, OnSessionMessage) must not call blocking
+	// methods: they run on paho's receive goroutine, which also delivers the PUBACKs.
+	QoS byte
+	// KeepAlive of the MQTT connection; default 60 s like rtcomm.js.
+	KeepAlive time.Duration
+
+	TopicPath string // default spec.DefaultTopicPath
+	ID        string // endpoint ID, checked with spec.ValidateEndpointID
+	// AddressFromClientID makes the address topic <path><MQTT client ID> as rtcomm.js
+	// does, instead of <path><ID>: a connector must then route by the DOCUMENT's address.
+	AddressFromClientID bool
+	AppContext          string // default "rtcomm"
+	// ConnectorTopic is where START_SESSION goes (sender ID appended); default
+	// <path>connector. ServiceQuery replaces it with the connector service's topic.
+	ConnectorTopic string
+	// Direct calls without a connector, like rtcomm.js's peer-to-peer fallback: the
+	// callee's address is read from its retained DOCUMENT in presence.
+	Direct        bool
+	LookupTimeout time.Duration // Direct: how long to wait for the callee's DOCUMENT; default 2 s
+	Protocols     []string      // default ["webrtc"]
+
+	PranswerTimeout time.Duration // first reply to START_SESSION; default 5 s
+	AnswerTimeout   time.Duration // final RESPONSE after a PRANSWER without holdTimeout; default 30 s
+	// InviteTimeout drops an inbound call never accepted or rejected; default
+	// AnswerTimeout + 5 s (a PRANSWER's holdTimeout + 5 s once one is sent).
+	InviteTimeout time.Duration
+	ReferTimeout  time.Duration // an inbound REFER older than this cannot be accepted; default 30 s
+	QueryTimeout  time.Duration // ServiceQuery's wait for the answer; default 5 s
+
+	// SendEarly sends in-session MESSAGEs of an outgoing call at once. By default they
+	// are queued, like rtcomm.js, until a PRANSWER without holdTimeout/queuePosition or
+	// the answer arrives.
+	SendEarly bool
+	// KeepRegistrationOnReplace skips the empty retained publish rtcomm.js makes on
+	// its presence topic when it receives DOCUMENT_REPLACED.
+	KeepRegistrationOnReplace bool
+	// NoWill connects without the empty retained Last Will (testing only).
+	NoWill bool
+
+	// Buffers of the delivery channels. A full Incoming or Refers channel makes the
+	// endpoint answer FAILURE "busy"; a full session channel spills into a queue.
+	IncomingBuffer int // default 8
+	RefersBuffer   int // default 4
+	EventBuffer    int // per session; default 16
+
+	// OnInvite, when set, receives inbound calls instead of Incoming().
+	OnInvite func(*Invite)
+	// OnRefer, when set, receives REFERs instead of Refers().
+	OnRefer func(*Refer)
+	// OnSessionMessage, when set, receives every session's in-session messages
+	// instead of Session.Events() (no channel is allocated): the cheap form for
+	// thousands of endpoints. It runs on the receive goroutine and must not block.
+	OnSessionMessage func(*Session, *spec.Message)
+	// OnMessage sees every inbound publish on the inbox before it is processed (m is
+	// nil when the payload does not parse). Scenarios record traces with it.
+	OnMessage func(topic string, m *spec.Message, raw []byte, at time.Time)
+
+	Logger *slog.Logger
+}
+
+// Errors, for errors.Is.
+var (
+	ErrTimeout            = errors.New("timed out")
+	ErrClosed             = errors.New("endpoint closed")
+	ErrConnectionLost     = errors.New("connection to the broker lost")
+	ErrNotRegistered      = errors.New("callee not registered in presence")
+	ErrMultipleConnectors = errors.New("a SERVICE_QUERY answer nobody waits for (second or late): two connectors share the topic path")
+	ErrNoConnectorService = errors.New("service query answer has no " + spec.ServiceConnector)
+	ErrSessionEnded       = errors.New("session ended")
+	ErrAnswered           = errors.New("already answered")
+)
+
+// Rejected is the error of a call the callee (or the connector) answered with FAILURE.
+type Rejected struct{ Reason string }
+
+func (r *Rejected) Error() string { return "call rejected: " + r.Reason }
+
+// Stopped is the end of a session by STOP_SESSION; Remote tells who sent it.
+type Stopped struct {
+	Reason string
+	Remote bool
+}
+
+func (s *Stopped) Error() string {
+	if s.Remote {
+		return "session stopped by peer: " + s.Reason
+	}
+	return "session stopped: " + s.Reason
+}
+
+// Stats counts what the endpoint saw; all fields are totals since Dial.
+type Stats struct {
+	Received           uint64 // inbound publishes on the inbox
+	Unparseable        uint64 // not a JSON object (or empty)
+	Malformed          uint64 // a JSON object with wrongly typed fields (processed leniently)
+	UnmatchedResponses uint64 // RESPONSEs for no transaction of ours
+	MultipleConnectors uint64 // SERVICE_QUERY answers beyond the first
+	UnknownSession     uint64 // in-session messages for no live session
+	Unexpected         uint64 // unknown methods, duplicates, messages in the wrong state
+	BusyRejected       uint64 // invites and REFERs refused because nobody was reading
+	Sessions           uint64 // sessions created (both directions)
+	ActiveSessions     int    // sessions in the table now
+}
+
+var discard = slog.New(slog.DiscardHandler)
+
+// Endpoint is one connected rtcomm endpoint.
+type Endpoint struct {
+	cfg    Config
+	topics spec.Topics
+	addr   string
+	client *mqttc.Client
+	log    *slog.Logger
+
+	mu         sync.Mutex
+	connector  string
+	sessions   map[string]*Session           // live sessions by sigSessID
+	calls      map[string]*Session           // outgoing calls awaiting the final RESPONSE, by transID
+	queries    map[string]chan *spec.Message // SERVICE_QUERY transactions, by transID
+	closed     bool                          // ended: closed, killed or connection lost
+	userClosed bool                          // Close or Kill was called
+	endErr     error
+	replaced   bool
+	lookupMu   sync.Mutex // Direct lookups share one subscription at a time
+	replacedCh chan struct{}
+	done       chan struct{}
+
+	incoming chan *Invite
+	refers   chan *Refer
+	errs     chan error
+
+	nReceived, nUnparseable, nMalformed, nUnmatched, nMulti atomic.Uint64
+	nUnknownSess, nUnexpected, nBusy, nSessions             atomic.Uint64
+}
+
+// Dial validates cfg, connects with the Last Will (an empty retained message on the
+// presence topic) and subscribes to the inbox <address>/#.
+func Dial(ctx context.Context, cfg Config) (*Endpoint, error) {
+	if err := spec.ValidateEndpointID(cfg.ID); err != nil {
+		return nil, fmt.Errorf("endpoint dial: %w", err)
+	}
+	if cfg.QoS > 1 {
+		return nil, fmt.Errorf("endpoint dial %s: QoS %d unsupported (0 or 1)", cfg.ID, cfg.QoS)
+	}
+	applyDefaults(&cfg)
+	if cfg.AddressFromClientID {
+		if err := spec.ValidateEndpointID(cfg.ClientID); err != nil {
+			return nil, fmt.Errorf("endpoint dial %s: client ID as address level: %w", cfg.ID, err)
+		}
+	}
+	e := &Endpoint{
+		cfg:        cfg,
+		topics:     spec.NewTopics(cfg.TopicPath),
+		log:        cfg.Logger,
+		replacedCh: make(chan struct{}),
+		done:       make(chan struct{}),
+		errs:       make(chan error, 4),
+	}
+	e.connector = e.topics.Resolve(cfg.ConnectorTopic)
+	if e.connector == "" {
+		e.connector = e.topics.Connector()
+	}
+	if cfg.AddressFromClientID {
+		e.addr = e.topics.Inbox(cfg.ClientID)
+	} else {
+		e.addr = e.topics.Inbox(cfg.ID)
+	}
+	if cfg.OnInvite == nil {
+		e.incoming = make(chan *Invite, cfg.IncomingBuffer)
+	}
+	if cfg.OnRefer == nil {
+		e.refers = make(chan *Refer, cfg.RefersBuffer)
+	}
+	o := mqttc.Options{
+		BrokerURL:       cfg.BrokerURL,
+		ClientID:        cfg.ClientID,
+		Username:        cfg.Username,
+		Password:        cfg.Password,
+		ProtocolVersion: cfg.ProtocolVersion,
+		KeepAlive:       cfg.KeepAlive,
+		TLSConfig:       cfg.TLSConfig,
+		Logger:          cfg.Logger,
+		OnConnectionLost: func(err error) {
+			e.shutdown(fmt.Errorf("%w: %v", ErrConnectionLost, err))
+		},
+	}
+	if !cfg.NoWill {
+		o.Will = &mqttc.Will{Topic: e.topics.Sphere(cfg.ID), Payload: nil, QoS: cfg.QoS, Retained: true}
+	}
+	c, err := mqttc.Dial(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", cfg.ID, err)
+	}
+	e.client = c
+	if err := c.Subscribe(ctx, e.addr+"/#", cfg.QoS, e.handle); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("endpoint %s: inbox: %w", cfg.ID, err)
+	}
+	return e, nil
+}
+
+func applyDefaults(c *Config) {
+	if c.ClientID == "" {
+		c.ClientID = mqttc.RandomClientID("rtc")
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = 60 * time.Second
+	}
+	if c.TopicPath == "" {
+		c.TopicPath = spec.DefaultTopicPath
+	}
+	if c.AppContext == "" {
+		c.AppContext = "rtcomm"
+	}
+	if len(c.Protocols) == 0 {
+		c.Protocols = defaultProtocols
+	}
+	if c.LookupTimeout == 0 {
+		c.LookupTimeout = 2 * time.Second
+	}
+	if c.PranswerTimeout == 0 {
+		c.PranswerTimeout = 5 * time.Second
+	}
+	if c.AnswerTimeout == 0 {
+		c.AnswerTimeout = 30 * time.Second
+	}
+	if c.InviteTimeout == 0 {
+		c.InviteTimeout = c.AnswerTimeout + 5*time.Second
+	}
+	if c.ReferTimeout == 0 {
+		c.ReferTimeout = 30 * time.Second
+	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = 5 * time.Second
+	}
+	if c.IncomingBuffer <= 0 {
+		c.IncomingBuffer = 8
+	}
+	if c.RefersBuffer <= 0 {
+		c.RefersBuffer = 4
+	}
+	if c.EventBuffer <= 0 {
+		c.EventBuffer = 16
+	}
+	if c.Logger == nil {
+		c.Logger = discard
+	}
+}
+
+var defaultProtocols = []string{spec.ProtoWebRTC}
+
+// ID is the endpoint ID.
+func (e *Endpoint) ID() string { return e.cfg.ID }
+
+// Topics is the topic layout under the endpoint's topic path.
+func (e *Endpoint) Topics() spec.Topics { return e.topics }
+
+// Address is the endpoint's address topic (its fromTopic); it subscribes to Address()+"/#".
+func (e *Endpoint) Address() string { return e.addr }
+
+// Client is the raw MQTT client, for scenarios that publish by hand.
+func (e *Endpoint) Client() *mqttc.Client { return e.client }
+
+// ConnectorTopic is where calls go now (after a ServiceQuery, the connector's topic).
+func (e *Endpoint) ConnectorTopic() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.connector
+}
+
+// Incoming delivers inbound calls (nil when Config.OnInvite is set).
+func (e *Endpoint) Incoming() <-chan *Invite { return e.incoming }
+
+// Refers delivers inbound REFERs (nil when Config.OnRefer is set).
+func (e *Endpoint) Refers() <-chan *Refer { return e.refers }
+
+// Replaced is closed when a DOCUMENT_REPLACED arrives.
+func (e *Endpoint) Replaced() <-chan struct{} { return e.replacedCh }
+
+// Errors reports protocol errors the endpoint detected on its own, such as
+// ErrMultipleConnectors. It holds the first few; Stats keeps counting.
+func (e *Endpoint) Errors() <-chan error { return e.errs }
+
+// Done is closed when the endpoint is closed, killed or loses its connection.
+func (e *Endpoint) Done() <-chan struct{} { return e.done }
+
+// Err says why the endpoint ended (ErrClosed, ErrConnectionLost...); nil while it runs.
+func (e *Endpoint) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.endErr
+}
+
+// Stats returns the counters.
+func (e *Endpoint) Stats() Stats {
+	e.mu.Lock()
+	active := len(e.sessions)
+	e.mu.Unlock()
+	return Stats{
+		Received:           e.nReceived.Load(),
+		Unparseable:        e.nUnparseable.Load(),
+		Malformed:          e.nMalformed.Load(),
+		UnmatchedResponses: e.nUnmatched.Load(),
+		MultipleConnectors: e.nMulti.Load(),
+		UnknownSession:     e.nUnknownSess.Load(),
+		Unexpected:         e.nUnexpected.Load(),
+		BusyRejected:       e.nBusy.Load(),
+		Sessions:           e.nSessions.Load(),
+		ActiveSessions:     active,
+	}
+}
+
+// reportError hands err to Errors() without ever blocking the receive goroutine.
+func (e *Endpoint) reportError(err error) {
+	e.log.Warn("rtcomm protocol error", "endpoint", e.cfg.ID, "err", err)
+	select {
+	case e.errs <- err:
+	default:
+	}
+}
+
+// Close ends the endpoint cleanly: STOP_SESSION for every live session, an empty
+// retained message on the presence topic (as rtcomm.js does on disconnect, unless a
+// newer registration replaced this one), then DISCONNECT, so the will does not fire.
+func (e *Endpoint) Close() error {
+	e.mu.Lock()
+	if e.userClosed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.userClosed = true
+	ended := e.closed // the connection was lost: nothing to say to anyone
+	live := e.liveSessionsLocked()
+	replaced := e.replaced
+	e.mu.Unlock()
+
+	var errs []error
+	if !ended {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range live {
+			if err := s.Stop(ctx, "endpoint closed"); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if !replaced {
+			if err := e.client.Publish(ctx, e.topics.Sphere(e.cfg.ID), e.cfg.QoS, true, nil); err != nil {
+				errs = append(errs, fmt.Errorf("unregister: %w", err))
+			}
+		}
+	}
+	e.shutdown(ErrClosed)
+	e.client.Close()
+	if len(errs) > 0 {
+		return fmt.Errorf("close %s: %w", e.cfg.ID, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Kill drops the connection without DISCONNECT, as a crash would: the broker
+// publishes the will (empty retained on the presence topic).
+func (e *Endpoint) Kill() {
+	e.mu.Lock()
+	e.userClosed = true
+	e.mu.Unlock()
+	e.shutdown(ErrClosed)
+	e.client.Kill()
+}
+
+func (e *Endpoint) liveSessionsLocked() []*Session {
+	out := make([]*Session, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// shutdown marks the endpoint ended and ends every session with err.
+func (e *Endpoint) shutdown(err error) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	e.endErr = err
+	live := e.liveSessionsLocked()
+	queries := e.queries
+	e.queries = nil
+	e.mu.Unlock()
+	for _, s := range live {
+		s.end(err)
+	}
+	for _, ch := range queries {
+		close(ch)
+	}
+	close(e.done)
+}
+
+// publish encodes m and publishes it, waiting for paho (QoS 0: written; QoS 1: acknowledged).
+func (e *Endpoint) publish(ctx context.Context, topic string, m *spec.Message) error {
+	b, err := spec.Encode(m)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", m.Method, err)
+	}
+	return e.client.Publish(ctx, topic, e.cfg.QoS, false, b)
+}
+
+// publishAsync is for the receive goroutine, which must never wait on paho.
+func (e *Endpoint) publishAsync(topic string, m *spec.Message) {
+	b, err := spec.Encode(m)
+	if err != nil {
+		e.log.Error("encode", "method", m.Method, "err", err)
+		return
+	}
+	e.client.PublishAsync(topic, e.cfg.QoS, false, b)
+}
+
+func (e *Endpoint) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// handle runs on paho's receive goroutine for every inbox message, in arrival order.
+func (e *Endpoint) handle(mm mqttc.Message) {
+	at := time.Now()
+	defer func() {
+		// A bug, most likely in a callback, must not take down every endpoint of
+		// the process with paho's goroutine.
+		if p := recover(); p != nil {
+			e.nUnexpected.Add(1)
+			e.reportError(fmt.Errorf("panic handling %s: %v", mm.Topic, p))
+		}
+	}()
+	e.nReceived.Add(1)
+	var (
+		m   *spec.Message
+		err error
+	)
+	if len(mm.Payload) == 0 {
+		err = spec.ErrEmpty
+	} else {
+		m, err = spec.Decode(mm.Payload)
+	}
+	if e.cfg.OnMessage != nil {
+		e.cfg.OnMessage(mm.Topic, m, mm.Payload, at)
+	}
+	if m == nil {
+		e.nUnparseable.Add(1)
+		e.log.Warn("unparseable inbound message", "endpoint", e.cfg.ID, "topic", mm.Topic, "err", err)
+		return
+	}
+	if err != nil {
+		e.nMalformed.Add(1)
+		e.log.Warn("malformed inbound message, processed leniently", "endpoint", e.cfg.ID, "topic", mm.Topic, "err", err)
+	}
+	from := ""
+	if mm.Topic != e.addr {
+		from = spec.Sender(mm.Topic)
+	}
+	switch m.Method {
+	case spec.MethodResponse:
+		e.onResponse(from, m)
+	case spec.MethodStartSession:
+		e.onStartSession(from, m)
+	case spec.MethodPranswer, spec.MethodMessage, spec.MethodStopSession:
+		e.onInSession(from, m)
+	case spec.MethodRefer:
+		e.onRefer(from, m)
+	case spec.MethodDocumentReplaced:
+		e.onReplaced()
+	default:
+		e.nUnexpected.Add(1)
+		e.log.Warn("unexpected method on inbox", "endpoint", e.cfg.ID, "method", m.Method, "topic", mm.Topic)
+	}
+}
+
+func (e *Endpoint) onResponse(from string, m *spec.Message) {
+	if m.TransID == "" {
+		e.nUnmatched.Add(1)
+		return
+	}
+	e.mu.Lock()
+	if ch, ok := e.queries[m.TransID]; ok && (m.Orig == spec.MethodServiceQuery || m.Orig == "") {
+		delete(e.queries, m.TransID)
+		e.mu.Unlock()
+		ch <- m // buffered 1, exactly one send: the entry is gone now
+		return
+	}
+	s, ok := e.calls[m.TransID]
+	if ok && (m.Orig == spec.MethodStartSession || m.Orig == "") {
+		delete(e.calls, m.TransID)
+		e.mu.Unlock()
+		s.onResponse(from, m)
+		return
+	}
+	e.mu.Unlock()
+	e.nUnmatched.Add(1)
+	if m.Orig == spec.MethodServiceQuery {
+		// rtcomm.js reads any SERVICE_QUERY answer it is not waiting for as a second connector.
+		e.nMulti.Add(1)
+		e.reportError(fmt.Errorf("%w (transID %s)", ErrMultipleConnectors, m.TransID))
+		return
+	}
+	e.log.Warn("RESPONSE for no transaction of ours", "endpoint", e.cfg.ID, "orig", m.Orig, "transID", m.TransID)
+}
+
+func (e *Endpoint) onInSession(from string, m *spec.Message) {
+	e.mu.Lock()
+	s := e.sessions[m.SigSessID]
+	e.mu.Unlock()
+	if s == nil || m.SigSessID == "" {
+		e.nUnknownSess.Add(1)
+		e.log.Debug("in-session message for no live session", "endpoint", e.cfg.ID, "method", m.Method, "sigSessID", m.SigSessID)
+		return
+	}
+	s.onInSession(from, m)
+}
+
+func (e *Endpoint) onReplaced() {
+	e.mu.Lock()
+	already := e.replaced
+	e.replaced = true
+	closed := e.closed
+	e.mu.Unlock()
+	if already {
+		e.nUnexpected.Add(1)
+		return
+	}
+	if !e.cfg.KeepRegistrationOnReplace && !closed {
+		// rtcomm.js destroys itself and publishes an empty retained on its presence topic.
+		e.client.PublishAsync(e.topics.Sphere(e.cfg.ID), e.cfg.QoS, true, nil)
+	}
+	close(e.replacedCh)
+}
+
+// addSession puts s in the table; false if the endpoint is closed or the ID is taken.
+func (e *Endpoint) addSession(s *Session) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	if _, dup := e.sessions[s.id]; dup {
+		return false
+	}
+	if e.sessions == nil {
+		e.sessions = make(map[string]*Session)
+	}
+	e.sessions[s.id] = s
+	if s.outbound {
+		if e.calls == nil {
+			e.calls = make(map[string]*Session)
+		}
+		e.calls[s.transID] = s
+	}
+	e.nSessions.Add(1)
+	return true
+}
+
+func (e *Endpoint) removeSession(s *Session) {
+	e.mu.Lock()
+	if e.sessions[s.id] == s {
+		delete(e.sessions, s.id)
+	}
+	if s.outbound && e.calls[s.transID] == s {
+		delete(e.calls, s.transID)
+	}
+	e.mu.Unlock()
+}

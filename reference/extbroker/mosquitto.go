@@ -1,0 +1,185 @@
+// Package extbroker starts real third-party MQTT brokers (mosquitto) as child
+// processes on random loopback ports, for tests, CI and certification runs.
+package extbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrNotInstalled means the broker's binary is not on this machine.
+var ErrNotInstalled = errors.New("not installed")
+
+// InstallHint says how to get the brokers this package starts.
+const InstallHint = "install with: sudo apt-get install -y mosquitto  (Debian/Ubuntu)"
+
+// Process is a running broker child process.
+type Process struct {
+	Name string
+	TCP  string // tcp://127.0.0.1:port
+	WS   string // ws://127.0.0.1:port/mqtt, empty if none
+	cmd  *exec.Cmd
+	dir  string
+	once sync.Once
+	exit chan struct{}
+}
+
+// MosquittoPath finds the mosquitto binary (Debian installs it in /usr/sbin, often not on PATH).
+func MosquittoPath() (string, error) {
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p, nil
+	}
+	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("mosquitto: %w (%s)", ErrNotInstalled, InstallHint)
+}
+
+// StartMosquitto starts mosquitto with a TCP and a WebSocket listener on free
+// loopback ports, anonymous access, no persistence. Stop it with Close.
+func StartMosquitto(ctx context.Context) (*Process, error) {
+	bin, err := MosquittoPath()
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken between probe and bind
+		p, err := startMosquittoOnce(ctx, bin)
+		if err == nil {
+			return p, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func startMosquittoOnce(ctx context.Context, bin string) (*Process, error) {
+	tcpPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	wsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "rtcomm-mosquitto-")
+	if err != nil {
+		return nil, fmt.Errorf("mosquitto: temp dir: %w", err)
+	}
+	conf := fmt.Sprintf(`# written by rtcomm-harness
+per_listener_settings false
+allow_anonymous true
+persistence false
+log_dest stderr
+log_type error
+log_type warning
+max_queued_messages 100000
+listener %d 127.0.0.1
+protocol mqtt
+listener %d 127.0.0.1
+protocol websockets
+`, tcpPort, wsPort)
+	confPath := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("mosquitto: config: %w", err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("mosquitto: log: %w", err)
+	}
+	cmd := exec.Command(bin, "-c", confPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test process
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("mosquitto: start: %w", err)
+	}
+	p := &Process{
+		Name: "mosquitto",
+		TCP:  "tcp://127.0.0.1:" + strconv.Itoa(tcpPort),
+		WS:   "ws://127.0.0.1:" + strconv.Itoa(wsPort) + "/mqtt",
+		cmd:  cmd, dir: dir, exit: make(chan struct{}),
+	}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.exit) }()
+	if err := waitListening(ctx, p.exit, tcpPort, wsPort); err != nil {
+		p.Close()
+		log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
+		return nil, fmt.Errorf("mosquitto: %w; its log: %s", err, log)
+	}
+	return p, nil
+}
+
+// Close stops the broker (SIGTERM, then SIGKILL after 3 s) and removes its files.
+func (p *Process) Close() {
+	p.once.Do(func() {
+		if p.cmd.Process != nil {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.exit:
+			case <-time.After(3 * time.Second):
+				_ = p.cmd.Process.Kill()
+				<-p.exit
+			}
+		}
+		os.RemoveAll(p.dir)
+	})
+}
+
+// Kill stops the broker abruptly (SIGKILL), as a crash would.
+func (p *Process) Kill() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Kill()
+	}
+	p.Close()
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitListening(ctx context.Context, exited <-chan struct{}, ports ...int) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for _, port := range ports {
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		for {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-exited:
+				return errors.New("exited during start-up")
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("not listening on %s after 10 s", addr)
+			}
+		}
+	}
+	return nil
+}
