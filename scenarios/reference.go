@@ -1,0 +1,59 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rtcomm-harness/rtcomm-harness/reference/connector"
+)
+
+// referenceAnswerTimeout reaps unanswered sessions quickly enough for scenarios that check
+// reaping (SESS-009) to stay short, and slowly enough never to hit a normal call.
+const referenceAnswerTimeout = 30 * time.Second
+
+// ReferenceConnector starts the reference connector for one scenario (modes embedded and broker).
+func ReferenceConnector(ctx context.Context, p ConnectorParams) (func(), error) {
+	cfg := ReferenceConfig(p)
+	c, err := connector.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("reference connector: %w", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("reference connector on %s: %w", p.BrokerURL, err)
+	}
+	return func() { _ = c.Close() }, nil
+}
+
+// ReferenceConfig is the reference connector's configuration for one scenario's parameters
+// (exported so test doubles can start a modified reference connector).
+func ReferenceConfig(p ConnectorParams) connector.Config {
+	cfg := connector.DefaultConfig()
+	cfg.BrokerURL = p.BrokerURL
+	cfg.TopicPath = p.TopicPath
+	cfg.Username, cfg.Password = p.Username, p.Password
+	cfg.Events = p.Events
+	cfg.CallControl = p.CallCtl
+	cfg.Queues = p.Queues
+	cfg.AnswerTimeout = referenceAnswerTimeout
+	if p.Profile == ProfileStrict {
+		// The grace after a replacement ignores the first empty presence message (rtcomm.js's
+		// goodbye, REG-009). Strict clients send no goodbye, so under the strict profile it
+		// would swallow the newcomer's own unregister (REG-008): switch it off.
+		cfg.ReplaceGrace = time.Nanosecond
+	}
+	for _, s := range p.Schemes {
+		cfg.Schemes = append(cfg.Schemes, connector.SchemeRoute{Scheme: s.Scheme, Topic: schemeTopic(p.TopicPath, s.Topic)})
+	}
+	cfg.Logger = p.Logger
+	return cfg
+}
+
+// schemeTopic makes a declared scheme topic absolute under the topic path.
+func schemeTopic(path, topic string) string {
+	if len(topic) > 0 && topic[0] == '/' || len(path) > 0 && len(topic) >= len(path) && topic[:len(path)] == path {
+		return topic
+	}
+	return path + topic
+}

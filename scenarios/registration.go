@@ -1,0 +1,217 @@
+package scenarios
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+
+	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// Registration: presence DOCUMENTs, the connector's registry, replacement, will
+// (PROTOCOL.md, "Flows: Registration").
+var _ = Describe("Registration", Area("registration"), func() {
+
+	offer := func() []byte { return mustOffer("chrome-audio-offer") }
+	answer := func() []byte { return mustAnswer("chrome-audio-offer") }
+
+	// reachable calls callee from caller and reports whether the START_SESSION arrived at
+	// the callee (the connector found its registration), rejecting it to end the call.
+	reachable := func(e *Env, caller, callee *Party, req string) bool {
+		GinkgoHelper()
+		s := caller.Call(callee.ID(), offer())
+		select {
+		case inv := <-callee.Incoming():
+			ctx, cancel := e.opCtx()
+			defer cancel()
+			Harness(inv.Reject(ctx, "test over"), "reject")
+			_, _ = caller.Await(s)
+			return true
+		case <-time.After(e.Reply()):
+			return false
+		}
+	}
+
+	It("routes a call to an endpoint registered with a retained DOCUMENT, at the address the DOCUMENT names", Req("REG-001", "REG-005"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		// The address is <path><MQTT client ID>, not <path><ID>, as rtcomm.js registers:
+		// only a connector that reads the DOCUMENT's address can reach bob.
+		bob := e.Party("bob", PartyOptions{Configure: func(c *endpoint.Config) { c.AddressFromClientID = true }})
+		alice := e.Party("alice", PartyOptions{})
+		mon := e.MustConnect("REG-001", "monitor", ConnOptions{})
+		Harness(mon.Subscribe(e.Topics.Sphere(bob.ID()), 0), "subscribe presence")
+		doc, ok := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return m.Retained && len(m.Payload) > 0 })
+		Check("REG-001", ok && doc.Decode() != nil && doc.Decode().Method == spec.MethodDocument,
+			"bob's retained DOCUMENT at "+e.Topics.Sphere(bob.ID()), "%s", mon.Inbox().Summary())
+		Check("REG-005", reachable(e, alice, bob, "REG-005"),
+			"START_SESSION for bob delivered at the address of his DOCUMENT ("+bob.Address()+")", "nothing arrived within %s; bob received %s", e.Reply(), bob.Inbox().Summary())
+	}, SpecTimeout(time.Minute))
+
+	It("takes the address from `topic` (written spec) and from `addressTopic` (rtcomm.js)", Req("REG-005", "REG-003", "REG-004"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		viaClient := func(c *endpoint.Config) { c.AddressFromClientID = true }
+		bobTopic := e.Party("bob", PartyOptions{Configure: viaClient, Register: []endpoint.RegisterOption{endpoint.WithStrictDocument()}})
+		carolAddr := e.Party("carol", PartyOptions{Configure: viaClient, Register: []endpoint.RegisterOption{endpoint.WithAddressField(endpoint.AddressTopicField)}})
+		alice := e.Party("alice", PartyOptions{})
+		Check("REG-005", reachable(e, alice, bobTopic, "REG-005"), "a call reaches bob, registered with `topic`",
+			"nothing arrived; bob received %s", bobTopic.Inbox().Summary())
+		Check("REG-005", reachable(e, alice, carolAddr, "REG-005"), "a call reaches carol, registered with `addressTopic`",
+			"nothing arrived; carol received %s", carolAddr.Inbox().Summary())
+	}, SpecTimeout(time.Minute))
+
+	It("replaces a registration from another address and sends DOCUMENT_REPLACED to the older registrant", Req("REG-006", "REG-007"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		id := e.ID("bob")
+		// The older registrant behaves as the profile's clients do: rtcomm.js (client) clears
+		// its presence topic on DOCUMENT_REPLACED, a written-spec client (strict) goes silently.
+		older := e.Party("bob-old", PartyOptions{ID: id, Configure: func(c *endpoint.Config) {
+			c.AddressFromClientID = true
+			c.KeepRegistrationOnReplace = e.Decl.Profile == ProfileStrict
+		}})
+		newer := e.Party("bob-new", PartyOptions{ID: id, Configure: func(c *endpoint.Config) {
+			c.AddressFromClientID = true
+			c.KeepRegistrationOnReplace = true
+		}})
+		older.Expect("REG-007", "DOCUMENT_REPLACED at the older registrant's address "+older.Address(), IsMethod(spec.MethodDocumentReplaced))
+		newer.ExpectNone("REG-007", "no DOCUMENT_REPLACED for the newer registrant", IsMethod(spec.MethodDocumentReplaced))
+		alice := e.Party("alice", PartyOptions{})
+		Check("REG-006", reachable(e, alice, newer, "REG-006"), "the call goes to the newer registration",
+			"the newer bob got nothing; the older received %s", older.Inbox().Summary())
+		older.ExpectNone("REG-006", "nothing for the replaced registration", IsMethod(spec.MethodStartSession))
+	}, SpecTimeout(time.Minute))
+
+	It("does not send DOCUMENT_REPLACED when an endpoint re-publishes its DOCUMENT from the same address", Req("REG-006", "REG-007"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		c, cancel := e.opCtx()
+		defer cancel()
+		opts := []endpoint.RegisterOption{endpoint.WithState("busy")}
+		if e.Decl.Profile == ProfileStrict {
+			opts = append(opts, endpoint.WithStrictDocument())
+		}
+		Harness(bob.Register(c, opts...), "re-register")
+		bob.ExpectNone("REG-007", "no DOCUMENT_REPLACED for a re-registration from the same address", IsMethod(spec.MethodDocumentReplaced))
+		alice := e.Party("alice", PartyOptions{})
+		Check("REG-006", reachable(e, alice, bob, "REG-006"), "bob stays reachable after re-registering",
+			"nothing arrived; bob received %s", bob.Inbox().Summary())
+	}, SpecTimeout(time.Minute))
+
+	It("keeps the newcomer's registration when the replaced client clears its presence topic", Req("REG-009", "REG-007"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		if e.Decl.Profile != ProfileClient {
+			NotApplicable("REG-009 holds connectors to rtcomm.js behaviour (profile client)")
+		}
+		id := e.ID("bob")
+		viaClient := func(c *endpoint.Config) { c.AddressFromClientID = true }
+		// The older one behaves like rtcomm.js: on DOCUMENT_REPLACED it publishes an empty
+		// retained message on the presence topic the newcomer just registered on.
+		older := e.Party("bob-old", PartyOptions{ID: id, Configure: viaClient})
+		newer := e.Party("bob-new", PartyOptions{ID: id, Configure: func(c *endpoint.Config) {
+			c.AddressFromClientID = true
+			c.KeepRegistrationOnReplace = true
+		}})
+		older.Expect("REG-007", "DOCUMENT_REPLACED for the older registrant", IsMethod(spec.MethodDocumentReplaced))
+		time.Sleep(e.Quiet()) // the replaced client's empty retained message lands
+		alice := e.Party("alice", PartyOptions{})
+		Check("REG-009", reachable(e, alice, newer, "REG-009"), "the newcomer is still reachable",
+			"the call did not reach the newer bob; he received %s", newer.Inbox().Summary())
+	}, SpecTimeout(time.Minute))
+
+	It("removes the registration on the Last Will and ends the endpoint's sessions", Req("REG-008", "REG-002", "BRK-002"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		out, _ := e.Connected(alice, bob, offer(), answer())
+		bob.Kill()
+		select {
+		case <-out.Done():
+			_, stopped := out.Err().(*endpoint.Stopped)
+			Check("REG-008", stopped, "STOP_SESSION to alice when bob's will removes him", "alice's session ended with %v", out.Err())
+		case <-time.After(e.Reply()):
+			Violate("REG-008", "STOP_SESSION to alice when bob's will removes him", "alice's session still up after %s; alice received %s", e.Reply(), alice.Inbox().Summary())
+		}
+		s := alice.Call(bob.ID(), offer())
+		_, err := alice.Await(s)
+		_, rejected := err.(*endpoint.Rejected)
+		Check("REG-008", rejected, "a call to bob after his will is answered FAILURE", "%v", err)
+	}, SpecTimeout(time.Minute))
+
+	It("removes a newcomer's registration when it unregisters soon after replacing a registrant that left silently", Req("REG-008", "ROB-003"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		if e.Decl.Profile != ProfileStrict {
+			NotApplicable("under the client profile a replaced client always clears its presence topic (REG-009)")
+		}
+		id := e.ID("bob")
+		silent := func(c *endpoint.Config) { c.AddressFromClientID = true; c.KeepRegistrationOnReplace = true }
+		older := e.Party("bob-old", PartyOptions{ID: id, Configure: silent})
+		newer := e.Party("bob-new", PartyOptions{ID: id, Configure: silent})
+		older.Expect("REG-007", "DOCUMENT_REPLACED for the older registrant", IsMethod(spec.MethodDocumentReplaced))
+		c, cancel := e.opCtx()
+		defer cancel()
+		Harness(newer.Unregister(c), "unregister")
+		time.Sleep(e.Quiet())
+		mon := e.MustConnect("REG-008", "monitor", ConnOptions{})
+		Harness(mon.Subscribe(e.Topics.Sphere(id), 0), "subscribe presence")
+		docs := mon.Inbox().Collect(e.Ctx, e.Quiet(), 0, func(m Msg) bool { return m.Retained && len(m.Payload) > 0 })
+		Check("ROB-003", len(docs) == 0, "no DOCUMENT re-published for bob after he unregistered", "%v", docs)
+		alice := e.Party("alice", PartyOptions{})
+		s := alice.Call(id, offer())
+		_, err := alice.Await(s)
+		_, rejected := err.(*endpoint.Rejected)
+		Check("REG-008", rejected, "a call to bob after his unregister is answered FAILURE", "%v", err)
+	}, SpecTimeout(time.Minute))
+
+	It("removes the registration on a clean unregister", Req("REG-008"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		c, cancel := e.opCtx()
+		defer cancel()
+		Harness(bob.Unregister(c), "unregister")
+		e.settle()
+		time.Sleep(e.Quiet() / 4)
+		s := alice.Call(bob.ID(), offer())
+		_, err := alice.Await(s)
+		_, rejected := err.(*endpoint.Rejected)
+		Check("REG-008", rejected, "a call to an unregistered bob is answered FAILURE", "%v", err)
+		bob.ExpectNone("REG-008", "no START_SESSION for an unregistered endpoint", IsMethod(spec.MethodStartSession))
+	}, SpecTimeout(time.Minute))
+
+	It("keeps registrations under different appContexts apart", Req("REG-010"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		id := e.ID("bob")
+		viaClient := func(c *endpoint.Config) { c.AddressFromClientID = true }
+		bobA := e.Party("bob-app1", PartyOptions{ID: id, AppContext: "app1", Configure: viaClient})
+		bobB := e.Party("bob-app2", PartyOptions{ID: id, AppContext: "app2", Configure: viaClient})
+		bobA.ExpectNone("REG-010", "no DOCUMENT_REPLACED across appContexts", IsMethod(spec.MethodDocumentReplaced))
+		alice := e.Party("alice", PartyOptions{AppContext: "app2"})
+		s := alice.Call(id, offer(), endpoint.WithAppContext("app2"))
+		inv := bobB.Invite("REG-010")
+		Check("REG-010", inv != nil, "the app2 call reaches bob's app2 registration", "nothing")
+		bobA.ExpectNone("REG-010", "the app2 call does not reach bob's app1 registration", IsMethod(spec.MethodStartSession))
+		c, cancel := e.opCtx()
+		defer cancel()
+		Harness(inv.Reject(c, "test over"), "reject")
+		_, _ = alice.Await(s)
+	}, SpecTimeout(time.Minute))
+
+	It("shows every registration to a presence monitor and withdraws it on unregister", Req("REG-001", "BRK-001"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		alice := e.Party("alice", PartyOptions{})
+		bob := e.Party("bob", PartyOptions{})
+		mon := e.MustConnect("REG-001", "monitor", ConnOptions{})
+		Harness(mon.Subscribe(e.Topics.SphereRoot()+"/#", 0), "subscribe presence")
+		docs := mon.Inbox().Collect(e.Ctx, e.Quiet(), 0, func(m Msg) bool { return m.Retained && len(m.Payload) > 0 })
+		seen := map[string]bool{}
+		for _, d := range docs {
+			seen[d.Sender()] = true
+		}
+		Check("REG-001", seen[alice.ID()] && seen[bob.ID()], "retained DOCUMENTs of alice and bob in presence", "%v", docs)
+		c, cancel := e.opCtx()
+		defer cancel()
+		Harness(bob.Unregister(c), "unregister")
+		_, ok := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return m.Topic == e.Topics.Sphere(bob.ID()) && len(m.Payload) == 0 })
+		Check("BRK-001", ok, "the monitor sees bob's empty unregister message", "%s", mon.Inbox().Summary())
+	}, SpecTimeout(time.Minute))
+})

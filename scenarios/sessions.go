@@ -1,0 +1,214 @@
+package scenarios
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+
+	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// isStartSession matches START_SESSION with sigSessID.
+func isStartSession(sigSessID string) Match {
+	return And(IsMethod(spec.MethodStartSession), InSession(sigSessID))
+}
+
+// relayedInPath reports whether the connector stays in the signaling path: the
+// START_SESSION it forwarded carries its own fromTopic instead of the caller's address.
+func relayedInPath(start *spec.Message, callerAddr string) bool {
+	return start != nil && start.FromTopic != "" && start.FromTopic != callerAddr
+}
+
+// Offer/answer (PROTOCOL.md, "Flows: Call").
+var _ = Describe("Offer/answer", Area("sessions"), func() {
+
+	It("forwards START_SESSION to the callee's address with the caller ID as last level and its fields unchanged", Req("SESS-001", "SESS-002", "ID-004"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		offer := mustOffer("chrome-av-offer")
+		out := alice.Call(bob.ID(), offer, endpoint.WithProtocols(spec.ProtoWebRTC, spec.ProtoChat))
+		sent := out.Start()
+		m := bob.Expect("SESS-002", "START_SESSION at "+bob.Address()+"/"+alice.ID(), isStartSession(sent.SigSessID))
+		got := m.Decode()
+		Check("SESS-002", strings.HasPrefix(m.Topic, bob.Address()+"/"), "delivered under bob's address "+bob.Address(), "at %s", m.Topic)
+		Check("ID-004", m.Sender() == alice.ID(), "last topic level = the caller's ID "+alice.ID(), "topic %s", m.Topic)
+		Check("SESS-002", got.TransID == sent.TransID, "transID "+sent.TransID+" unchanged", "%q", got.TransID)
+		Check("SESS-002", payloadEqual(got.Payload, sent.Payload), "the offer payload unchanged", "%s", brief(got.Payload))
+		Check("SESS-002", slices.Equal(got.Protocols, sent.Protocols), "protocols "+quoteList(sent.Protocols)+" unchanged", "%v", got.Protocols)
+		Check("SESS-002", got.ToEndpointID == "" || got.ToEndpointID == bob.ID(), "toEndpointID (if kept) still "+bob.ID(), "%q", got.ToEndpointID)
+		inv := bob.Invite("SESS-002")
+		c, cancel := e.opCtx()
+		defer cancel()
+		_, err := inv.Accept(c, mustAnswer("chrome-av-offer"))
+		Harness(err, "accept")
+		_, err = alice.Await(out)
+		Check("SESS-004", err == nil, "the call is answered", "%v", err)
+	}, SpecTimeout(time.Minute))
+
+	It("relays PRANSWER with holdTimeout and queuePosition, then the answer, unchanged, at a topic ending in the callee's ID", Req("SESS-004", "SESS-005", "SESS-010"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		out := alice.Call(bob.ID(), mustOffer("firefox-av-offer"))
+		inv := bob.Invite("SESS-002")
+		hold, pos := 20, 2
+		c, cancel := e.opCtx()
+		defer cancel()
+		Harness(inv.Pranswer(c, endpoint.PranswerOptions{HoldTimeout: &hold, QueuePosition: &pos}), "pranswer")
+		pm := alice.Expect("SESS-005", "PRANSWER at alice", And(IsMethod(spec.MethodPranswer), InSession(out.ID())))
+		pr := pm.Decode()
+		Check("SESS-005", pm.Sender() == bob.ID(), "PRANSWER at a topic ending in /"+bob.ID(), "at %s", pm.Topic)
+		Check("SESS-005", pr.HoldTimeout != nil && *pr.HoldTimeout == hold && pr.QueuePosition != nil && *pr.QueuePosition == pos,
+			"holdTimeout 20 and queuePosition 2 unchanged", "%s", describe(pr))
+		answer := mustAnswer("firefox-av-offer")
+		_, err := inv.Accept(c, answer)
+		Harness(err, "accept")
+		rm := alice.Expect("SESS-004", "RESPONSE SUCCESS at alice", IsResponse(spec.MethodStartSession, out.TransID()))
+		r := rm.Decode()
+		Check("SESS-004", rm.Sender() == bob.ID(), "RESPONSE at a topic ending in /"+bob.ID(), "at %s", rm.Topic)
+		Check("SESS-004", r.Result == spec.ResultSuccess && r.SigSessID == out.ID() && payloadEqual(r.Payload, answer),
+			"result SUCCESS, sigSessID "+out.ID()+", the answer payload unchanged", "%s", describe(r))
+	}, SpecTimeout(time.Minute))
+
+	It("relays the callee's rejection as RESPONSE FAILURE with its reason", Req("SESS-004"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
+		inv := bob.Invite("SESS-002")
+		c, cancel := e.opCtx()
+		defer cancel()
+		Harness(inv.Reject(c, "busy here"), "reject")
+		rm := alice.Expect("SESS-004", "RESPONSE FAILURE at alice", IsResponse(spec.MethodStartSession, out.TransID()))
+		r := rm.Decode()
+		Check("SESS-004", rm.Sender() == bob.ID() && r.Result == spec.ResultFailure && r.Reason == "busy here" && r.SigSessID == out.ID(),
+			"FAILURE with reason \"busy here\" and sigSessID "+out.ID()+" at a topic ending in /"+bob.ID(), "%s at %s", describe(r), rm.Topic)
+	}, SpecTimeout(time.Minute))
+
+	It("answers a call to an unregistered callee with RESPONSE FAILURE and a reason", Req("SESS-003"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		alice := e.Party("alice", PartyOptions{})
+		nobody := e.ID("nobody")
+		out := alice.Call(nobody, mustOffer("chrome-audio-offer"))
+		rm := alice.Expect("SESS-003", "RESPONSE FAILURE for a call to "+nobody, IsResponse(spec.MethodStartSession, out.TransID()))
+		r := rm.Decode()
+		Check("SESS-003", r.Result == spec.ResultFailure && strings.TrimSpace(r.Reason) != "", "result FAILURE with a reason",
+			"%s", describe(r))
+	}, SpecTimeout(time.Minute))
+
+	It("rewrites fromTopic to its own topic on every message it relays when it stays in the path", Req("SESS-006"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		out, in := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+		var start *spec.Message
+		for _, m := range bob.Inbox().All() {
+			if d := m.Decode(); d != nil && d.Method == spec.MethodStartSession {
+				start = d
+			}
+		}
+		if !relayedInPath(start, alice.Address()) {
+			NotApplicable("the connector forwards START_SESSION with the caller's fromTopic: it does not stay in the path")
+		}
+		c, cancel := e.opCtx()
+		defer cancel()
+		Harness(in.Send(c, mustChat("hello from bob")), "send")
+		Harness(out.Send(c, mustChat("hello from alice")), "send")
+		alice.Expect("MSG-002", "bob's MESSAGE at alice", And(IsMethod(spec.MethodMessage), InSession(out.ID())))
+		bob.Expect("MSG-002", "alice's MESSAGE at bob", And(IsMethod(spec.MethodMessage), InSession(out.ID())))
+		var leaks []string
+		for _, p := range []*Party{alice, bob} {
+			peer := bob.Address()
+			if p == bob {
+				peer = alice.Address()
+			}
+			for _, m := range p.Inbox().All() {
+				d := m.Decode()
+				if d == nil || d.FromTopic == "" || d.Method == spec.MethodResponse && d.Orig == spec.MethodServiceQuery {
+					continue
+				}
+				if d.FromTopic == peer {
+					leaks = append(leaks, string(d.Method)+" at "+p.ID()+" carries the peer's address "+peer)
+				}
+			}
+		}
+		Check("SESS-006", len(leaks) == 0, "every relayed message carries the connector's fromTopic", "%s", strings.Join(leaks, "; "))
+	}, SpecTimeout(time.Minute))
+
+	It("never adds a transID to a relayed message that had none", Req("SESS-007"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		if e.Decl.Profile != ProfileClient {
+			NotApplicable("SESS-007 holds connectors to rtcomm.js behaviour (profile client)")
+		}
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		out, in := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+		c, cancel := e.opCtx()
+		defer cancel()
+		Harness(out.Send(c, mustChat("no transID here")), "send")
+		m := bob.Expect("MSG-002", "alice's MESSAGE at bob", And(IsMethod(spec.MethodMessage), InSession(in.ID())))
+		Check("SESS-007", m.Decode().TransID == "", "the relayed MESSAGE without transID", "%s", brief(m.Payload))
+		Harness(out.Stop(c, "bye"), "stop")
+		sm := bob.Expect("SESS-008", "STOP_SESSION at bob", And(IsMethod(spec.MethodStopSession), InSession(in.ID())))
+		Check("SESS-007", sm.Decode().TransID == "", "the relayed STOP_SESSION without transID", "%s", brief(sm.Payload))
+	}, SpecTimeout(time.Minute))
+
+	It("routes STOP_SESSION from the caller to the callee and answers nothing", Req("SESS-008", "SESS-011", "SESS-012"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		out, in := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+		c, cancel := e.opCtx()
+		defer cancel()
+		mark := alice.Inbox().Mark()
+		Harness(out.Stop(c, "hang up"), "stop")
+		sm := bob.Expect("SESS-008", "STOP_SESSION at bob", And(IsMethod(spec.MethodStopSession), InSession(in.ID())))
+		Check("SESS-008", sm.Sender() == alice.ID() && sm.Decode().Reason == "hang up", "STOP_SESSION from "+alice.ID()+" with its reason",
+			"%s at %s", brief(sm.Payload), sm.Topic)
+		alice.ExpectNone("SESS-008", "no reply to STOP_SESSION", And(After(mark), InSession(out.ID())))
+	}, SpecTimeout(time.Minute))
+
+	It("routes STOP_SESSION from the callee to the caller and answers nothing", Req("SESS-008"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		out, in := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+		c, cancel := e.opCtx()
+		defer cancel()
+		mark := bob.Inbox().Mark()
+		Harness(in.Stop(c, "callee hangs up"), "stop")
+		sm := alice.Expect("SESS-008", "STOP_SESSION at alice", And(IsMethod(spec.MethodStopSession), InSession(out.ID())))
+		Check("SESS-008", sm.Sender() == bob.ID(), "STOP_SESSION at a topic ending in /"+bob.ID(), "at %s", sm.Topic)
+		bob.ExpectNone("SESS-008", "no reply to STOP_SESSION", And(After(mark), InSession(in.ID())))
+	}, SpecTimeout(time.Minute))
+
+	It("reaps a session not answered within the PRANSWER's holdTimeout", Req("SESS-009"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
+		inv := bob.Invite("SESS-002")
+		hold := 1
+		c, cancel := e.opCtx()
+		defer cancel()
+		Harness(inv.Pranswer(c, endpoint.PranswerOptions{HoldTimeout: &hold}), "pranswer")
+		alice.Expect("SESS-005", "PRANSWER at alice", And(IsMethod(spec.MethodPranswer), InSession(out.ID())))
+		// Nobody answers: after 1 s the connector (which stays in the path) reaps the session.
+		_, ok := alice.Inbox().Await(e.Ctx, time.Second+e.Reply(), IsResponse(spec.MethodStartSession, out.TransID()))
+		Check("SESS-009", ok, "RESPONSE FAILURE to alice about 1 s after the PRANSWER", "%s", alice.Inbox().Summary())
+		_, ok = bob.Inbox().Await(e.Ctx, e.Reply(), And(IsMethod(spec.MethodStopSession), InSession(out.ID())))
+		Check("SESS-009", ok, "STOP_SESSION to bob", "%s", bob.Inbox().Summary())
+	}, SpecTimeout(time.Minute))
+})
+
+// mustChat builds a chat payload.
+func mustChat(text string) []byte {
+	GinkgoHelper()
+	p, err := spec.NewPayload(map[string]any{spec.ProtoChat: spec.ChatPayload{Message: text, From: "harness"}})
+	Harness(err, "chat payload")
+	return p
+}
