@@ -1,0 +1,315 @@
+package results
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/metrics"
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/slo"
+)
+
+// DefaultFlushEvery is how often the Writer appends an interval to the log.
+const DefaultFlushEvery = time.Second
+
+// Option configures a Writer.
+type Option func(*Writer)
+
+// WithClock makes the Writer stamp intervals and the start with now instead of time.Now
+// (nil keeps time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(w *Writer) {
+		if now != nil {
+			w.now = now
+		}
+	}
+}
+
+// WithFlushEvery sets the log interval (default DefaultFlushEvery); d <= 0 disables the
+// background flush, leaving Flush to the caller (tests).
+func WithFlushEvery(d time.Duration) Option { return func(w *Writer) { w.every = d } }
+
+// WithLogger logs background flush errors to l (nil discards).
+func WithLogger(l *slog.Logger) Option { return func(w *Writer) { w.log = l } }
+
+// Writer writes one run's results directory as the run goes: params.json at Create, an
+// interval of every metric to intervals.hlog each second, and the summary at Finalize.
+type Writer struct {
+	dir    string
+	params Params
+	rec    *metrics.Recorder
+	now    func() time.Time
+	every  time.Duration
+	log    *slog.Logger
+	start  time.Time
+
+	mu       sync.Mutex // guards the log file and the fields below
+	f        *os.File
+	bw       *bufio.Writer
+	lw       *hdrhistogram.HistogramLogWriter
+	last     time.Time // end of the previous interval
+	flushErr error     // first background flush error, reported by Finalize
+	closing  bool      // Finalize has begun
+	done     bool      // the log is closed
+
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// Create makes dir (which must not already hold a run), writes params.json and the log
+// header, and starts flushing rec's intervals to the log. The run's start is now.
+func Create(dir string, p Params, rec *metrics.Recorder, opts ...Option) (*Writer, error) {
+	w := &Writer{dir: dir, params: p, rec: rec, now: time.Now, every: DefaultFlushEvery}
+	for _, o := range opts {
+		o(w)
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if rec == nil {
+		return nil, fmt.Errorf("results %s: nil recorder", dir)
+	}
+	if _, err := slo.Parse(p.SLO); err != nil {
+		return nil, fmt.Errorf("results %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("results %s: %w", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileSummary)); err == nil {
+		return nil, fmt.Errorf("results %s: already holds a finished run (%s)", dir, FileSummary)
+	}
+	// O_EXCL: never append to, or truncate, another run's log.
+	logPath := filepath.Join(dir, FileIntervals)
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("results %s: %w", dir, err)
+	}
+	fail := func(err error) (*Writer, error) {
+		f.Close()
+		os.Remove(logPath) // ours and empty of data: let a retry use the directory
+		return nil, fmt.Errorf("results %s: %w", dir, err)
+	}
+	w.start = w.now()
+	w.last = w.start
+	doc := paramsDoc{Format: FormatParams, Start: w.start.Round(0).UTC(), Params: p}
+	pb, err := marshalJSON(doc, true)
+	if err != nil {
+		return fail(err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, FileParams), pb); err != nil {
+		return fail(err)
+	}
+	w.f = f
+	w.bw = bufio.NewWriterSize(f, 64<<10)
+	if w.lw, err = writeLogHeader(w.bw, doc); err != nil {
+		return fail(err)
+	}
+	if err := w.sync(); err != nil {
+		return fail(err)
+	}
+	w.stop, w.stopped = make(chan struct{}), make(chan struct{})
+	go w.loop()
+	return w, nil
+}
+
+// writeLogHeader writes the interval log's header and returns a log writer whose
+// timestamps are relative to the whole second at or before the run's start.
+func writeLogHeader(out io.Writer, doc paramsDoc) (*hdrhistogram.HistogramLogWriter, error) {
+	pj, err := commentJSON(doc)
+	if err != nil {
+		return nil, err
+	}
+	lw := hdrhistogram.NewHistogramLogWriter(out)
+	base := doc.Start.Unix() * 1000
+	lw.SetBaseTime(base)
+	// Writes go to a bufio.Writer, which keeps its first error for the flush to report.
+	_ = lw.OutputLogFormatVersion()
+	_ = lw.OutputStartTime(doc.Start.UnixMilli())
+	_ = lw.OutputBaseTime(base)
+	_ = lw.OutputComment("[" + FormatIntervals + "]")
+	_ = lw.OutputComment("[Values in microseconds; Interval_Max in seconds; tags <metric>.corrected and <metric>.uncorrected]")
+	_ = lw.OutputComment(paramsPrefix + string(pj) + "]")
+	_ = lw.OutputLegend()
+	return lw, nil
+}
+
+// Start returns the run's start time.
+func (w *Writer) Start() time.Time { return w.start }
+
+func (w *Writer) loop() {
+	defer close(w.stopped)
+	if w.every <= 0 {
+		<-w.stop
+		return
+	}
+	tk := time.NewTicker(w.every)
+	defer tk.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-tk.C:
+			if err := w.Flush(); err != nil {
+				w.log.Error("results: flush interval log", "dir", w.dir, "err", err)
+				w.mu.Lock()
+				if w.flushErr == nil {
+					w.flushErr = err
+				}
+				w.mu.Unlock()
+			}
+		}
+	}
+}
+
+// Flush appends the interval since the previous flush (one line per metric and variant that
+// has values) and the tally so far to the log, and syncs it to disk.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return errors.New("results: writer finalized")
+	}
+	return w.flushLocked()
+}
+
+func (w *Writer) flushLocked() error {
+	now := w.now()
+	iv := w.rec.Interval()
+	if err := writeIntervals(w.lw, iv, w.last, now); err != nil {
+		return err
+	}
+	if err := writeTally(w.lw, now, w.rec.Tally()); err != nil {
+		return err
+	}
+	w.last = now
+	return w.sync()
+}
+
+func writeIntervals(lw *hdrhistogram.HistogramLogWriter, iv [metrics.NumMetrics][2]*hdrhistogram.Histogram, from, to time.Time) error {
+	for _, m := range metrics.All() {
+		for v, h := range iv[m] {
+			if h == nil {
+				continue
+			}
+			h.SetTag(tag(m, v == 0))
+			h.SetStartTimeMs(from.UnixMilli())
+			h.SetEndTimeMs(to.UnixMilli())
+			if err := lw.OutputIntervalHistogram(h); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *Writer) sync() error {
+	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	return w.f.Sync()
+}
+
+// Finalize ends the run: it closes the recorder (calls in progress become aborted), writes the
+// last interval and an end marker to the log, then the .hgrm files and summary.json. end is
+// the end of the load window (zero: now); interrupted marks a run stopped early (Ctrl-C, error).
+// The summary is returned even when some write failed.
+func (w *Writer) Finalize(end time.Time, interrupted bool) (*Summary, error) {
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		return nil, errors.New("results: writer already finalized")
+	}
+	w.closing = true
+	w.mu.Unlock()
+	close(w.stop)
+	<-w.stopped
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = true
+	w.rec.Close()
+	errs := []error{w.flushErr}
+	if end.IsZero() {
+		end = w.now()
+	}
+	errs = append(errs, w.flushLocked())
+	errs = append(errs, writeEnd(w.lw, end, interrupted), w.sync(), w.f.Close())
+
+	snap := w.rec.Snapshot()
+	sum, err := summarize(run{
+		params: w.params, start: w.start, end: end,
+		corrected: snap.Corrected, uncorrected: snap.Uncorrected,
+		tally: snap.Tally, interrupted: interrupted,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("results %s: %w", w.dir, errors.Join(append(errs, err)...))
+	}
+	errs = append(errs, sum.writeOutputs(w.dir))
+	if err := errors.Join(errs...); err != nil {
+		return sum, fmt.Errorf("results %s: %w", w.dir, err)
+	}
+	return sum, nil
+}
+
+// Log comment prefixes this package writes and reads; readers of the standard format skip
+// comments.
+const (
+	paramsPrefix = "[Params: "
+	tallyPrefix  = "[Tally: "
+	endPrefix    = "[End: "
+)
+
+type tallyNote struct {
+	At    time.Time     `json:"at"`
+	Tally metrics.Tally `json:"tally"`
+}
+
+type endNote struct {
+	End         time.Time `json:"end"`
+	Interrupted bool      `json:"interrupted"`
+}
+
+func writeTally(lw *hdrhistogram.HistogramLogWriter, at time.Time, t metrics.Tally) error {
+	b, err := commentJSON(tallyNote{At: at.Round(0).UTC(), Tally: t})
+	if err != nil {
+		return err
+	}
+	return lw.OutputComment(tallyPrefix + string(b) + "]")
+}
+
+func writeEnd(lw *hdrhistogram.HistogramLogWriter, end time.Time, interrupted bool) error {
+	b, err := commentJSON(endNote{End: end.Round(0).UTC(), Interrupted: interrupted})
+	if err != nil {
+		return err
+	}
+	return lw.OutputComment(endPrefix + string(b) + "]")
+}
+
+// commentJSON encodes v for a log comment. '#' is escaped (valid JSON, same value) because
+// hdrhistogram-go's reader looks for "#[StartTime:" and "#[BaseTime:" anywhere in a line, and
+// strings such as failure reasons come from the target.
+func commentJSON(v any) ([]byte, error) {
+	b, err := marshalJSON(v, false)
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.ReplaceAll(b, []byte("#"), []byte(`\u0023`)), nil
+}
+
+// tag names a metric's histogram in the log: "<metric>.corrected" or "<metric>.uncorrected".
+func tag(m metrics.Metric, corrected bool) string {
+	if corrected {
+		return m.String() + ".corrected"
+	}
+	return m.String() + ".uncorrected"
+}
