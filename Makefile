@@ -1,0 +1,43 @@
+# rtcomm-harness: see README.md. `make test` is what CI runs.
+GO      ?= go
+BIN     ?= bin/rtcomm-harness
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build test vet unit serve bench clean certify
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/rtcomm-harness
+
+## test: go vet, then every test (the conformance suite runs against the embedded reference)
+test: vet unit
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test ./...
+
+## serve: embedded broker + reference connector on loopback until Ctrl-C
+serve:
+	$(GO) run ./cmd/rtcomm-harness serve
+
+## certify: run the conformance suite against a target and write a certification bundle
+##   make certify                                  the embedded reference
+##   make certify TARGET=scenarios/testdata/mosquitto.yaml OUT=bundle-mosquitto \
+##        ARGS='--broker-tcp tcp://127.0.0.1:1883 --broker-ws ws://127.0.0.1:8080/mqtt'
+## Exit status: 0 certified, 1 a claimed MUST failed, 2 the harness could not complete the run.
+TARGET ?=
+OUT    ?= bundle
+ARGS   ?=
+certify:
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/rtcomm-harness certify $(if $(TARGET),--target $(TARGET)) --out $(OUT) $(ARGS)
+
+## bench: Go benchmarks (figures go to docs/PERFORMANCE.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/connector"
+)
+
+// serveOptions are the flags of `serve`.
+type serveOptions struct {
+	brokerURL     string // external broker; empty = embedded
+	tcpAddr       string
+	wsAddr        string
+	httpAddr      string
+	topicPath     string
+	iceURLs       []string
+	routeOnly     bool
+	answerTimeout time.Duration
+	noEvents      bool
+	noCallControl bool
+	queues        []string
+	schemes       []string
+	sharedGroup   string
+	maxPayload    int
+	secure        bool
+	credentials   string
+	connectorUser string
+	username      string
+	password      string
+	tlsCert       string
+	tlsKey        string
+}
+
+func newServeCmd(g *globalFlags) *cobra.Command {
+	o := serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the reference target: embedded MQTT broker + reference rtcomm connector",
+		Long: `Run the reference rtcomm target until Ctrl-C (SIGINT) or SIGTERM.
+
+By default it starts an embedded MQTT broker (TCP and WebSocket at /mqtt, loopback)
+and the reference connector attached to it. With --broker, it runs only the
+connector, attached to an external broker (mosquitto, RabbitMQ, ...).
+
+It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
+--http.`,
+		Example: `  rtcomm-harness serve
+  rtcomm-harness serve --tcp 127.0.0.1:0 --ws off
+  rtcomm-harness serve --broker tcp://127.0.0.1:1883 --topic-path /rtcomm/
+  rtcomm-harness serve --secure --credentials creds.txt --connector-user connector`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), o, cmd.OutOrStdout(), log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.brokerURL, "broker", "", "external broker URL (tcp://, ssl://, ws://, wss://); empty runs the embedded broker")
+	f.StringVar(&o.tcpAddr, "tcp", "127.0.0.1:1883", "embedded broker TCP listen address (port 0 = random, \"off\" disables)")
+	f.StringVar(&o.wsAddr, "ws", "127.0.0.1:8083", "embedded broker WebSocket listen address, path /mqtt (\"off\" disables)")
+	f.StringVar(&o.httpAddr, "http", "127.0.0.1:9464", "metrics and health HTTP address (\"off\" disables)")
+	f.StringVar(&o.topicPath, "topic-path", "/rtcomm/", "rtcomm topic path (root of every topic)")
+	f.StringSliceVar(&o.iceURLs, "ice-url", nil, "ICE server URL advertised in the service query answer (repeatable; default a public STUN server)")
+	f.BoolVar(&o.routeOnly, "route-only", false, "forward START_SESSION untouched and stay out of the session path")
+	f.DurationVar(&o.answerTimeout, "answer-timeout", 30*time.Second, "reap sessions not answered within this time")
+	f.BoolVar(&o.noEvents, "no-events", false, "do not publish RTCOMM_EVENT_FIRED events")
+	f.BoolVar(&o.noCallControl, "no-call-control", false, "do not serve 3PCC_PLACE_CALL")
+	f.StringSliceVar(&o.queues, "queue", nil, "call-queue endpoint ID served through a shared subscription (repeatable)")
+	f.StringSliceVar(&o.schemes, "scheme", nil, "scheme route SCHEME=TOPIC, e.g. sip=/rtcomm/sipgw (repeatable)")
+	f.StringVar(&o.sharedGroup, "shared-group", "", "run as one of several replicas: share routing topics in this group")
+	f.IntVar(&o.maxPayload, "max-payload", 1<<20, "embedded broker: largest PUBLISH payload in bytes")
+	f.BoolVar(&o.secure, "secure", false, "embedded broker: require authentication and enforce identity ACLs")
+	f.StringVar(&o.credentials, "credentials", "", "embedded broker secure mode: credentials file (user:password per line)")
+	f.StringVar(&o.connectorUser, "connector-user", "connector", "identity the connector authenticates as (may do everything in secure mode)")
+	f.StringVar(&o.username, "username", "", "connector's MQTT username for an external broker")
+	f.StringVar(&o.password, "password", "", "connector's MQTT password for an external broker")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "embedded broker: TLS certificate file (enables ssl:// and wss://)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "embedded broker: TLS key file")
+	return cmd
+}
+
+// parseSchemes turns SCHEME=TOPIC flags into routes.
+func parseSchemes(in []string) ([]connector.SchemeRoute, error) {
+	var out []connector.SchemeRoute
+	for _, s := range in {
+		scheme, topic, ok := strings.Cut(s, "=")
+		if !ok || scheme == "" || topic == "" {
+			return nil, fmt.Errorf("--scheme %q: want SCHEME=TOPIC, e.g. sip=/rtcomm/sipgw", s)
+		}
+		out = append(out, connector.SchemeRoute{Scheme: scheme, Topic: topic})
+	}
+	return out, nil
+}
+
+// runServe runs broker + connector until ctx ends; it prints the addresses to out.
+func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logger) error {
+	schemes, err := parseSchemes(o.schemes)
+	if err != nil {
+		return err
+	}
+	cfg := connector.DefaultConfig()
+	cfg.TopicPath = o.topicPath
+	if len(o.iceURLs) > 0 {
+		cfg.ICEURLs = o.iceURLs
+	}
+	cfg.RouteOnly = o.routeOnly
+	cfg.AnswerTimeout = o.answerTimeout
+	cfg.Events = !o.noEvents
+	cfg.CallControl = !o.noCallControl
+	cfg.Queues = o.queues
+	cfg.Schemes = schemes
+	cfg.SharedGroup = o.sharedGroup
+	cfg.Logger = log
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Registerer = reg
+
+	var b *broker.Broker
+	if o.brokerURL == "" {
+		bc := broker.Config{
+			TCPAddr: o.tcpAddr, WSAddr: o.wsAddr, MaxPayload: o.maxPayload, TopicPath: o.topicPath,
+			TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, Logger: log.With("component", "broker"),
+		}
+		if o.secure {
+			if o.credentials == "" {
+				return errors.New("--secure needs --credentials FILE (user:password per line, including the connector's)")
+			}
+			creds, err := broker.LoadCredentials(o.credentials)
+			if err != nil {
+				return err
+			}
+			if _, ok := creds[o.connectorUser]; !ok {
+				return fmt.Errorf("--connector-user %q has no entry in %s", o.connectorUser, o.credentials)
+			}
+			bc.Secure, bc.Credentials, bc.ConnectorUser = true, creds, o.connectorUser
+			cfg.Username, cfg.Password = o.connectorUser, creds[o.connectorUser]
+		}
+		b, err = broker.Start(ctx, bc)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		if o.tcpAddr != "off" {
+			cfg.BrokerURL = b.TCPURL()
+		} else {
+			cfg.BrokerURL = b.WSURL()
+		}
+	} else {
+		cfg.BrokerURL = o.brokerURL
+		cfg.Username, cfg.Password = o.username, o.password
+	}
+	cfg.Logger = log.With("component", "connector")
+
+	conn, err := connector.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := conn.Start(ctx); err != nil {
+		return fmt.Errorf("connector: %w", err)
+	}
+	defer conn.Close()
+
+	var httpURL string
+	if o.httpAddr != "off" {
+		srv, addr, err := startOps(o.httpAddr, reg, conn)
+		if err != nil {
+			return err
+		}
+		httpURL = "http://" + addr
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+
+	if b != nil {
+		if o.tcpAddr != "off" {
+			fmt.Fprintf(out, "mqtt tcp:        %s\n", b.TCPURL())
+		}
+		if o.wsAddr != "off" {
+			fmt.Fprintf(out, "mqtt websocket:  %s\n", b.WSURL())
+		}
+	} else {
+		fmt.Fprintf(out, "broker:          %s (external)\n", cfg.BrokerURL)
+	}
+	fmt.Fprintf(out, "topic path:      %s\n", conn.Topics().Path)
+	if httpURL != "" {
+		fmt.Fprintf(out, "metrics:         %s/metrics\nhealth:          %s/healthz\n", httpURL, httpURL)
+	}
+	fmt.Fprintln(out, "serving; Ctrl-C to stop")
+
+	<-ctx.Done()
+	log.Info("shutting down")
+	return nil
+}
+
+// startOps serves /metrics and /healthz.
+func startOps(addr string, reg *prometheus.Registry, conn *connector.Connector) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("metrics listener %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := conn.Healthy(); err != nil {
+			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, ln.Addr().String(), nil
+}
