@@ -470,7 +470,6 @@ func TestReaper(t *testing.T) {
 	bob.register("rtcomm")
 	waitRegistrations(t, c, 2)
 	start, sid := call(t, c, alice, bob)
-	mon.expectMethod(spec.MethodEventFired, c.Topics().SessionEvent("started", "alice", "bob"))
 
 	f := alice.expectMethod(spec.MethodResponse, spec.Join(alice.address, "bob"))
 	if f.m.Result != spec.ResultFailure || f.m.Reason != "timeout" || f.m.TransID != start.m.TransID ||

@@ -32,8 +32,7 @@ func TestUnregisterMidCallEndsSessions(t *testing.T) {
 	start, sidBob := call(t, c, alice, bob)
 	answer(t, c, alice, bob, start)
 	_, sidCarol := call(t, c, alice, carol)
-	mon.expectMethod(spec.MethodEventFired, c.Topics().SessionEvent("started", "alice", "bob"))
-	mon.expectMethod(spec.MethodEventFired, c.Topics().SessionEvent("started", "alice", "carol"))
+	mon.expectMethod(spec.MethodEventFired, c.Topics().SessionEvent("started", "alice", "bob")) // answered; carol never answered
 
 	alice.unregister() // what the will (or a clean disconnect) publishes
 	s1 := bob.expectMethod(spec.MethodStopSession, spec.Join(bob.address, "alice"))
@@ -319,9 +318,9 @@ func TestEvents(t *testing.T) {
 		return g
 	}
 	start, sid := call(t, c, alice, bob)
-	ev("started", "alice", "bob", sid)
+	mon.expectNone("no event before the answer: started means answered (EVT-001)")
 	answer(t, c, alice, bob, start)
-	mon.expectNone("no event for the answer itself")
+	ev("started", "alice", "bob", sid)
 	for _, typ := range []string{"icecandidate", "offer", "answer"} {
 		from, sender := alice, "alice"
 		if typ == "answer" {
@@ -340,7 +339,6 @@ func TestEvents(t *testing.T) {
 	bob.expectMethod(spec.MethodStopSession, spec.Join(bob.address, "alice"))
 
 	start, sid = call(t, c, alice, bob)
-	ev("started", "alice", "bob", sid)
 	bob.pubJSON(spec.Join(start.m.FromTopic, "bob"), map[string]any{"method": "RESPONSE", "orig": "START_SESSION",
 		"transID": start.m.TransID, "sigSessID": sid, "result": "FAILURE", "reason": "declined"})
 	f := ev("failed", "alice", "bob", sid)

@@ -278,7 +278,9 @@ func (c *Connector) startSession(sender string, m *spec.Message, decErr error, m
 		c.publish(target, qos, false, msg.Payload) // untouched: fromTopic stays the caller's SESS-002
 		c.countRouted(spec.MethodStartSession, t0)
 		c.started.Add(1)
-		c.event(&o, spec.EventStarted, sender, m.ToEndpointID, appContext, m.SigSessID, "") // EVT-001
+		// Route-only never sees the answer, so `started` fires on forwarding here:
+		// the one event a monitor can still get (documented deviation from EVT-001).
+		c.event(&o, spec.EventStarted, sender, m.ToEndpointID, appContext, m.SigSessID, "")
 		c.flush(o)
 		return
 	}
@@ -321,8 +323,7 @@ func (c *Connector) startSession(sender string, m *spec.Message, decErr error, m
 		p.session, s.pcc = s, p
 	}
 	s.claimed = claimed
-	c.started.Add(1)
-	c.sessionEvent(&o, spec.EventStarted, s, "") // EVT-001
+	c.started.Add(1) // the `started` event waits for the answer EVT-001
 	c.mu.Unlock()
 
 	c.publish(target, qos, false, out) // fromTopic rewritten to the session topic SESS-002 SESS-006
@@ -423,6 +424,7 @@ func (c *Connector) advanceLocked(s *session, sender string, in *inbound, toCall
 			s.state = stateEstablished
 			delete(c.sess.pending, s.id)
 			c.established.Add(1)
+			c.sessionEvent(o, spec.EventStarted, s, "") // started = answered EVT-001
 			if s.pcc != nil {
 				c.answerPCCLocked(s.pcc, true, "", o) // REF-005
 			}
