@@ -41,7 +41,7 @@ func ReferenceConfig(p ConnectorParams) connector.Config {
 		// The grace after a replacement ignores the first empty presence message (rtcomm.js's
 		// goodbye, REG-009). Strict clients send no goodbye, so under the strict profile it
 		// would swallow the newcomer's own unregister (REG-008): switch it off.
-		cfg.ReplaceGrace = time.Nanosecond
+		cfg.ReplaceGrace = connector.NoReplaceGrace
 	}
 	for _, s := range p.Schemes {
 		cfg.Schemes = append(cfg.Schemes, connector.SchemeRoute{Scheme: s.Scheme, Topic: schemeTopic(p.TopicPath, s.Topic)})

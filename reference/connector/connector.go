@@ -32,6 +32,7 @@ const (
 	DefaultAnswerTimeout   = 30 * time.Second
 	DefaultThreePCCTimeout = 45 * time.Second // lib.rtcomm.node's own 3PCC timeout
 	DefaultReplaceGrace    = 10 * time.Second
+	NoReplaceGrace         = time.Duration(-1) // Config.ReplaceGrace: no grace window
 	DefaultQueueGroup      = "rtcomm-queue"
 	DefaultMaxSessions     = 100000
 	DefaultAppContext      = "rtcomm" // rtcomm.js's default; events of sessions without one carry it
@@ -62,7 +63,8 @@ type Config struct {
 	AnswerTimeout   time.Duration // unanswered sessions reaped after this, default 30s
 	ThreePCCTimeout time.Duration // 3PCC_PLACE_CALL answered FAILURE after this, default 45s
 	// ReplaceGrace is how long after a replacement the replaced client's empty
-	// retained message is expected (and ignored); default 10s. See DESIGN.md.
+	// retained message is expected (and ignored); 0 means the default 10s and
+	// NoReplaceGrace switches it off (strict-profile clients send no goodbye). See DESIGN.md.
 	ReplaceGrace time.Duration
 	Events       bool     // publish RTCOMM_EVENT_FIRED
 	CallControl  bool     // serve 3PCC_PLACE_CALL on Topics.CallControl()
@@ -194,7 +196,7 @@ func New(cfg Config) (*Connector, error) {
 	if cfg.ThreePCCTimeout <= 0 {
 		cfg.ThreePCCTimeout = DefaultThreePCCTimeout
 	}
-	if cfg.ReplaceGrace <= 0 {
+	if cfg.ReplaceGrace == 0 {
 		cfg.ReplaceGrace = DefaultReplaceGrace
 	}
 	if cfg.QueueGroup == "" {

@@ -124,7 +124,9 @@ func (c *Connector) register(id, appContext, addr, sphereTopic string, doc []byt
 	default:
 		replaced = e.address
 		e.address, e.doc, e.sphereTopic, e.gen, e.registered = addr, doc, sphereTopic, c.gen, now
-		e.graceUntil = now.Add(c.cfg.ReplaceGrace)
+		if c.cfg.ReplaceGrace > 0 {
+			e.graceUntil = now.Add(c.cfg.ReplaceGrace)
+		}
 		// The replaced registrant is going away: end its sessions (not the newcomer's).
 		c.endSessionsOfLocked(id, replaced, "registration replaced", &o)
 		o.msg(spec.Join(replaced, c.id), 1, &spec.Message{Method: spec.MethodDocumentReplaced}) // REG-007
