@@ -59,7 +59,7 @@ func receiver(b *testing.B, e *env, filter string, sem chan struct{}, received *
 // broker -> callee. allocs/op counts the whole process (broker, clients, connector).
 func BenchmarkRouting(b *testing.B) {
 	e := newEnv(b)
-	c := e.connector(nil)
+	c := e.connector(func(cfg *Config) { cfg.RatePerClient = -1 }) // one caller at full speed: the per-client limit would be the bottleneck
 	alice, bob := e.endpoint("alice"), e.endpoint("bob")
 	alice.register("rtcomm")
 	bob.register("rtcomm")

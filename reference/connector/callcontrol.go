@@ -153,6 +153,13 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 			return
 		}
 	}
+	key := "~callControl" // lib.rtcomm.node publishes on the bare topic: one client for the limiter
+	if msg.Topic != c.ccTopic {
+		key = spec.Sender(msg.Topic)
+	}
+	if !c.admit(msg, key) {
+		return
+	}
 	m, err := spec.Decode(msg.Payload)
 	if m == nil {
 		c.drop(msg.Topic, err.Error())

@@ -77,8 +77,23 @@ type Config struct {
 	// MaxSessions bounds the session table (and the pending 3PCC table); a
 	// START_SESSION beyond it is answered FAILURE. Default DefaultMaxSessions.
 	MaxSessions int
-	// MaxSessionsPerEndpoint bounds the sessions one endpoint ID takes part in; 0 = no limit.
+	// MaxSessionsPerEndpoint bounds the sessions one endpoint ID takes part in;
+	// default DefaultMaxSessionsPerEndpoint, negative = no limit.
 	MaxSessionsPerEndpoint int
+	// MaxRegistrationsPerEndpoint bounds the registrations (appContexts) of one
+	// endpoint ID; default DefaultMaxRegistrationsPerEndpoint, negative = no limit.
+	MaxRegistrationsPerEndpoint int
+	// MaxRegistrations bounds the registry; default DefaultMaxRegistrations, negative = no limit.
+	MaxRegistrations int
+	// RatePerClient is the sustained inbound messages per second one client
+	// (sender ID) may send, RateBurst how many at once; over it, messages are
+	// refused. Defaults DefaultRatePerClient and DefaultRateBurst; negative = off.
+	RatePerClient float64
+	RateBurst     int
+	// Limits bound every inbound message before it is decoded (size, nesting,
+	// string lengths); zero fields take spec.DefaultLimits (MaxPayload: the
+	// MaxPayload below), negative ones are off. See DESIGN.md, "Limits".
+	Limits spec.Limits
 	// MaxPayload is the largest payload the connector publishes; a message that
 	// would grow past it when fromTopic is rewritten is refused instead, because a
 	// broker disconnects a client that publishes over its limit. Default
@@ -120,6 +135,9 @@ type Stats struct {
 	SessionsStarted, SessionsEstablished, SessionsStopped, SessionsFailed uint64
 	Replacements, Unregistrations, IgnoredUnregistrations                 uint64
 	Dropped                                                               uint64 // inbound messages dropped without any reply
+	Panics                                                                uint64 // handler panics recovered (bugs; each message dropped)
+	Received                                                              uint64 // inbound messages handled (any topic, any outcome)
+	RateClients                                                           int    // senders tracked by the rate limiter
 }
 
 // Connector is one running reference connector (or one replica of a group).
@@ -130,6 +148,10 @@ type Connector struct {
 	log    *slog.Logger
 	debug  bool
 	met    *metrics
+	limits spec.Limits
+	rate   *rateLimiter
+	// sink, when set, receives every publish instead of the broker (fuzzing and unit tests).
+	sink func(topic string, qos byte, retained bool, payload []byte)
 
 	// Topics, precomputed.
 	inPath       string // <path>connector/<id>: fromTopic of everything the connector forwards
@@ -161,6 +183,7 @@ type Connector struct {
 	started, established, stopped, failed      atomic.Uint64
 	replacements, unregistrations, ignoredUnrg atomic.Uint64
 	dropped                                    atomic.Uint64
+	panics, received                           atomic.Uint64
 
 	serving   atomic.Bool // subscriptions done: reconnects must resubscribe
 	closed    atomic.Bool
@@ -208,6 +231,7 @@ func New(cfg Config) (*Connector, error) {
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = DefaultMaxPayload
 	}
+	applyLimitDefaults(&cfg)
 	for _, g := range []string{cfg.QueueGroup, cfg.SharedGroup} {
 		if strings.ContainsAny(g, "/+#") {
 			return nil, fmt.Errorf("connector: shared-subscription group %q must not contain '/', '+' or '#'", g)
@@ -237,6 +261,8 @@ func New(cfg Config) (*Connector, error) {
 		failures:     map[string]uint64{},
 		claims:       map[string]claim{},
 		stop:         make(chan struct{}),
+		limits:       cfg.Limits,
+		rate:         newRateLimiter(cfg.RatePerClient, cfg.RateBurst),
 	}
 	c.inPath = topics.Connector() + "/" + c.id
 	c.inPathPrefix = c.inPath + "/"
@@ -337,7 +363,8 @@ func (c *Connector) onReconnect(*mqttc.Client) {
 		c.log.Error("resubscribe after reconnect failed", "err", err)
 		return
 	}
-	c.log.Info("reconnected and resubscribed", "registrations", c.registrations())
+	n := c.endAllSessions("connector lost its broker connection")
+	c.log.Info("reconnected and resubscribed", "registrations", c.registrations(), "sessionsEnded", n)
 }
 
 // filter prefixes a routing filter with the replicas' shared group.
@@ -426,10 +453,13 @@ func (c *Connector) guard(h func(mqttc.Message)) mqttc.Handler {
 		if c.closed.Load() {
 			return
 		}
+		c.received.Add(1)
 		defer func() {
 			if r := recover(); r != nil {
-				c.log.Error("BUG: handler panicked; message dropped", "topic", m.Topic, "panic", r,
-					"stack", string(debug.Stack()))
+				c.panics.Add(1)
+				c.dropped.Add(1)
+				c.log.Error("BUG: handler panicked; message dropped", "topic", short(m.Topic), "panic", r,
+					"payload", short(string(m.Payload)), "stack", string(debug.Stack()))
 				c.countFailure("internal_error")
 			}
 		}()
@@ -499,6 +529,9 @@ func (c *Connector) Stats() Stats {
 	}
 	c.mu.Unlock()
 	st.Dropped = c.dropped.Load()
+	st.Panics = c.panics.Load()
+	st.Received = c.received.Load()
+	st.RateClients = c.rate.clients()
 	return st
 }
 
@@ -605,6 +638,10 @@ func (c *Connector) to(t, sender string) string {
 func (c *Connector) publish(topic string, qos byte, retained bool, payload []byte) {
 	if qos > 1 {
 		qos = 1
+	}
+	if c.sink != nil {
+		c.sink(topic, qos, retained, payload)
+		return
 	}
 	c.client.PublishAsync(topic, qos, retained, payload)
 }

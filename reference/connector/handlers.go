@@ -119,6 +119,9 @@ func (c *Connector) rejectMethod(topic string, m *spec.Message, decErr error, qo
 // onManagement answers SERVICE_QUERY: exactly one RESPONSE per query (with
 // replicas, the shared subscription hands each query to one of them).
 func (c *Connector) onManagement(msg mqttc.Message) { // SQ-001
+	if !c.admit(msg, spec.Sender(msg.Topic)) {
+		return
+	}
 	m, err := spec.Decode(msg.Payload)
 	if m == nil {
 		c.drop(msg.Topic, err.Error())
@@ -183,10 +186,15 @@ func (c *Connector) onConnectorAll(msg mqttc.Message) {
 		c.onRouting(msg, rest, "connector")
 	case rest[:i] == c.id && strings.IndexByte(rest[i+1:], '/') < 0:
 		c.onSessionTopic(msg)
+	case strings.IndexByte(rest[i+1:], '/') < 0 && rest[i+1:] != "" && rest[0] != '~':
+		// Another connector's session topic on our path: alone on the path, that
+		// is a predecessor's (this connector restarted under a new ID), and its
+		// parties are told their sessions are gone (unknownSession). Two live
+		// connectors without SharedGroup are a misconfiguration anyway: clients
+		// get two service answers.
+		c.onRouting(msg, rest[i+1:], "session")
 	default:
-		// Another connector's session topic on our path (two connectors without
-		// SharedGroup is a misconfiguration: clients get two service answers).
-		c.drop(msg.Topic, "not this connector's topic")
+		c.drop(msg.Topic, "not a routing topic")
 	}
 }
 
@@ -196,6 +204,9 @@ func (c *Connector) onConnectorAll(msg mqttc.Message) {
 // The sender is the topic's last level, nothing else. ID-006
 func (c *Connector) onRouting(msg mqttc.Message, sender, where string) {
 	t0 := c.now()
+	if !c.admit(msg, sender) {
+		return
+	}
 	var in inbound
 	if in.scan(msg.Payload) && isRelayMethod(in.method) && !in.isReferResponse() {
 		c.relay(sender, &in, msg, t0)

@@ -40,7 +40,15 @@ func newMetrics(reg prometheus.Registerer, c *Connector) (*metrics, error) {
 		Help:    "Time from receiving a message to publishing it onward.",
 		Buckets: prometheus.ExponentialBuckets(10e-6, 2, 18), // 10µs .. 1.3s
 	})
-	for _, col := range []prometheus.Collector{registrations, active, routed, failures, routing} {
+	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "rtcomm_messages_dropped_total",
+		Help: "Inbound messages dropped without any reply (bad input, over a limit, unanswerable).",
+	}, func() float64 { return float64(c.dropped.Load()) })
+	panics := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "rtcomm_handler_panics_total",
+		Help: "Panics recovered while handling an inbound message (bugs; the message is dropped).",
+	}, func() float64 { return float64(c.panics.Load()) })
+	for _, col := range []prometheus.Collector{registrations, active, routed, failures, routing, dropped, panics} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

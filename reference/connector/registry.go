@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"bytes"
 	"errors"
 	"time"
 
@@ -76,6 +77,13 @@ func (c *Connector) onSphere(msg mqttc.Message) {
 		c.drop(msg.Topic, "presence topic does not end in a valid endpoint ID: "+err.Error())
 		return
 	}
+	if len(bytes.TrimSpace(msg.Payload)) == 0 {
+		c.unregister(id, msg.Topic) // never rate-limited: a missed unregister would leak sessions REG-008
+		return
+	}
+	if !c.admit(msg, id) {
+		return
+	}
 	m, err := spec.Decode(msg.Payload)
 	if errors.Is(err, spec.ErrEmpty) {
 		c.unregister(id, msg.Topic) // REG-008
@@ -114,6 +122,15 @@ func (c *Connector) register(id, appContext, addr, sphereTopic string, doc []byt
 	c.mu.Lock()
 	e := c.reg.exact(id, appContext) // one address per pair REG-006 REG-010
 	switch {
+	case e == nil && c.cfg.MaxRegistrationsPerEndpoint > 0 && len(c.reg.byID[id]) >= c.cfg.MaxRegistrationsPerEndpoint,
+		e == nil && c.cfg.MaxRegistrations > 0 && c.reg.n >= c.cfg.MaxRegistrations:
+		c.countFailureLocked("registration_limit")
+		n, total := len(c.reg.byID[id]), c.reg.n
+		c.mu.Unlock()
+		c.dropped.Add(1)
+		c.log.Info("DOCUMENT ignored: registration limit", "endpoint", short(id), "appContext", short(appContext),
+			"entriesOfID", n, "registrations", total)
+		return
 	case e == nil:
 		e = &regEntry{id: id, appContext: appContext, address: addr, sphereTopic: sphereTopic,
 			doc: doc, gen: c.gen, registered: now}

@@ -488,59 +488,117 @@ func (c *Connector) bindCalleeLocked(s *session, sender, fromTopic string, o *ou
 // here (ended, reaped, never routed by this replica). It is delivered to no
 // other endpoint.
 func (c *Connector) unknownSession(sender string, in *inbound, msg mqttc.Message) {
-	if in.method == spec.MethodPranswer || (in.method == spec.MethodResponse && string(in.result) == spec.ResultSuccess) {
-		c.mu.Lock()
-		tb, ok := c.tombs.take(string(in.sigSessID))
-		c.mu.Unlock()
-		if t := string(in.fromTopic); ok && t != "" && c.checkPartyTopic(t) == nil {
+	sid := string(in.sigSessID)
+	c.mu.Lock()
+	tb, known := c.tombs.get(sid)
+	if known && !tb.answered && (in.method == spec.MethodPranswer ||
+		(in.method == spec.MethodResponse && string(in.result) == spec.ResultSuccess)) {
+		c.tombs.add(sid, tb.peer, true) // told once; later messages of it are dropped
+	}
+	c.mu.Unlock()
+	if known && !tb.answered && (in.method == spec.MethodPranswer ||
+		(in.method == spec.MethodResponse && string(in.result) == spec.ResultSuccess)) {
+		if t := string(in.fromTopic); t != "" && c.checkPartyTopic(t) == nil {
 			// A callee accepting a call that is already over (timed out,
 			// cancelled): tell it, or it would hold a session nobody else has.
 			c.send(spec.Join(t, tb.peer), msg.QoS, &spec.Message{Method: spec.MethodStopSession,
-				RtcommVer: spec.Version, FromTopic: c.inPath, SigSessID: string(in.sigSessID), Reason: "session already ended"})
-			c.log.Info("answer for an ended session; STOP_SESSION sent back", "sigSessID", string(in.sigSessID), "from", sender)
+				RtcommVer: spec.Version, FromTopic: c.inPath, SigSessID: sid, Reason: "session already ended"})
+			c.log.Info("answer for an ended session; STOP_SESSION sent back", "sigSessID", short(sid), "from", short(sender))
 			return
 		}
 	}
 	if len(in.transID) > 0 && answerable(in.method) {
-		c.reject(msg.Topic, in.msg(), msg.QoS, "unknown_session", "unknown session "+string(in.sigSessID)) // MSG-003
+		c.reject(msg.Topic, in.msg(), msg.QoS, "unknown_session", "unknown session "+short(sid)) // MSG-003
 		return
+	}
+	if !known && c.predecessorTopic(msg.Topic) && in.method != spec.MethodStopSession &&
+		!(in.method == spec.MethodResponse && string(in.result) != spec.ResultSuccess) {
+		// A session of the connector that ran on this path before this one (a
+		// restart under a new ID): its table is gone, so tell the sender once
+		// that the session is over; its peer is told when it speaks. DESIGN.md
+		if t := c.replyTopic(sender, string(in.fromTopic)); t != "" {
+			c.mu.Lock()
+			c.tombs.add(sid, c.id, true)
+			c.countFailureLocked("unknown_session")
+			c.mu.Unlock()
+			c.send(spec.Join(t, c.id), msg.QoS, &spec.Message{Method: spec.MethodStopSession,
+				RtcommVer: spec.Version, FromTopic: c.inPath, SigSessID: sid, Reason: "unknown session"}) // MSG-003
+			c.log.Info("message for a session this connector does not know; STOP_SESSION sent back",
+				"sigSessID", short(sid), "from", short(sender), "method", short(string(in.method)))
+			return
+		}
 	}
 	// Late ICE candidates after a STOP are normal traffic: debug only. MSG-003
 	c.dropped.Add(1)
 	if c.debug {
-		c.log.Debug("message for an unknown session dropped", "method", in.method, "sigSessID", string(in.sigSessID), "from", sender)
+		c.log.Debug("message for an unknown session dropped", "method", in.method, "sigSessID", sid, "from", sender)
 	}
 }
 
-// tombstones remember recently ended unanswered sessions (a fixed ring, so
-// bounded), so that a late answer can be told the session is over.
+// predecessorTopic reports whether topic is another connector's session topic
+// <path>connector/<other ID>/<sender> seen while this one is alone on the path:
+// the session topic of the connector this one replaced. (Replicas never see
+// each other's session topics: those are plain subscriptions.)
+func (c *Connector) predecessorTopic(topic string) bool {
+	if c.cfg.SharedGroup != "" || !strings.HasPrefix(topic, c.connPrefix) || strings.HasPrefix(topic, c.inPathPrefix) {
+		return false
+	}
+	rest := topic[len(c.connPrefix):]
+	i := strings.IndexByte(rest, '/')
+	return i > 0 && rest[0] != '~' && strings.IndexByte(rest[i+1:], '/') < 0
+}
+
+// replyTopic is where a message for sender goes: its fromTopic, else its registered address.
+func (c *Connector) replyTopic(sender, fromTopic string) string {
+	if fromTopic != "" && c.checkPartyTopic(fromTopic) == nil {
+		return fromTopic
+	}
+	if spec.ValidateEndpointID(sender) != nil {
+		return ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.reg.lookup(sender, ""); e != nil {
+		return e.address
+	}
+	return ""
+}
+
+// tombstones remember recently ended sessions (a fixed ring, so bounded):
+// a late answer to an unanswered one is told the session is over, late
+// messages of others are dropped quietly, and a session never seen is told
+// STOP_SESSION once.
 type tombstones struct {
 	m    map[string]tomb
 	ring []string
 	next int
 }
 
-type tomb struct{ peer string } // the caller's ID: sender level of the STOP_SESSION
+type tomb struct {
+	peer     string // the caller's ID: sender level of the STOP_SESSION
+	answered bool   // established before it ended, or already told: nothing more to say
+}
 
 const maxTombstones = 4096
 
-func (t *tombstones) add(id, peer string) {
+func (t *tombstones) add(id, peer string, answered bool) {
 	if t.m == nil {
 		t.m, t.ring = make(map[string]tomb), make([]string, maxTombstones)
+	}
+	if _, ok := t.m[id]; ok {
+		t.m[id] = tomb{peer: peer, answered: answered}
+		return
 	}
 	if old := t.ring[t.next]; old != "" {
 		delete(t.m, old)
 	}
 	t.ring[t.next] = id
-	t.m[id] = tomb{peer: peer}
+	t.m[id] = tomb{peer: peer, answered: answered}
 	t.next = (t.next + 1) % maxTombstones
 }
 
-func (t *tombstones) take(id string) (tomb, bool) {
+func (t *tombstones) get(id string) (tomb, bool) {
 	tb, ok := t.m[id]
-	if ok {
-		delete(t.m, id)
-	}
 	return tb, ok
 }
 
@@ -554,12 +612,13 @@ func (c *Connector) endLocked(s *session, reason, code string, o *outbox) {
 	}
 	c.sess.remove(s)
 	if s.state == stateEstablished {
+		c.tombs.add(s.id, s.caller.id, true) // its late messages are dropped quietly
 		c.stopped.Add(1)
 		c.sessionEvent(o, spec.EventStopped, s, "") // EVT-001
 		return
 	}
 	c.failed.Add(1)
-	c.tombs.add(s.id, s.caller.id)
+	c.tombs.add(s.id, s.caller.id, false)
 	c.countFailureLocked(code)
 	c.sessionEvent(o, spec.EventFailed, s, reason) // EVT-001
 	if s.pcc != nil {
@@ -668,6 +727,23 @@ func (c *Connector) reap(now time.Time) {
 		c.log.Info("reaper timed out unanswered requests", "count", n)
 	}
 	c.flush(o)
+}
+
+// endAllSessions ends every tracked session after the broker connection was
+// lost: whatever the parties sent meanwhile is gone (a broker restart also
+// disconnected them), so no session can be trusted to continue. Each party is
+// told (FAILURE to an unanswered caller, STOP_SESSION otherwise); a party that
+// ended the session on its own ignores the message. DESIGN.md, "Faults".
+func (c *Connector) endAllSessions(reason string) int {
+	var o outbox
+	c.mu.Lock()
+	n := len(c.sess.byID)
+	for _, s := range c.sess.byID {
+		c.abortLocked(s, "", reason, "connection_lost", &o)
+	}
+	c.mu.Unlock()
+	c.flush(o)
+	return n
 }
 
 // shutdownSessions answers what is waiting on this connector before it goes.

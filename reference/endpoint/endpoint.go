@@ -69,6 +69,13 @@ type Config struct {
 	KeepRegistrationOnReplace bool
 	// NoWill connects without the empty retained Last Will (testing only).
 	NoWill bool
+	// Reconnect keeps the endpoint alive across a lost connection: paho reconnects
+	// with exponential backoff (1 s doubling to 5 s); live sessions and queries end
+	// with ErrConnectionLost at the loss; after the reconnect the inbox is
+	// resubscribed, the last DOCUMENT re-published (the broker may have lost its
+	// retained store, and the will cleared it anyway) and a STOP_SESSION sent for
+	// every session the loss ended. Off (rtcomm.js's behaviour): a lost connection ends the endpoint.
+	Reconnect bool
 
 	// Buffers of the delivery channels. A full Incoming or Refers channel makes the
 	// endpoint answer FAILURE "busy"; a full session channel spills into a queue.
@@ -132,6 +139,7 @@ type Stats struct {
 	Unexpected         uint64 // unknown methods, duplicates, messages in the wrong state
 	BusyRejected       uint64 // invites and REFERs refused because nobody was reading
 	Sessions           uint64 // sessions created (both directions)
+	Reconnects         uint64 // connections re-established (Config.Reconnect)
 	ActiveSessions     int    // sessions in the table now
 }
 
@@ -164,7 +172,14 @@ type Endpoint struct {
 
 	nReceived, nUnparseable, nMalformed, nUnmatched, nMulti atomic.Uint64
 	nUnknownSess, nUnexpected, nBusy, nSessions             atomic.Uint64
+	nConnects, nReconnects                                  atomic.Uint64
+
+	doc  []byte     // the last DOCUMENT registered (nil when unregistered), re-published on reconnect
+	lost []lostSess // sessions ended by a lost connection, told STOP_SESSION after the reconnect
 }
+
+// lostSess is a session a lost connection ended: its peer is told after the reconnect.
+type lostSess struct{ id, peerTopic string }
 
 // Dial validates cfg, connects with the Last Will (an empty retained message on the
 // presence topic) and subscribes to the inbox <address>/#.
@@ -214,7 +229,17 @@ func Dial(ctx context.Context, cfg Config) (*Endpoint, error) {
 		TLSConfig:       cfg.TLSConfig,
 		Logger:          cfg.Logger,
 		OnConnectionLost: func(err error) {
+			if cfg.Reconnect {
+				e.connectionLost(err)
+				return
+			}
 			e.shutdown(fmt.Errorf("%w: %v", ErrConnectionLost, err))
+		},
+		AutoReconnect: cfg.Reconnect,
+		OnConnect: func(*mqttc.Client) {
+			if e.nConnects.Add(1) > 1 {
+				e.reconnected()
+			}
 		},
 	}
 	if !cfg.NoWill {
@@ -339,6 +364,7 @@ func (e *Endpoint) Stats() Stats {
 		Unexpected:         e.nUnexpected.Load(),
 		BusyRejected:       e.nBusy.Load(),
 		Sessions:           e.nSessions.Load(),
+		Reconnects:         e.nReconnects.Load(),
 		ActiveSessions:     active,
 	}
 }
@@ -406,6 +432,74 @@ func (e *Endpoint) liveSessionsLocked() []*Session {
 		out = append(out, s)
 	}
 	return out
+}
+
+// connectionLost (Config.Reconnect) ends what cannot survive the loss: live
+// sessions (their messages are gone with the connection) and pending queries.
+// The endpoint itself stays; paho is reconnecting.
+func (e *Endpoint) connectionLost(cause error) {
+	err := fmt.Errorf("%w: %v", ErrConnectionLost, cause)
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	live := e.liveSessionsLocked()
+	queries := e.queries
+	e.queries = nil
+	e.mu.Unlock()
+	e.log.Warn("connection lost; reconnecting", "endpoint", e.cfg.ID, "err", cause, "sessionsEnded", len(live))
+	for _, s := range live {
+		s.mu.Lock()
+		peer := s.peerTopic
+		s.mu.Unlock()
+		if s.end(err) && peer != "" {
+			e.mu.Lock()
+			if len(e.lost) < 1024 { // bounded: a peer that is never told times out on its own
+				e.lost = append(e.lost, lostSess{id: s.id, peerTopic: peer})
+			}
+			e.mu.Unlock()
+		}
+	}
+	for _, ch := range queries {
+		close(ch)
+	}
+}
+
+// reconnected (Config.Reconnect) restores what a clean session lost: the inbox
+// subscription, the registration, and tells the peers of lost sessions.
+func (e *Endpoint) reconnected() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	doc, lost := e.doc, e.lost
+	e.lost = nil
+	c := e.client
+	e.mu.Unlock()
+	if c == nil {
+		return
+	}
+	e.nReconnects.Add(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Subscribe(ctx, e.addr+"/#", e.cfg.QoS, e.handle); err != nil {
+		e.log.Error("resubscribe inbox after reconnect", "endpoint", e.cfg.ID, "err", err)
+		return
+	}
+	if doc != nil {
+		if err := c.Publish(ctx, e.topics.Sphere(e.cfg.ID), e.cfg.QoS, true, doc); err != nil {
+			e.log.Error("re-register after reconnect", "endpoint", e.cfg.ID, "err", err)
+		}
+	}
+	for _, l := range lost {
+		m := &spec.Message{Method: spec.MethodStopSession, FromTopic: e.addr, SigSessID: l.id, Reason: "connection lost"}
+		if err := e.publish(ctx, spec.Join(l.peerTopic, e.cfg.ID), m); err != nil {
+			e.log.Warn("STOP_SESSION for a lost session", "endpoint", e.cfg.ID, "sigSessID", l.id, "err", err)
+		}
+	}
+	e.log.Info("reconnected", "endpoint", e.cfg.ID, "registered", doc != nil, "lostSessions", len(lost))
 }
 
 // shutdown marks the endpoint ended and ends every session with err.
@@ -555,6 +649,7 @@ func (e *Endpoint) onReplaced() {
 	e.mu.Lock()
 	already := e.replaced
 	e.replaced = true
+	e.doc = nil // replaced: a reconnect must not take the registration back
 	closed := e.closed
 	e.mu.Unlock()
 	if already {

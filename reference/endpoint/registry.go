@@ -117,12 +117,16 @@ func (e *Endpoint) Register(ctx context.Context, opts ...RegisterOption) error {
 	}
 	e.mu.Lock()
 	e.replaced = false
+	e.doc = b
 	e.mu.Unlock()
 	return nil
 }
 
 // Unregister clears the registration: an empty retained message on the presence topic.
 func (e *Endpoint) Unregister(ctx context.Context) error {
+	e.mu.Lock()
+	e.doc = nil
+	e.mu.Unlock()
 	if err := e.client.Publish(ctx, e.topics.Sphere(e.cfg.ID), e.cfg.QoS, true, nil); err != nil {
 		return fmt.Errorf("unregister %s: %w", e.cfg.ID, err)
 	}
@@ -164,7 +168,11 @@ func (e *Endpoint) ServiceQuery(ctx context.Context) (map[string]spec.Service, e
 	select {
 	case r = <-ch:
 		if r == nil {
-			return nil, fmt.Errorf("service query %s: %w", e.cfg.ID, e.Err())
+			err := e.Err()
+			if err == nil { // Config.Reconnect: the connection was lost, the endpoint lives on
+				err = ErrConnectionLost
+			}
+			return nil, fmt.Errorf("service query %s: %w", e.cfg.ID, err)
 		}
 	case <-ctx.Done():
 		forget()
