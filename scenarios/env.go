@@ -119,7 +119,7 @@ func NewEnv(ctx context.Context, opts ...EnvOption) *Env {
 	DeferCleanup(e.teardown)
 	if cfg.connector && t.HarnessRunsConnector() {
 		p := ConnectorParams{
-			BrokerURL: t.URL(false, e.Secure), TopicPath: e.Path,
+			BrokerURL: t.URL(false, e.Secure), TopicPath: e.Path, TLSConfig: t.TLSConfig,
 			Events: t.Decl.Claims(FeatureEvents), CallCtl: t.Decl.Claims(Feature3PCC), Profile: t.Decl.Profile,
 			Logger: t.Logger.With("component", "connector", "path", e.Path),
 		}
@@ -264,7 +264,7 @@ func (e *Env) Connect(name string, o ConnOptions) (*Conn, error) {
 		return nil, fmt.Errorf("no broker URL for %s (websocket=%v secure=%v)", name, o.WebSocket, e.Secure)
 	}
 	mo := mqttc.Options{
-		BrokerURL: url, ClientID: mqttc.RandomClientID("h" + e.Tag), Will: o.Will,
+		BrokerURL: url, ClientID: mqttc.RandomClientID("h" + e.Tag), Will: o.Will, TLSConfig: e.Target.TLSConfig,
 		ConnectTimeout: e.Reply(), Logger: e.Target.Logger,
 	}
 	if o.MQTT31 {

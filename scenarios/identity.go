@@ -2,17 +2,15 @@ package scenarios
 
 import (
 	"encoding/json"
-	"errors"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 
-	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
 // Identity and security (PROTOCOL.md, "Identity rule"): the sender is the topic's last
-// level; a secured broker makes that level trustworthy.
+// level; a secured broker makes that level trustworthy (its scenarios: security.go).
 var _ = Describe("Identity and security", Area("identity"), func() {
 
 	It("routes calls between endpoint IDs with spaces, @, : and .", Req("ID-001", "SESS-002"), func(ctx SpecContext) {
@@ -67,57 +65,4 @@ var _ = Describe("Identity and security", Area("identity"), func() {
 		Harness(out.Send(c, mustChat("still private")), "send")
 		bob.Expect("MSG-002", "the session still relays alice's messages", And(IsMethod(spec.MethodMessage), InSession(in.ID())))
 	}, SpecTimeout(time.Minute))
-
-	Context("on the secured listener", Serial, func() {
-
-		It("carries a whole call between authenticated endpoints", Req("ID-005"), func(ctx SpecContext) {
-			e := NewEnv(ctx, OnSecureListener(), WithConnector())
-			bob := e.Party("bob", PartyOptions{})
-			alice := e.Party("alice", PartyOptions{})
-			out, in := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
-			c, cancel := e.opCtx()
-			defer cancel()
-			Harness(out.Send(c, mustChat("over a secured broker")), "send")
-			bob.Expect("ID-005", "an authenticated endpoint's message to its peer is delivered", And(IsMethod(spec.MethodMessage), InSession(in.ID())))
-		}, SpecTimeout(time.Minute))
-
-		It("drops a publish to a topic ending in another endpoint's ID", Req("ID-005"), func(ctx SpecContext) {
-			e := NewEnv(ctx, OnSecureListener(), WithConnector())
-			bob := e.Party("bob", PartyOptions{})
-			alice := e.Party("alice", PartyOptions{})
-			mallory := e.Prober("mallory")
-			spoofed := &spec.Message{Method: spec.MethodStartSession, FromTopic: mallory.Addr, TransID: randomUUID(), SigSessID: randomUUID(),
-				ToEndpointID: bob.ID(), Protocols: []string{spec.ProtoWebRTC}, Payload: mustOffer("chrome-audio-offer")}
-			// Straight into bob's inbox, and via the connector, both claiming to be alice.
-			Harness(mallory.Send(spec.Join(bob.Address(), alice.ID()), spoofed), "publish")
-			Harness(mallory.Send(spec.Join(alice.ConnectorTopic(), alice.ID()), spoofed), "publish")
-			bob.ExpectNone("ID-005", "no message claiming to be from alice, published by mallory, reaches bob", InSession(spoofed.SigSessID))
-		}, SpecTimeout(time.Minute))
-
-		It("refuses a subscription to another endpoint's inbox", Req("ID-005"), func(ctx SpecContext) {
-			e := NewEnv(ctx, OnSecureListener(), WithConnector())
-			alice := e.Party("alice", PartyOptions{})
-			bob := e.Party("bob", PartyOptions{})
-			mallory := e.Prober("mallory")
-			err := mallory.Subscribe(alice.Address()+"/#", 0)
-			refused := errors.Is(err, mqttc.ErrSubscriptionRefused)
-			out := bob.Call(alice.ID(), mustOffer("chrome-audio-offer"))
-			leaked := mallory.Inbox().Collect(e.Ctx, e.Quiet(), 1, InSession(out.ID()))
-			Check("ID-005", len(leaked) == 0, "mallory receives nothing of alice's inbox",
-				"subscription refused=%v (err %v); mallory received %v", refused, err, leaked)
-		}, SpecTimeout(time.Minute))
-
-		It("refuses a DOCUMENT on another endpoint's presence topic", Req("ID-005"), func(ctx SpecContext) {
-			e := NewEnv(ctx, OnSecureListener(), WithConnector())
-			alice := e.ID("alice")
-			_ = e.ID("bob")
-			mallory := e.Prober("mallory")
-			doc := []byte(`{"method":"DOCUMENT","rtcommVer":"v1.0.0","type":"ENDPOINT","appContext":"rtcomm","addressTopic":"` + mallory.Addr + `","topic":"` + mallory.Addr + `"}`)
-			_ = mallory.Publish(e.Topics.Sphere(alice), 1, true, doc)
-			mon := e.MustConnect("ID-005", "monitor", ConnOptions{AsID: mallory.ID})
-			Harness(mon.Subscribe(e.Topics.SphereRoot()+"/#", 0), "subscribe presence")
-			got := mon.Inbox().Collect(e.Ctx, e.Quiet(), 0, func(m Msg) bool { return m.Topic == e.Topics.Sphere(alice) && len(m.Payload) > 0 })
-			Check("ID-005", len(got) == 0, "no DOCUMENT for "+alice+" published by mallory", "%v", got)
-		}, SpecTimeout(time.Minute))
-	})
 })

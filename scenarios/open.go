@@ -2,9 +2,12 @@ package scenarios
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 )
 
@@ -14,6 +17,7 @@ type ConnectorParams struct {
 	TopicPath string
 	Username  string
 	Password  string
+	TLSConfig *tls.Config   // for ssl:// and wss:// URLs
 	Queues    []string      // call-queue endpoint IDs (feature queues)
 	Schemes   []SchemeRoute // scheme routes (feature schemes); topics relative to TopicPath
 	Events    bool
@@ -41,6 +45,9 @@ type Target struct {
 	Identities []Identity
 	// ConnectorIdentity is what the harness's connector uses on the secured listener.
 	ConnectorIdentity *Identity
+	// TLSConfig is what every harness client (and the harness's connector) uses for ssl://
+	// and wss:// URLs; nil means the system roots.
+	TLSConfig *tls.Config
 	// StartConnector starts a connector per scenario (modes embedded and broker); nil in mode
 	// connector, where the target's own connector serves Decl.TopicPath.
 	StartConnector ConnectorFunc
@@ -99,10 +106,16 @@ func Open(ctx context.Context, d Declaration, log *slog.Logger) (*Target, error)
 	case ModeBroker:
 		t.TCP, t.WS = d.Broker.TCP, d.Broker.WS
 		t.StartConnector = ReferenceConnector
-		t.fillSecure()
+		if err := t.fillSecure(); err != nil {
+			t.Close()
+			return nil, err
+		}
 	case ModeConnector:
 		t.TCP, t.WS = d.Broker.TCP, d.Broker.WS
-		t.fillSecure()
+		if err := t.fillSecure(); err != nil {
+			t.Close()
+			return nil, err
+		}
 	}
 	if t.TCP == "" && t.WS == "" {
 		t.Close()
@@ -112,10 +125,21 @@ func Open(ctx context.Context, d Declaration, log *slog.Logger) (*Target, error)
 }
 
 // fillSecure copies the secured listener from the declaration (modes broker and connector).
-func (t *Target) fillSecure() {
+func (t *Target) fillSecure() error {
 	s := t.Decl.Secure
 	if s == nil {
-		return
+		return nil
+	}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return fmt.Errorf("secure.caFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("secure.caFile %s: no PEM certificate", s.CAFile)
+		}
+		t.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	t.SecureTCP, t.SecureWS = s.TCP, s.WS
 	if t.SecureTCP == "" && t.SecureWS == "" {
@@ -133,8 +157,12 @@ func (t *Target) fillSecure() {
 	}
 	if s.Connector != nil {
 		c := *s.Connector
+		if c.Username == "" {
+			c.Username = c.ID
+		}
 		t.ConnectorIdentity = &c
 	}
+	return nil
 }
 
 // URL returns the broker URL for a transport ("tcp" or "ws"), secured or not.

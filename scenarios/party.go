@@ -53,6 +53,7 @@ func (e *Env) Party(role string, o PartyOptions) *Party {
 	p := &Party{Role: role, env: e, in: newInbox()}
 	cfg := endpoint.Config{
 		BrokerURL: e.Target.URL(o.WebSocket, e.Secure), TopicPath: e.Path, ID: id, AppContext: o.AppContext,
+		TLSConfig:       e.Target.TLSConfig,
 		ProtocolVersion: 3, // MQTT 3.1, as rtcomm.js
 		SendEarly:       true,
 		QueryTimeout:    e.Reply(), PranswerTimeout: e.Reply(),

@@ -33,6 +33,7 @@ func ReferenceConfig(p ConnectorParams) connector.Config {
 	cfg.BrokerURL = p.BrokerURL
 	cfg.TopicPath = p.TopicPath
 	cfg.Username, cfg.Password = p.Username, p.Password
+	cfg.TLSConfig = p.TLSConfig
 	cfg.Events = p.Events
 	cfg.CallControl = p.CallCtl
 	cfg.Queues = p.Queues

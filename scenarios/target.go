@@ -116,6 +116,12 @@ type Secure struct {
 	Connector *Identity `yaml:"connector,omitempty" json:"connector,omitempty"`
 	// Identities are endpoint credentials the harness may use; at least three.
 	Identities []Identity `yaml:"identities,omitempty" json:"identities,omitempty"`
+	// TLS (mode embedded): the secured listener serves ssl:// and wss:// with a self-signed
+	// certificate the harness generates for 127.0.0.1 and trusts.
+	TLS bool `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// CAFile (modes broker and connector): PEM certificates the harness trusts for ssl:// and
+	// wss:// URLs; empty means the system roots.
+	CAFile string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
 }
 
 // SchemeRoute is a scheme the connector routes to a gateway topic (mode connector: as served
@@ -356,6 +362,12 @@ func (d *Declaration) Validate() error {
 		case d.Mode == ModeBroker && d.Secure.Connector == nil:
 			errs = append(errs, errors.New("secure.connector: mode broker needs the credentials the reference connector uses"))
 		}
+	}
+	if d.Secure != nil && d.Secure.TLS && d.Mode != ModeEmbedded {
+		errs = append(errs, errors.New("secure.tls: only mode embedded (the harness serves TLS itself); give an external broker's ssl:// or wss:// URL and secure.caFile instead"))
+	}
+	if d.Secure != nil && d.Secure.CAFile != "" && d.Mode == ModeEmbedded {
+		errs = append(errs, errors.New("secure.caFile: not for mode embedded (use secure.tls)"))
 	}
 	if d.Claims(FeatureQueues) && d.Mode == ModeConnector && len(d.Queues) == 0 {
 		errs = append(errs, errors.New("feature queues claimed in mode connector but queues: lists no queue endpoint ID"))

@@ -6,7 +6,7 @@ import (
 )
 
 // CatalogVersion changes whenever an entry is added, removed or reworded; IDs never change meaning.
-const CatalogVersion = "1.0.0"
+const CatalogVersion = "1.1.0"
 
 // Level is the RFC 2119 strength of a requirement.
 type Level string
@@ -339,6 +339,15 @@ var catalog = []Requirement{
 	{ID: "ID-006", Area: "identity", Level: Must, Profiles: both, Subject: SubjectConnector,
 		Text:   "The connector takes a sender's identity only from the topic's last level and relays session messages only from a party of that session.",
 		Source: "signaling spec, identity rule"},
+	{ID: "ID-007", Area: "identity", Level: Must, Profiles: both, Subject: SubjectBroker, Feature: FeatureSecure,
+		Text:   "A secured broker refuses a CONNECT that is anonymous, names an unknown user or carries a wrong password.",
+		Source: "signaling spec, identity rule (IDs are authenticated); MQTT 3.1.1 §3.2.2.3"},
+	{ID: "ID-008", Area: "identity", Level: Must, Profiles: both, Subject: SubjectBroker, Feature: FeatureSecure,
+		Text:   "On a secured broker only an endpoint itself sets or clears its presence: a retained DOCUMENT, an empty clear or a will on another ID's `<path>sphere/<id>` is refused.",
+		Source: "signaling spec, identity rule and registration flow"},
+	{ID: "ID-009", Area: "identity", Level: Must, Profiles: both, Subject: SubjectBroker, Feature: FeatureSecure,
+		Text:   "On a secured broker endpoints cannot publish on the event topics `<path>event/...`, which only the connector fires (an event topic ends in the callee's ID, so the last-level rule alone would let a callee forge events).",
+		Source: srcSvcSpec + ", events; signaling spec, identity rule"},
 
 	// Robustness.
 	{ID: "ROB-001", Area: "robustness", Level: Must, Profiles: both, Subject: SubjectConnector,

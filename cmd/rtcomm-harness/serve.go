@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -43,6 +47,7 @@ type serveOptions struct {
 	password      string
 	tlsCert       string
 	tlsKey        string
+	tlsCA         string
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -61,7 +66,8 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 		Example: `  rtcomm-harness serve
   rtcomm-harness serve --tcp 127.0.0.1:0 --ws off
   rtcomm-harness serve --broker tcp://127.0.0.1:1883 --topic-path /rtcomm/
-  rtcomm-harness serve --secure --credentials creds.txt --connector-user connector`,
+  rtcomm-harness serve --secure --credentials creds.txt --connector-user connector
+  rtcomm-harness serve --secure --credentials creds.txt --tls-cert cert.pem --tls-key key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -93,6 +99,7 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 	f.StringVar(&o.password, "password", "", "connector's MQTT password for an external broker")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "embedded broker: TLS certificate file (enables ssl:// and wss://)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "embedded broker: TLS key file")
+	f.StringVar(&o.tlsCA, "tls-ca", "", "external broker (ssl://, wss://): CA certificate file (PEM) the connector trusts instead of the system roots")
 	return cmd
 }
 
@@ -132,6 +139,11 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Registerer = reg
 
+	if o.brokerURL != "" && (o.secure || o.credentials != "" || o.tlsCert != "" || o.tlsKey != "") {
+		// The external broker enforces its own ACLs (docs/SECURITY.md): silently
+		// ignoring these flags would suggest a protection that is not there.
+		return errors.New("--secure, --credentials, --tls-cert and --tls-key configure the embedded broker; with --broker use --username, --password and --tls-ca")
+	}
 	var b *broker.Broker
 	if o.brokerURL == "" {
 		bc := broker.Config{
@@ -162,9 +174,19 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 		} else {
 			cfg.BrokerURL = b.WSURL()
 		}
+		if o.tlsCert != "" {
+			if cfg.TLSConfig, err = pinnedTLS(o.tlsCert, o.tlsKey); err != nil {
+				return err
+			}
+		}
 	} else {
 		cfg.BrokerURL = o.brokerURL
 		cfg.Username, cfg.Password = o.username, o.password
+		if o.tlsCA != "" {
+			if cfg.TLSConfig, err = caTLS(o.tlsCA); err != nil {
+				return err
+			}
+		}
 	}
 	cfg.Logger = log.With("component", "connector")
 
@@ -210,6 +232,43 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil
+}
+
+// pinnedTLS is the connector's TLS configuration for the embedded broker: it trusts
+// exactly the certificate the broker serves. The connector dials the loopback address
+// the broker is bound to, which a certificate issued for the public host name does not
+// name, so ordinary host-name verification would fail; pinning the served certificate
+// is at least as strict.
+func pinnedTLS(certFile, keyFile string) (*tls.Config, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS key pair %s, %s: %w", certFile, keyFile, err)
+	}
+	leaf := pair.Certificate[0]
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Verification is done by VerifyConnection below (pinning), not by host name.
+		InsecureSkipVerify: true, //nolint:gosec // the peer certificate is pinned
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, leaf) {
+				return errors.New("embedded broker presented a certificate other than " + certFile)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// caTLS trusts the CA certificates in a PEM file (an external broker with a private CA).
+func caTLS(caFile string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca %s: no PEM certificate found", caFile)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
 }
 
 // startOps serves /metrics and /healthz.

@@ -168,9 +168,21 @@ type identityRule struct {
 
 // mayPublish: only to topics under the path whose last level is the client's own ID:
 // <path>sphere/<id>, <path>connector/<id>, <path>management/<id>, <path><peer>/<id>.
+// Presence is exactly <path>sphere/<id> (no deeper level a presence monitor could
+// misread), and the event tree is the connector's alone: an event topic ends in the
+// *callee's* ID, so the last-level rule would let a callee forge events about its caller.
 func (r identityRule) mayPublish(id, topic string) bool {
 	rest, ok := strings.CutPrefix(topic, r.path)
-	return ok && id != "" && spec.Sender(rest) == id
+	if !ok || id == "" || spec.Sender(rest) != id {
+		return false
+	}
+	switch first, _, _ := strings.Cut(rest, "/"); first {
+	case levelEvent:
+		return false // ID-009
+	case levelSphere:
+		return rest == levelSphere+"/"+id // ID-008
+	}
+	return true // ID-005
 }
 
 // mayRead: a subscription filter (or a delivered topic) within the client's own inbox

@@ -87,7 +87,8 @@ func TestSecureAuthentication(t *testing.T) {
 	}
 }
 
-// ID-005: alice may publish only to topics ending in her ID; denied publishes are
+// ID-005, ID-008, ID-009: alice may publish only to topics ending in her ID, not to
+// events, and presence only at sphere/alice; denied publishes are
 // dropped (QoS 1 still acknowledged: 3.1.1 has no negative PUBACK).
 func TestSecurePublishIdentityRule(t *testing.T) {
 	t.Parallel()
@@ -99,7 +100,10 @@ func TestSecurePublishIdentityRule(t *testing.T) {
 	for _, url := range []string{f.b.TCPURL(), f.b.WSURL()} {
 		alice := dial(t, ctx, f.opts(url, "alice"))
 		for _, topic := range []string{p + "bob/carol", p + "sphere/bob", p + "connector/bob", p + "bob/alice/x",
-			p + "alice/bob", "/elsewhere/alice", p + "sphere/alice2", p + "sphere/alic"} {
+			p + "alice/bob", "/elsewhere/alice", p + "sphere/alice2", p + "sphere/alic",
+			// ID-009: events are the connector's, even those ending in alice's ID;
+			// ID-008: presence is exactly sphere/<id>.
+			p + "event/session/started/bob/alice", p + "event/alice", p + "sphere/bob/alice"} {
 			for _, qos := range []byte{0, 1} {
 				if err := alice.Publish(ctx, topic, qos, false, []byte("spoof")); err != nil {
 					t.Errorf("denied publish to %q at QoS %d: Expected it acknowledged and dropped, Actual error %v", topic, qos, err)

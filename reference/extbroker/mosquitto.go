@@ -6,11 +6,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -46,16 +49,32 @@ func MosquittoPath() (string, error) {
 	return "", fmt.Errorf("mosquitto: %w (%s)", ErrNotInstalled, InstallHint)
 }
 
+// MosquittoOptions extend the launcher's configuration, e.g. with the secure-mode
+// settings of docs/security/mosquitto (password_file, acl_file, allow_anonymous false).
+type MosquittoOptions struct {
+	// ConfigLines are added to the global section, before the listeners. A line setting
+	// allow_anonymous replaces the launcher's "allow_anonymous true".
+	ConfigLines []string
+	// Passwords, when set, are written with mosquitto_passwd to a password file in the
+	// broker's temporary directory; a "password_file" line pointing at it is added.
+	Passwords map[string]string
+}
+
 // StartMosquitto starts mosquitto with a TCP and a WebSocket listener on free
 // loopback ports, anonymous access, no persistence. Stop it with Close.
 func StartMosquitto(ctx context.Context) (*Process, error) {
+	return StartMosquittoWith(ctx, MosquittoOptions{})
+}
+
+// StartMosquittoWith is StartMosquitto with extra configuration.
+func StartMosquittoWith(ctx context.Context, o MosquittoOptions) (*Process, error) {
 	bin, err := MosquittoPath()
 	if err != nil {
 		return nil, err
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken between probe and bind
-		p, err := startMosquittoOnce(ctx, bin)
+		p, err := startMosquittoOnce(ctx, bin, o)
 		if err == nil {
 			return p, nil
 		}
@@ -67,7 +86,7 @@ func StartMosquitto(ctx context.Context) (*Process, error) {
 	return nil, lastErr
 }
 
-func startMosquittoOnce(ctx context.Context, bin string) (*Process, error) {
+func startMosquittoOnce(ctx context.Context, bin string, o MosquittoOptions) (*Process, error) {
 	tcpPort, err := freePort()
 	if err != nil {
 		return nil, err
@@ -80,19 +99,40 @@ func startMosquittoOnce(ctx context.Context, bin string) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mosquitto: temp dir: %w", err)
 	}
+	extra := slices.Clone(o.ConfigLines)
+	if len(o.Passwords) > 0 {
+		pwFile := filepath.Join(dir, "passwd")
+		if err := writeMosquittoPasswords(ctx, pwFile, o.Passwords); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		extra = append(extra, "password_file "+pwFile)
+	}
+	if len(extra) > 0 && os.Geteuid() == 0 {
+		// Started as root, mosquitto switches to the "mosquitto" user after reading its
+		// configuration and only then opens password_file and acl_file, which then live in
+		// our private (0700) temporary directory or the caller's tree: stay root instead.
+		extra = append([]string{"user root"}, extra...)
+	}
+	anonymous := "allow_anonymous true\n"
+	for _, l := range extra {
+		if strings.HasPrefix(strings.TrimSpace(l), "allow_anonymous") {
+			anonymous = ""
+		}
+	}
 	conf := fmt.Sprintf(`# written by rtcomm-harness
 per_listener_settings false
-allow_anonymous true
-persistence false
+%spersistence false
 log_dest stderr
 log_type error
 log_type warning
 max_queued_messages 100000
+%s
 listener %d 127.0.0.1
 protocol mqtt
 listener %d 127.0.0.1
 protocol websockets
-`, tcpPort, wsPort)
+`, anonymous, strings.Join(extra, "\n"), tcpPort, wsPort)
 	confPath := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		os.RemoveAll(dir)
@@ -124,6 +164,39 @@ protocol websockets
 		return nil, fmt.Errorf("mosquitto: %w; its log: %s", err, log)
 	}
 	return p, nil
+}
+
+// MosquittoPasswdPath finds mosquitto_passwd (package mosquitto; /usr/bin on Debian).
+func MosquittoPasswdPath() (string, error) {
+	if p, err := exec.LookPath("mosquitto_passwd"); err == nil {
+		return p, nil
+	}
+	for _, p := range []string{"/usr/bin/mosquitto_passwd", "/usr/sbin/mosquitto_passwd"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("mosquitto_passwd: %w (%s)", ErrNotInstalled, InstallHint)
+}
+
+// writeMosquittoPasswords creates a mosquitto password file (hashed) with mosquitto_passwd -b.
+func writeMosquittoPasswords(ctx context.Context, path string, users map[string]string) error {
+	bin, err := MosquittoPasswdPath()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		return fmt.Errorf("mosquitto: password file: %w", err)
+	}
+	names := slices.Sorted(maps.Keys(users))
+	for _, u := range names {
+		// Arguments, not a shell: user names and passwords are passed verbatim.
+		out, err := exec.CommandContext(ctx, bin, "-b", path, u, users[u]).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("mosquitto_passwd for %q: %w: %s", u, err, out)
+		}
+	}
+	return nil
 }
 
 // Close stops the broker (SIGTERM, then SIGKILL after 3 s) and removes its files.

@@ -195,7 +195,7 @@ func Faults() []Fault {
 		{
 			Name:        "lets-ids-be-spoofed",
 			Description: "the \"secured\" listener authenticates anyone and enforces no identity ACLs",
-			Breaks:      []string{"ID-005"},
+			Breaks:      []string{"ID-005", "ID-007", "ID-008", "ID-009"},
 			Areas:       []string{"identity"},
 			apply: func(t *scenarios.Target) {
 				t.SecureTCP, t.SecureWS, t.SecurePath = t.TCP, t.WS, t.Decl.TopicPath
