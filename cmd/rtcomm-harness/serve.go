@@ -22,6 +22,7 @@ import (
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/connector"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
 // serveOptions are the flags of `serve`.
@@ -48,6 +49,14 @@ type serveOptions struct {
 	tlsCert       string
 	tlsKey        string
 	tlsCA         string
+	// Connector limits: 0 takes the connector's default, negative switches a limit off.
+	ratePerClient float64
+	rateBurst     int
+	maxSessPerEP  int
+	maxRegsPerEP  int
+	maxRegs       int
+	maxDepth      int
+	maxStringLen  int
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -99,6 +108,13 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 	f.StringVar(&o.password, "password", "", "connector's MQTT password for an external broker")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "embedded broker: TLS certificate file (enables ssl:// and wss://)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "embedded broker: TLS key file")
+	f.Float64Var(&o.ratePerClient, "rate-per-client", 0, fmt.Sprintf("connector: inbound messages/s one sender ID may sustain (0 = default %d, -1 = no limit)", connector.DefaultRatePerClient))
+	f.IntVar(&o.rateBurst, "rate-burst", 0, fmt.Sprintf("connector: burst allowed above --rate-per-client (0 = default %d)", connector.DefaultRateBurst))
+	f.IntVar(&o.maxSessPerEP, "max-sessions-per-endpoint", 0, fmt.Sprintf("connector: sessions one endpoint ID may take part in (0 = default %d, -1 = no limit)", connector.DefaultMaxSessionsPerEndpoint))
+	f.IntVar(&o.maxRegsPerEP, "max-registrations-per-endpoint", 0, fmt.Sprintf("connector: appContexts one endpoint ID may register (0 = default %d, -1 = no limit)", connector.DefaultMaxRegistrationsPerEndpoint))
+	f.IntVar(&o.maxRegs, "max-registrations", 0, fmt.Sprintf("connector: registry size (0 = default %d, -1 = no limit)", connector.DefaultMaxRegistrations))
+	f.IntVar(&o.maxDepth, "max-json-depth", 0, fmt.Sprintf("connector: JSON nesting depth of an inbound message (0 = default %d)", spec.DefaultMaxDepth))
+	f.IntVar(&o.maxStringLen, "max-string-len", 0, fmt.Sprintf("connector: longest string in an inbound message, SDP included (0 = default %d bytes)", spec.DefaultMaxStringLen))
 	f.StringVar(&o.tlsCA, "tls-ca", "", "external broker (ssl://, wss://): CA certificate file (PEM) the connector trusts instead of the system roots")
 	return cmd
 }
@@ -134,6 +150,9 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 	cfg.Queues = o.queues
 	cfg.Schemes = schemes
 	cfg.SharedGroup = o.sharedGroup
+	cfg.RatePerClient, cfg.RateBurst = o.ratePerClient, o.rateBurst
+	cfg.MaxSessionsPerEndpoint, cfg.MaxRegistrationsPerEndpoint, cfg.MaxRegistrations = o.maxSessPerEP, o.maxRegsPerEP, o.maxRegs
+	cfg.Limits.MaxDepth, cfg.Limits.MaxStringLen = o.maxDepth, o.maxStringLen
 	cfg.Logger = log
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
