@@ -34,7 +34,33 @@ type Summary struct {
 	SLO          slo.Verdicts             `json:"slo"`           // judgement of Params.SLO, in spec order
 	SLOPassed    bool                     `json:"slo_passed"`    // no verdict failed (true without SLOs)
 	Warnings     []string                 `json:"warnings"`      // reasons to distrust or qualify the numbers
+	// Baseline is present when the run also relayed its messages as raw MQTT (--baseline).
+	Baseline *Baseline `json:"baseline,omitempty"`
 }
+
+// Baseline compares the rtcomm traffic of a run with the same message count and sizes relayed
+// as raw MQTT (publisher -> subscriber on the same broker, no rtcomm logic) in the same run.
+type Baseline struct {
+	Kind      string  `json:"kind"`       // "raw_mqtt_relay"
+	Messages  uint64  `json:"messages"`   // raw messages published
+	Bytes     uint64  `json:"bytes"`      // their payload bytes
+	Delivered uint64  `json:"delivered"`  // raw messages that arrived
+	Lost      uint64  `json:"lost"`       // raw messages that did not arrive in time
+	DurationS float64 `json:"duration_s"` // first publish .. last arrival
+	Rate      float64 `json:"rate"`       // raw messages delivered per second: the broker's relay limit as measured
+	Latency   Stats   `json:"latency"`    // raw one-way latency (µs)
+	// The run's rtcomm messages as received by the simulated endpoints (through the connector).
+	RtcommMessages uint64  `json:"rtcomm_messages"`
+	RtcommBytes    uint64  `json:"rtcomm_bytes"`
+	RtcommRate     float64 `json:"rtcomm_rate"` // rtcomm messages delivered per second over the load window
+	// Ratio is RtcommRate / Rate. It says how close the connector got to the broker's own
+	// limit only when the run offered more than the target sustains (a saturating run).
+	Ratio float64 `json:"ratio"`
+	Note  string  `json:"note,omitempty"`
+}
+
+// NewLatencyStats summarizes a latency histogram (µs) the way metrics are summarized.
+func NewLatencyStats(h *hdrhistogram.Histogram) (Stats, error) { return newStats(h) }
 
 // MetricSummary is one metric measured both ways.
 type MetricSummary struct {

@@ -60,6 +60,7 @@ type Writer struct {
 	flushErr error     // first background flush error, reported by Finalize
 	closing  bool      // Finalize has begun
 	done     bool      // the log is closed
+	baseline *Baseline // SetBaseline: goes into the summary
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -218,6 +219,13 @@ func (w *Writer) sync() error {
 	return w.f.Sync()
 }
 
+// SetBaseline attaches a raw-relay baseline to the summary Finalize writes.
+func (w *Writer) SetBaseline(b *Baseline) {
+	w.mu.Lock()
+	w.baseline = b
+	w.mu.Unlock()
+}
+
 // Finalize ends the run: it closes the recorder (calls in progress become aborted), writes the
 // last interval and an end marker to the log, then the .hgrm files and summary.json. end is
 // the end of the load window (zero: now); interrupted marks a run stopped early (Ctrl-C, error).
@@ -253,6 +261,7 @@ func (w *Writer) Finalize(end time.Time, interrupted bool) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("results %s: %w", w.dir, errors.Join(append(errs, err)...))
 	}
+	sum.Baseline = w.baseline
 	errs = append(errs, sum.writeOutputs(w.dir))
 	if err := errors.Join(errs...); err != nil {
 		return sum, fmt.Errorf("results %s: %w", w.dir, err)

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen"
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/metrics"
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/results"
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/sim"
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/slo"
+)
+
+// Exit statuses of `load`: 1 an SLO was breached, 2 the harness failed or the run is invalid.
+const (
+	exitSLOBreached = 1
+	exitLoadInvalid = 2
+)
+
+// loadOptions are the flags of `load`.
+type loadOptions struct {
+	endpoints     int
+	rampRate      float64
+	rate          float64
+	pacer         string
+	duration      time.Duration
+	holdMean      time.Duration
+	ice           int
+	iceGap        time.Duration
+	rejectShare   float64
+	noAnswerShare float64
+	pranswerDelay time.Duration
+	noPranswer    bool
+	answerDelay   time.Duration
+	ringTimeout   time.Duration
+	offer         string
+	shard         string
+	baseline      bool
+	sloSpec       string
+	out           string
+	seed          uint64
+	brokerURL     string
+	noConnector   bool
+	topicPath     string
+	username      string
+	password      string
+	idPrefix      string
+	appContext    string
+	noQuery       bool
+	cpuProfile    string
+}
+
+func defaultLoadOptions() loadOptions {
+	pc, cm := sim.DefaultPoolConfig(), sim.DefaultCallModel()
+	return loadOptions{endpoints: pc.Endpoints, rampRate: pc.RampRate, rate: 20, pacer: "poisson",
+		duration: 30 * time.Second, holdMean: cm.HoldMean, ice: cm.ICE, iceGap: cm.ICEGap,
+		rejectShare: cm.RejectShare, noAnswerShare: cm.NoAnswerShare, pranswerDelay: cm.PranswerDelay,
+		answerDelay: cm.AnswerDelay, ringTimeout: cm.RingTimeout, offer: cm.Offer,
+		topicPath: "/rtcomm/", idPrefix: pc.IDPrefix, appContext: pc.AppContext}
+}
+
+func newLoadCmd(g *globalFlags) *cobra.Command {
+	o := defaultLoadOptions()
+	cmd := &cobra.Command{
+		Use:   "load",
+		Short: "Simulate thousands of rtcomm endpoints and measure call setup, ICE and teardown latency",
+		Long: `Run an open-loop load against an rtcomm target and write a results directory.
+
+With no flags: a ~30 s demo against the embedded reference (in-process broker + reference
+connector on random loopback ports) with 1,000 endpoints and 20 calls/s.
+
+Each simulated endpoint is its own MQTT connection (own client ID, last will, inbox
+subscription, retained DOCUMENT, SERVICE_QUERY). Endpoints connect at --ramp-rate; then calls
+start on a schedule (--pacer poisson or constant at --rate calls/s, never waiting for earlier
+calls) between random idle pairs of registered endpoints:
+
+  caller: START_SESSION with an SDP offer (--offer, from fixtures/), trickles --ice candidates
+          every --ice-gap (before and after the answer)
+  callee: PRANSWER after --pranswer-delay, then after --answer-delay RESPONSE SUCCESS with
+          the SDP answer and its own --ice candidates; or rejects (--reject-share, reason
+          "busy") or lets it ring (--no-answer-share) until the caller cancels after
+          --ring-timeout
+  hold:   exponential with mean --hold-mean (at least until ICE is done), then STOP_SESSION
+          from a random side
+
+Latencies (connect, register, service_query, post_dial_delay, setup, ice, teardown) are
+HdrHistograms corrected for coordinated omission (from the intended start) with the
+uncorrected view kept. Every call ends in exactly one outcome and every checked message is
+delivered, lost or in flight. Results: --out DIR (params.json, intervals.hlog written every
+second, <metric>.hgrm, summary.json); formats in loadgen/README.md.
+
+Ctrl-C / SIGTERM stops scheduling, drains briefly and finalizes: everything measured is kept.
+If the target vanishes mid-run the results cover the run until then and the exit status is 2.
+
+Exit status: 0 ok; 1 an --slo threshold was breached; 2 the harness failed or the run is not
+valid (target lost, interrupted, accounting does not balance, or the generator fell behind:
+more than 1% of calls started over 10 ms late, or any over 100 ms; every late start is
+reported in the summary's warnings either way).`,
+		Example: `  rtcomm-harness load
+  rtcomm-harness load --endpoints 10000 --ramp-rate 500 --rate 500 --duration 60s --slo 'setup.p99<100ms,lost<=0'
+  rtcomm-harness load --broker tcp://127.0.0.1:1883 --baseline
+  rtcomm-harness load --broker tcp://mq:1883 --no-connector --shard 0/4 --endpoints 40000 --rate 2000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			tty := writerIsTerminal(cmd.ErrOrStderr())
+			if cmd.Flags().Changed("no-pranswer") && o.noPranswer {
+				o.pranswerDelay = -1
+			}
+			return runLoad(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr(), tty, log)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.endpoints, "endpoints", o.endpoints, "simulated endpoints (total over all shards)")
+	f.Float64Var(&o.rampRate, "ramp-rate", o.rampRate, "endpoint connections per second while ramping up (total over all shards)")
+	f.Float64Var(&o.rate, "rate", o.rate, "call attempts per second (total over all shards)")
+	f.StringVar(&o.pacer, "pacer", o.pacer, "call arrivals: poisson or constant")
+	f.DurationVar(&o.duration, "duration", o.duration, "length of the load window (ramp-up and draining not included)")
+	f.DurationVar(&o.holdMean, "hold-mean", o.holdMean, "mean of the exponentially distributed hold time of answered calls")
+	f.IntVar(&o.ice, "ice", o.ice, "ICE candidates trickled by each side of a call")
+	f.DurationVar(&o.iceGap, "ice-gap", o.iceGap, "time between two trickled candidates of one side")
+	f.Float64Var(&o.rejectShare, "reject-share", o.rejectShare, "share of calls the callee rejects (0..1)")
+	f.Float64Var(&o.noAnswerShare, "no-answer-share", o.noAnswerShare, "share of calls that ring unanswered until --ring-timeout (0..1)")
+	f.DurationVar(&o.pranswerDelay, "pranswer-delay", o.pranswerDelay, "callee sends PRANSWER this long after the offer arrives")
+	f.BoolVar(&o.noPranswer, "no-pranswer", false, "callees answer without PRANSWER (unanswered calls still ring with one)")
+	f.DurationVar(&o.answerDelay, "answer-delay", o.answerDelay, "callee answers this long after the offer arrives (simulated user; counts in setup)")
+	f.DurationVar(&o.ringTimeout, "ring-timeout", o.ringTimeout, "caller cancels an unanswered call after this")
+	f.StringVar(&o.offer, "offer", o.offer, "SDP offer fixture (fixtures/sdp); its answer fixture is the answer")
+	f.StringVar(&o.shard, "shard", "", "i/N: this generator is shard i of N (own endpoint IDs, 1/N of the rates); merge with report merge")
+	f.BoolVar(&o.baseline, "baseline", false, "after the window, relay the same message count and sizes as raw MQTT on the same broker and compare")
+	f.StringVar(&o.sloSpec, "slo", "", "thresholds, e.g. 'setup.p99<100ms,errors<0.1%,lost<=0'; exit 1 when breached")
+	f.StringVar(&o.out, "out", "", "results directory (default ./results/load-<UTC timestamp>)")
+	f.Uint64Var(&o.seed, "seed", 0, "seed of the schedule and call choices (0 = random; recorded in params.json)")
+	f.StringVar(&o.brokerURL, "broker", "", "external broker URL (tcp://, ws://, ssl://, wss://); empty runs the embedded reference")
+	f.BoolVar(&o.noConnector, "no-connector", false, "with --broker: a connector is already attached; do not start the reference connector")
+	f.StringVar(&o.topicPath, "topic-path", o.topicPath, "rtcomm topic path")
+	f.StringVar(&o.username, "username", "", "MQTT username of the endpoints and the harness's clients (external broker)")
+	f.StringVar(&o.password, "password", "", "MQTT password")
+	f.StringVar(&o.idPrefix, "id-prefix", o.idPrefix, "endpoint i has ID <prefix><i>")
+	f.StringVar(&o.appContext, "app-context", o.appContext, "appContext of registrations and calls")
+	f.BoolVar(&o.noQuery, "no-service-query", false, "endpoints skip SERVICE_QUERY after registering")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load window to this file (go tool pprof)")
+	return cmd
+}
+
+// writerIsTerminal reports whether w is a terminal (the live line is only for humans).
+func writerIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
+}
+
+// runLoad runs the load command; out gets the summary, errOut the live line.
+func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool, log *slog.Logger) error {
+	invalid := func(err error) error { return &exitError{code: exitLoadInvalid, err: err} }
+	if os.Getenv("GOGC") == "" {
+		// Thousands of connections allocate per message; the default GC target spent about a
+		// quarter of the CPU in a profiled run. Memory is not the scarce resource here.
+		debug.SetGCPercent(400)
+	}
+	sh, err := loadgen.ParseShard(o.shard)
+	if err != nil {
+		return invalid(fmt.Errorf("--shard: %w", err))
+	}
+	if _, err := slo.Parse(o.sloSpec); err != nil {
+		return invalid(fmt.Errorf("--slo: %w", err))
+	}
+	if o.pacer != "poisson" && o.pacer != "constant" {
+		return invalid(fmt.Errorf("--pacer %q: want poisson or constant", o.pacer))
+	}
+	if o.endpoints < 2 || o.rate <= 0 || o.duration <= 0 || o.rampRate <= 0 {
+		return invalid(errors.New("--endpoints must be at least 2, --rate, --ramp-rate and --duration positive"))
+	}
+	model := sim.DefaultCallModel()
+	model.Offer, model.ICE, model.ICEGap = o.offer, o.ice, o.iceGap
+	model.PranswerDelay, model.AnswerDelay, model.RingTimeout = o.pranswerDelay, o.answerDelay, o.ringTimeout
+	model.RejectShare, model.NoAnswerShare, model.HoldMean = o.rejectShare, o.noAnswerShare, o.holdMean
+	if err := model.Validate(); err != nil {
+		return invalid(err)
+	}
+	dir := o.out
+	if dir == "" {
+		name := "load-" + time.Now().UTC().Format("20060102T150405Z")
+		if sh.Count > 1 {
+			name += fmt.Sprintf("-shard%dof%d", sh.Index, sh.Count)
+		}
+		dir = filepath.Join("results", name)
+	}
+
+	if n, err := raiseFileLimit(); err != nil {
+		log.Warn("cannot raise the open-file limit", "err", err)
+	} else if need := uint64(sh.Len(o.endpoints)) * 2; n > 0 && n < need+100 && o.brokerURL == "" {
+		log.Warn("open-file limit may be too low for the embedded broker and its endpoints", "limit", n, "need", need)
+	}
+	env, err := sim.StartTarget(ctx, sim.Target{BrokerURL: o.brokerURL, NoConnector: o.noConnector,
+		TopicPath: o.topicPath, Username: o.username, Password: o.password, Logger: quietTarget(log)})
+	if err != nil {
+		return invalid(err)
+	}
+	defer env.Close()
+	fmt.Fprintf(out, "target:    %s\n", env.Describe())
+	pc := sim.DefaultPoolConfig()
+	pc.Endpoints, pc.Shard, pc.RampRate, pc.IDPrefix, pc.AppContext = o.endpoints, sh, o.rampRate, o.idPrefix, o.appContext
+	pc.ServiceQuery = !o.noQuery
+	fmt.Fprintf(out, "endpoints: connecting %d at %g/s ...\n", sh.Len(o.endpoints), sh.Rate(o.rampRate))
+	rec := metrics.NewRecorder()
+	t0 := time.Now()
+	pool, err := sim.OpenPool(ctx, env, pc, rec)
+	if err != nil {
+		return invalid(err)
+	}
+	defer func() {
+		if err := pool.Close(); err != nil {
+			log.Warn("closing endpoints", "err", err)
+		}
+	}()
+	fmt.Fprintf(out, "endpoints: %d registered in %s", pool.Len(), time.Since(t0).Round(100*time.Millisecond))
+	if n := pool.Failed(); n > 0 {
+		fmt.Fprintf(out, " (%d failed to come up)", n)
+	}
+	fmt.Fprintf(out, "\ncalls:     %g/s %s for %s; results in %s\n", sh.Rate(o.rate), o.pacer, o.duration, dir)
+	step := sim.Step{Rate: o.rate, Duration: o.duration, Pacer: o.pacer, Seed: o.seed, Calls: model, SLO: o.sloSpec,
+		Recorder: rec, Baseline: o.baseline, HarnessVersion: harnessVersion(), Progress: &sim.ProgressOut{W: errOut, TTY: tty}}
+	if o.cpuProfile != "" {
+		pf, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return invalid(fmt.Errorf("--cpuprofile: %w", err))
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			return invalid(fmt.Errorf("--cpuprofile: %w", err))
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
+	sum, err := pool.CallStep(ctx, dir, step)
+	if sum != nil {
+		printLoadSummary(out, sum)
+	}
+	fmt.Fprintf(out, "results:   %s\n", dir)
+	switch {
+	case err != nil:
+		return invalid(err)
+	case sum == nil:
+		return invalid(errors.New("no summary"))
+	case !sum.SLOPassed:
+		return &exitError{code: exitSLOBreached, err: errors.New("SLO breached")}
+	case sum.Interrupted:
+		return invalid(errors.New("run interrupted before its duration: results cover part of it"))
+	case lateInvalid(sum.Tally):
+		return invalid(fmt.Errorf("the generator fell behind its schedule (%d late starts, worst %s): the run is not a valid measurement of the target",
+			sum.Tally.LateStarts, sum.Tally.MaxLateLag()))
+	case sum.Tally.Check() != nil:
+		return invalid(sum.Tally.Check())
+	}
+	return nil
+}
+
+// Late-start tolerance for the exit status: timer and scheduler noise make a few starts
+// 10-20 ms late on any busy machine; more than this share, or a start this late, is a
+// generator that fell behind. The summary warns about every late start either way.
+const (
+	lateShareInvalid = 0.01
+	lateLagInvalid   = 100 * time.Millisecond
+)
+
+func lateInvalid(t metrics.Tally) bool {
+	r, ok := t.LateRatio()
+	return ok && (r > lateShareInvalid || t.MaxLateLag() > lateLagInvalid)
+}
+
+// printLoadSummary prints the readable summary of a run.
+func printLoadSummary(w io.Writer, s *results.Summary) {
+	t := s.Tally
+	o := t.Outcomes
+	fmt.Fprintf(w, "\nwindow     %.1fs  achieved %.1f calls/s  goodput %.1f/s\n", s.DurationS, s.AchievedRate, s.Goodput)
+	fmt.Fprintf(w, "calls      %d attempts: %d success, %d rejected, %d no answer, %d failure, %d timeout, %d aborted\n",
+		t.Attempts, o[metrics.Success], o[metrics.Rejected], o[metrics.NoAnswer], o[metrics.Failure], o[metrics.Timeout], o[metrics.Aborted])
+	fmt.Fprintf(w, "messages   %d checked: %d delivered, %d lost, %d in flight; %d unexpected, %d out of order, %d malformed\n",
+		t.Sent, t.Delivered, t.Lost, t.InFlight, t.Unexpected, t.OutOfOrder, t.Malformed)
+	fmt.Fprintf(w, "generator  %d late starts (worst %s)\n", t.LateStarts, t.MaxLateLag())
+	fmt.Fprintf(w, "\n%-16s %8s %10s %10s %10s %10s %10s\n", "latency", "count", "p50", "p90", "p99", "p99.9", "max")
+	for _, m := range metrics.All() {
+		st := s.Metrics[m.String()].Corrected
+		if st.Count == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "%-16s %8d %10s %10s %10s %10s %10s\n", m, st.Count, metrics.FormatMicros(st.P50US),
+			metrics.FormatMicros(st.P90US), metrics.FormatMicros(st.P99US), metrics.FormatMicros(st.P999US), metrics.FormatMicros(st.MaxUS))
+	}
+	if len(t.Reasons) > 0 {
+		keys := make([]string, 0, len(t.Reasons))
+		for k := range t.Reasons {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintln(w, "\nnot successful:")
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %6d  %s\n", t.Reasons[k], k)
+		}
+	}
+	if b := s.Baseline; b != nil {
+		fmt.Fprintf(w, "\nbaseline   raw MQTT relay: %d msgs in %.2fs = %.0f msgs/s (p99 %s, %d lost); rtcomm: %.0f msgs/s delivered = %.1f%% of raw",
+			b.Messages, b.DurationS, b.Rate, metrics.FormatMicros(b.Latency.P99US), b.Lost, b.RtcommRate, 100*b.Ratio)
+		if b.Note != "" {
+			fmt.Fprintf(w, " (%s)", b.Note)
+		}
+		fmt.Fprintln(w, "\n           (the ratio is the connector's share of the broker's limit only in a run that saturates the target)")
+	}
+	if len(s.SLO) > 0 {
+		fmt.Fprintln(w, "\nSLO:")
+		for _, v := range s.SLO {
+			verdict := "pass"
+			if !v.Pass {
+				verdict = "FAIL"
+			}
+			fmt.Fprintf(w, "  %-4s %s (measured %s)\n", verdict, v.Threshold, v.Measured)
+		}
+	}
+	if len(s.Warnings) > 0 {
+		fmt.Fprintln(w, "\nwarnings:")
+		for _, x := range s.Warnings {
+			fmt.Fprintf(w, "  - %s\n", strings.TrimSpace(x))
+		}
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,632 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/maphash"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/metrics"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// RejectReason is the reason a simulated callee rejects with; a FAILURE with another
+// reason counts as a failure, not a reject.
+const RejectReason = "busy"
+
+type mode uint8
+
+const (
+	modeAnswer mode = iota
+	modeReject
+	modeNoAnswer
+)
+
+// Checked messages of a call besides ICE candidates.
+const (
+	kStart = iota
+	kPranswer
+	kResponse
+	kStop
+	nKinds
+)
+
+const (
+	unsent uint8 = iota
+	inFlight
+	delivered
+	lost
+)
+
+type check struct {
+	sent  time.Time
+	state uint8
+}
+
+// call is one simulated call, shared by its caller and callee (both in this process).
+type call struct {
+	st             *stepRun
+	id             string
+	caller, callee *simEP
+	mode           mode
+	hold           time.Duration
+	intended       time.Time
+
+	mu          sync.Mutex
+	msgs        [nKinds]check
+	ice         [2][]check // [0] caller->callee, [1] callee->caller
+	iceMax      [2]int     // highest candidate index delivered per direction, -1 none
+	startSent   time.Time
+	pranswered  bool
+	responseAt  time.Time
+	callerSess  *endpoint.Session
+	calleeSess  *endpoint.Session
+	holdTimer   *time.Timer
+	measureStop bool // the STOP is a measured teardown
+	established bool
+	ended       bool // no more messages are sent
+	finished    bool // settle scheduled
+	quiet       bool // hung up unmeasured at the end of a step: arrivals are ignored
+}
+
+// callTable maps sigSessID to live calls, sharded to keep receive goroutines apart.
+type callTable struct {
+	seed   maphash.Seed
+	shards [64]struct {
+		mu sync.Mutex
+		m  map[string]*call
+	}
+}
+
+func (t *callTable) init() {
+	t.seed = maphash.MakeSeed()
+	for i := range t.shards {
+		t.shards[i].m = map[string]*call{}
+	}
+}
+
+func (t *callTable) shard(id string) int { return int(maphash.String(t.seed, id) % 64) }
+
+func (t *callTable) put(c *call) {
+	s := &t.shards[t.shard(c.id)]
+	s.mu.Lock()
+	s.m[c.id] = c
+	s.mu.Unlock()
+}
+
+func (t *callTable) get(id string) *call {
+	s := &t.shards[t.shard(id)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[id]
+}
+
+func (t *callTable) del(id string) {
+	s := &t.shards[t.shard(id)]
+	s.mu.Lock()
+	delete(s.m, id)
+	s.mu.Unlock()
+}
+
+func (t *callTable) all() []*call {
+	var out []*call
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for _, c := range s.m {
+			out = append(out, c)
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// stepRun is the state of one CallStep that calls and handlers share.
+type stepRun struct {
+	p       *Pool
+	rec     *metrics.Recorder
+	model   CallModel
+	offer   json.RawMessage
+	answer  json.RawMessage
+	cands   [2][]spec.ICECandidate
+	candIdx [2]map[string]int
+	callCtx context.Context // ends when draining is over
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	inSetup atomic.Int64 // calls waiting for their outcome
+
+	// Messages received by endpoints for this step's calls, for the baseline.
+	rxMsgs, rxBytes atomic.Uint64
+	sizeMu          sync.Mutex
+	sizes           []int // a sample of their sizes
+
+	duplicates atomic.Uint64
+}
+
+func (st *stepRun) float() float64 {
+	st.rngMu.Lock()
+	defer st.rngMu.Unlock()
+	return st.rng.Float64()
+}
+
+// place runs one call from its intended start to its outcome; the rest (ICE, hold,
+// teardown) runs on timers.
+func (st *stepRun) place(intended time.Time) {
+	rec, m := st.rec, st.model
+	a := rec.Begin()
+	st.rngMu.Lock()
+	caller, callee, ok := st.p.pick(st.rng)
+	u := st.rng.Float64()
+	hold := time.Duration(st.rng.ExpFloat64() * float64(m.HoldMean))
+	st.rngMu.Unlock()
+	if !ok {
+		a.End(metrics.Failure, "fewer than two registered endpoints")
+		return
+	}
+	c := &call{st: st, id: uuid.NewString(), caller: caller, callee: callee, intended: intended, iceMax: [2]int{-1, -1}}
+	switch {
+	case u < m.RejectShare:
+		c.mode = modeReject
+	case u < m.RejectShare+m.NoAnswerShare:
+		c.mode = modeNoAnswer
+	}
+	// A hang-up before both sides finished trickling would make the connector drop the
+	// late candidates (the session is gone): hold at least until the last one.
+	c.hold = max(hold, time.Duration(m.ICE)*m.ICEGap+500*time.Millisecond)
+	c.ice[0] = make([]check, len(st.cands[0]))
+	c.ice[1] = make([]check, len(st.cands[1]))
+	caller.busy.Add(1)
+	callee.busy.Add(1)
+	st.inSetup.Add(1)
+	defer st.inSetup.Add(-1)
+	st.p.calls.put(c)
+
+	c.mu.Lock()
+	c.startSent = time.Now()
+	c.msgs[kStart] = check{sent: c.startSent, state: inFlight}
+	c.mu.Unlock()
+	s, err := caller.ep.Call(st.callCtx, callee.id, st.offer, endpoint.WithSessionID(c.id))
+	if err != nil {
+		c.unsend(&c.msgs[kStart])
+		if st.callCtx.Err() == nil {
+			a.End(metrics.Failure, "send START_SESSION: "+short(err))
+		}
+		c.finish()
+		return
+	}
+	rec.Add(metrics.Sent, 1)
+	c.mu.Lock()
+	c.callerSess = s
+	c.mu.Unlock()
+	c.trickle(0, s)
+
+	actx, cancel := context.WithTimeout(st.callCtx, m.RingTimeout)
+	defer cancel()
+	_, err = s.Await(actx)
+	c.mu.Lock()
+	respAt, startSent, pranswered := c.responseAt, c.startSent, c.pranswered
+	c.mu.Unlock()
+	var rj *endpoint.Rejected
+	var stopped *endpoint.Stopped
+	switch {
+	case err == nil:
+		if respAt.IsZero() {
+			respAt = time.Now()
+		}
+		rec.Record(metrics.Setup, intended, startSent, respAt)
+		a.End(metrics.Success, "")
+		c.mu.Lock()
+		c.established = true
+		if !c.ended {
+			c.holdTimer = time.AfterFunc(c.hold, func() { c.hangup(true) })
+		}
+		c.mu.Unlock()
+		return
+	case errors.As(err, &rj):
+		c.endNoSend()
+		switch {
+		case c.mode == modeReject && rj.Reason == RejectReason:
+			a.End(metrics.Rejected, RejectReason)
+		case strings.Contains(strings.ToLower(rj.Reason), "timeout"):
+			a.End(metrics.Timeout, "connector: "+rj.Reason)
+		default:
+			a.End(metrics.Failure, rj.Reason)
+		}
+	case errors.Is(err, endpoint.ErrTimeout):
+		c.endNoSend()
+		if pranswered {
+			a.End(metrics.Timeout, "no final RESPONSE after PRANSWER")
+		} else {
+			a.End(metrics.Timeout, "no reply to START_SESSION within "+m.SetupTimeout.String())
+		}
+	case errors.As(err, &stopped):
+		c.endNoSend()
+		a.End(metrics.Failure, "STOP_SESSION before the answer: "+stopped.Reason)
+	case st.callCtx.Err() != nil:
+		// Draining is over: the attempt stays open and the recorder counts it aborted.
+		c.endNoSend()
+	case actx.Err() != nil:
+		// Ring timeout: the caller gives up and cancels, as a user would.
+		if pranswered {
+			a.End(metrics.NoAnswer, "no answer within "+m.RingTimeout.String())
+		} else {
+			a.End(metrics.Timeout, "no final RESPONSE within "+m.RingTimeout.String())
+		}
+		c.hangupFrom(0, false, "no answer")
+		return
+	default:
+		c.endNoSend()
+		a.End(metrics.Failure, short(err))
+	}
+	c.finish()
+}
+
+// trickle sends side's K candidates: the first at once, then one every ICEGap, the way
+// browsers hand them to signaling as gathering proceeds. Each send schedules the next, so
+// the generator itself never reorders them.
+func (c *call) trickle(side int, s *endpoint.Session) {
+	if len(c.st.cands[side]) == 0 {
+		return
+	}
+	c.trickleFrom(side, 0, time.Now(), s)
+}
+
+func (c *call) trickleFrom(side, k int, t0 time.Time, s *endpoint.Session) {
+	c.sendICE(side, k, s)
+	if k+1 >= len(c.st.cands[side]) {
+		return
+	}
+	due := t0.Add(time.Duration(k+1) * c.st.model.ICEGap)
+	time.AfterFunc(time.Until(due), func() { c.trickleFrom(side, k+1, t0, s) })
+}
+
+func (c *call) sendICE(side, k int, s *endpoint.Session) {
+	st := c.st
+	// A rejecting callee ends the session while the caller may still be trickling: the
+	// connector rightly drops what crosses the FAILURE, so those candidates are not checked.
+	checked := !(side == 0 && c.mode == modeReject)
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	slot := &c.ice[side][k]
+	if checked {
+		*slot = check{sent: time.Now(), state: inFlight}
+	}
+	c.mu.Unlock()
+	if err := s.SendCandidate(st.callCtx, st.cands[side][k]); err != nil {
+		if checked {
+			c.unsend(slot)
+		}
+		return
+	}
+	if checked {
+		st.rec.Add(metrics.Sent, 1)
+	}
+}
+
+// unsend withdraws a message whose publish failed before it went out.
+func (c *call) unsend(slot *check) {
+	c.mu.Lock()
+	if slot.state == inFlight {
+		slot.state = unsent
+	} else if slot.state == delivered {
+		// It arrived although the publish reported an error: count the send after all.
+		c.st.rec.Add(metrics.Sent, 1)
+	}
+	c.mu.Unlock()
+}
+
+// endNoSend marks the call over without a message of ours.
+func (c *call) endNoSend() {
+	c.mu.Lock()
+	c.ended = true
+	c.mu.Unlock()
+}
+
+// hangup ends an established call with STOP_SESSION from a random side (measured).
+func (c *call) hangup(measured bool) {
+	side := 0
+	if c.st.float() < 0.5 {
+		side = 1
+	}
+	c.hangupFrom(side, measured, "hangup")
+}
+
+func (c *call) hangupFrom(side int, measured bool, reason string) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	if c.holdTimer != nil {
+		c.holdTimer.Stop()
+	}
+	s := c.callerSess
+	if side == 1 {
+		s = c.calleeSess
+	}
+	if s == nil { // the callee's session is unknown until its invite arrived
+		s, side = c.callerSess, 0
+	}
+	checked := !c.quiet
+	if checked {
+		c.msgs[kStop] = check{sent: time.Now(), state: inFlight}
+		c.measureStop = measured
+	}
+	c.mu.Unlock()
+	if s != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := s.Stop(ctx, reason)
+		cancel()
+		if checked {
+			if err != nil {
+				c.unsend(&c.msgs[kStop])
+			} else {
+				c.st.rec.Add(metrics.Sent, 1)
+			}
+		}
+	}
+	c.finish()
+}
+
+// finish schedules the settling of the call's checked messages: whatever has not arrived
+// LossTimeout after the call ended is lost.
+func (c *call) finish() {
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return
+	}
+	c.finished, c.ended = true, true
+	c.mu.Unlock()
+	c.caller.busy.Add(-1)
+	c.callee.busy.Add(-1)
+	time.AfterFunc(c.st.model.LossTimeout, c.settle)
+}
+
+func (c *call) settle() {
+	var n uint64
+	c.mu.Lock()
+	mark := func(ck *check) {
+		if ck.state == inFlight {
+			ck.state = lost
+			n++
+		}
+	}
+	for i := range c.msgs {
+		mark(&c.msgs[i])
+	}
+	for d := range c.ice {
+		for i := range c.ice[d] {
+			mark(&c.ice[d][i])
+		}
+	}
+	c.mu.Unlock()
+	if n > 0 {
+		c.st.rec.Add(metrics.Lost, n)
+	}
+	c.st.p.calls.del(c.id)
+}
+
+// onInvite runs on the callee's receive goroutine: the callee's behaviour is scheduled
+// on its own goroutine so the receive path never waits on paho.
+func (p *Pool) onInvite(se *simEP, inv *endpoint.Invite) {
+	c := p.calls.get(inv.Session().ID())
+	if c == nil || c.callee != se {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = inv.Reject(ctx, "not a call of this load generator")
+		}()
+		return
+	}
+	c.mu.Lock()
+	c.calleeSess = inv.Session()
+	c.mu.Unlock()
+	arrived := time.Now()
+	go c.answer(inv, arrived)
+}
+
+// answer is the callee: PRANSWER after PranswerDelay, then answer, reject or let it ring.
+func (c *call) answer(inv *endpoint.Invite, arrived time.Time) {
+	st, m := c.st, c.st.model
+	ctx := st.callCtx
+	wait := func(d time.Duration) bool {
+		if w := time.Until(arrived.Add(d)); w > 0 {
+			t := time.NewTimer(w)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		return true
+	}
+	send := func(kind int, f func() error) bool {
+		c.mu.Lock()
+		if c.ended {
+			c.mu.Unlock()
+			return false
+		}
+		c.msgs[kind] = check{sent: time.Now(), state: inFlight}
+		c.mu.Unlock()
+		if err := f(); err != nil {
+			c.unsend(&c.msgs[kind])
+			return false
+		}
+		st.rec.Add(metrics.Sent, 1)
+		return true
+	}
+	if m.PranswerDelay >= 0 || c.mode == modeNoAnswer {
+		if !wait(max(m.PranswerDelay, 0)) {
+			return
+		}
+		if !send(kPranswer, func() error { return inv.Pranswer(ctx, endpoint.PranswerOptions{}) }) {
+			return
+		}
+	}
+	if c.mode == modeNoAnswer {
+		return // rings until the caller gives up
+	}
+	if !wait(m.AnswerDelay) {
+		return
+	}
+	if c.mode == modeReject {
+		send(kResponse, func() error { return inv.Reject(ctx, RejectReason) })
+		return
+	}
+	var s *endpoint.Session
+	if send(kResponse, func() error {
+		var err error
+		s, err = inv.Accept(ctx, st.answer)
+		return err
+	}) {
+		c.trickle(1, s)
+	}
+}
+
+// onMessage sees every publish an endpoint receives (on its receive goroutine) and
+// measures the ones that belong to a call of this pool.
+func (p *Pool) onMessage(se *simEP, m *spec.Message, raw []byte, at time.Time) {
+	if m == nil {
+		if st := p.cur.Load(); st != nil && len(raw) > 0 {
+			st.rec.Add(metrics.Malformed, 1)
+		}
+		return
+	}
+	if m.SigSessID == "" {
+		return
+	}
+	c := p.calls.get(m.SigSessID)
+	if c == nil {
+		return
+	}
+	st := c.st
+	rec := st.rec
+	st.rxMsgs.Add(1)
+	st.rxBytes.Add(uint64(len(raw)))
+	st.sampleSize(len(raw))
+	atCallee := se == c.callee
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.quiet {
+		return
+	}
+	deliver := func(ck *check) bool {
+		switch ck.state {
+		case inFlight:
+			ck.state = delivered
+			rec.Add(metrics.Delivered, 1)
+			return true
+		case delivered:
+			st.duplicates.Add(1)
+			rec.Add(metrics.Unexpected, 1)
+		case unsent:
+			rec.Add(metrics.Unexpected, 1)
+		}
+		return false // lost already: counted as lost, arrived late
+	}
+	switch m.Method {
+	case spec.MethodStartSession:
+		if atCallee {
+			deliver(&c.msgs[kStart])
+		}
+	case spec.MethodPranswer:
+		if !atCallee && deliver(&c.msgs[kPranswer]) {
+			c.pranswered = true
+			rec.Record(metrics.PostDialDelay, c.intended, c.startSent, at)
+		}
+	case spec.MethodResponse:
+		if !atCallee && deliver(&c.msgs[kResponse]) {
+			c.responseAt = at
+		}
+	case spec.MethodStopSession:
+		ck := &c.msgs[kStop]
+		sent := ck.sent
+		if deliver(ck) && c.measureStop {
+			rec.Record(metrics.Teardown, sent, sent, at)
+		}
+	case spec.MethodMessage:
+		dir := 1
+		if atCallee {
+			dir = 0
+		}
+		k, ok := st.candidateIndex(dir, m.Payload)
+		if !ok {
+			rec.Add(metrics.Unexpected, 1)
+			return
+		}
+		ck := &c.ice[dir][k]
+		if ck.state == unsent && dir == 0 && c.mode == modeReject {
+			return // unchecked: see sendICE
+		}
+		sent := ck.sent
+		if deliver(ck) {
+			rec.Record(metrics.ICE, sent, sent, at)
+			if k < c.iceMax[dir] {
+				rec.Add(metrics.OutOfOrder, 1)
+			}
+			c.iceMax[dir] = max(c.iceMax[dir], k)
+		}
+	}
+}
+
+// candidateIndex finds which of a direction's candidates a MESSAGE payload carries.
+func (st *stepRun) candidateIndex(dir int, payload json.RawMessage) (int, bool) {
+	var p struct {
+		WebRTC struct {
+			Type      string             `json:"type"`
+			Candidate *spec.ICECandidate `json:"candidate"`
+		} `json:"webrtc"`
+	}
+	if err := json.Unmarshal(payload, &p); err != nil || p.WebRTC.Candidate == nil {
+		return 0, false
+	}
+	k, ok := st.candIdx[dir][p.WebRTC.Candidate.Candidate]
+	return k, ok
+}
+
+const maxSizeSample = 4096
+
+func (st *stepRun) sampleSize(n int) {
+	st.sizeMu.Lock()
+	if len(st.sizes) < maxSizeSample {
+		st.sizes = append(st.sizes, n)
+	}
+	st.sizeMu.Unlock()
+}
+
+// short turns an error into a failure reason without endpoint IDs or topics (the tally
+// keeps at most 64 distinct reasons): the innermost message, e.g. "not Connected".
+func short(err error) string {
+	switch {
+	case errors.Is(err, endpoint.ErrConnectionLost):
+		return "connection to the broker lost"
+	case errors.Is(err, endpoint.ErrClosed):
+		return "endpoint closed"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "run ended"
+	}
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		s = s[i+2:]
+	}
+	if len(s) > 120 {
+		s = s[:120] + "..."
+	}
+	return s
+}

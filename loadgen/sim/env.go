@@ -1,0 +1,116 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/connector"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// Env is a started target. Close stops what StartTarget started.
+type Env struct {
+	t      Target
+	url    string
+	broker *broker.Broker
+	conn   *connector.Connector
+}
+
+// StartTarget starts the target t describes: the embedded reference broker and connector
+// (zero Target), the reference connector attached to an external broker, or nothing at all
+// (external broker with NoConnector, where a connector must already serve the topic path).
+func StartTarget(ctx context.Context, t Target) (*Env, error) {
+	if t.TopicPath == "" {
+		t.TopicPath = spec.DefaultTopicPath
+	}
+	if !strings.HasSuffix(t.TopicPath, "/") {
+		t.TopicPath += "/"
+	}
+	if t.Logger == nil {
+		t.Logger = slog.New(slog.DiscardHandler)
+	}
+	if t.NoConnector && t.BrokerURL == "" {
+		return nil, errors.New("target: --no-connector needs an external broker (--broker)")
+	}
+	e := &Env{t: t, url: t.BrokerURL}
+	if t.BrokerURL == "" {
+		b, err := broker.Start(ctx, broker.Config{TopicPath: t.TopicPath, WSAddr: "off",
+			Logger: t.Logger.With("component", "broker")})
+		if err != nil {
+			return nil, fmt.Errorf("target: embedded broker: %w", err)
+		}
+		e.broker, e.url = b, b.TCPURL()
+	}
+	if !t.NoConnector {
+		cfg := connector.DefaultConfig()
+		cfg.BrokerURL, cfg.TopicPath = e.url, t.TopicPath
+		if t.BrokerURL != "" {
+			cfg.Username, cfg.Password = t.Username, t.Password
+		}
+		cfg.Logger = t.Logger.With("component", "connector")
+		c, err := connector.New(cfg)
+		if err == nil {
+			err = c.Start(ctx)
+		}
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("target: connector on %s: %w", e.url, err)
+		}
+		e.conn = c
+	}
+	return e, nil
+}
+
+// BrokerURL is the URL the endpoints connect to.
+func (e *Env) BrokerURL() string { return e.url }
+
+// TopicPath is the rtcomm topic root.
+func (e *Env) TopicPath() string { return e.t.TopicPath }
+
+// Describe says what is being loaded, for params.json and the console.
+func (e *Env) Describe() string {
+	switch {
+	case e.broker != nil:
+		return "embedded reference (broker " + e.url + " + reference connector)"
+	case e.conn != nil:
+		return "broker " + e.url + " + reference connector attached by the harness"
+	default:
+		return "broker " + e.url + " + external connector"
+	}
+}
+
+// Embedded reports whether the broker runs in this process.
+func (e *Env) Embedded() bool { return e.broker != nil }
+
+// Healthy is nil while the connector the harness attached (if any) is connected.
+func (e *Env) Healthy() error {
+	if e.conn != nil {
+		return e.conn.Healthy()
+	}
+	return nil
+}
+
+// RoutedTotal is the number of messages the harness's connector routed so far (0 and false
+// when the connector is external).
+func (e *Env) RoutedTotal() (uint64, bool) {
+	if e.conn == nil {
+		return 0, false
+	}
+	return e.conn.Stats().RoutedTotal, true
+}
+
+// Close stops the connector and broker StartTarget started.
+func (e *Env) Close() error {
+	var errs []error
+	if e.conn != nil {
+		errs = append(errs, e.conn.Close())
+	}
+	if e.broker != nil {
+		errs = append(errs, e.broker.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,228 @@
+package sim
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen"
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/metrics"
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/results"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/extbroker"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
+)
+
+// uniquePath gives every test its own topic path.
+func uniquePath() string { return "/lgt-" + mqttc.RandomClientID("")[:10] + "/" }
+
+func smallModel() CallModel {
+	m := DefaultCallModel()
+	m.RejectShare, m.NoAnswerShare = 0.2, 0.2
+	m.RingTimeout = 3 * time.Second // generous: -race on 2 shared cores is slow
+	m.HoldMean = 300 * time.Millisecond
+	m.ICEGap = 10 * time.Millisecond
+	m.LossTimeout = time.Second
+	return m
+}
+
+func openSmall(t *testing.T, env *Env, n int, rec *metrics.Recorder) *Pool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := DefaultPoolConfig()
+	cfg.Endpoints, cfg.RampRate = n, 200
+	cfg.IDPrefix = "t" + mqttc.RandomClientID("")[:6] + "-"
+	p, err := OpenPool(ctx, env, cfg, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func checkRun(t *testing.T, sum *results.Summary, dir string) {
+	t.Helper()
+	ty := sum.Tally
+	if err := ty.Check(); err != nil {
+		t.Fatalf("accounting: %v", err)
+	}
+	if ty.Attempts == 0 {
+		t.Fatal("no call attempts")
+	}
+	for _, name := range []string{"setup", "ice", "connect", "register"} {
+		if sum.Metrics[name].Corrected.Count == 0 {
+			t.Errorf("metric %s has no values", name)
+		}
+	}
+	if ty.Lost != 0 || ty.Unexpected != 0 || ty.OutOfOrder != 0 || ty.Malformed != 0 {
+		t.Errorf("anomalies on a healthy target: %+v", ty)
+	}
+	again, err := results.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Tally.Attempts != ty.Attempts {
+		t.Errorf("summary.json attempts %d, returned %d", again.Tally.Attempts, ty.Attempts)
+	}
+}
+
+func TestCallStepEmbedded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env, err := StartTarget(ctx, Target{TopicPath: uniquePath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	rec := metrics.NewRecorder()
+	p := openSmall(t, env, 20, rec)
+	if p.Len() != 20 {
+		t.Fatalf("pool has %d endpoints, want 20", p.Len())
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	sum, err := p.CallStep(ctx, dir, Step{Rate: 15, Duration: 2 * time.Second, Seed: 7, Calls: smallModel(),
+		Recorder: rec, Baseline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRun(t, sum, dir)
+	o := sum.Tally.Outcomes
+	if o[metrics.Rejected] == 0 || o[metrics.NoAnswer] == 0 || o[metrics.Success] == 0 {
+		t.Errorf("want successes, rejects and no-answers with 20%%/20%% shares: %v", sum.Tally.Outcomes)
+	}
+	if n := sum.Tally.Reasons["rejected: "+RejectReason]; n != o[metrics.Rejected] {
+		t.Errorf("rejected reasons %d != rejected outcomes %d", n, o[metrics.Rejected])
+	}
+	if o[metrics.Failure] != 0 || o[metrics.Timeout] != 0 {
+		t.Errorf("failures on a healthy target: %v", sum.Tally.Reasons)
+	}
+	if sum.Metrics["teardown"].Corrected.Count == 0 || sum.Metrics["post_dial_delay"].Corrected.Count == 0 {
+		t.Error("no teardown or post-dial delay measured")
+	}
+	if sum.Metrics["service_query"].Corrected.Count != 20 {
+		t.Errorf("service queries %d, want 20", sum.Metrics["service_query"].Corrected.Count)
+	}
+	b := sum.Baseline
+	if b == nil || b.Messages == 0 || b.Messages != b.RtcommMessages || b.Rate <= 0 || b.Lost != 0 {
+		t.Errorf("baseline: %+v", b)
+	}
+	if t.Failed() {
+		js, _ := sum.Encode()
+		t.Logf("%s", js)
+	}
+}
+
+func TestShardsPartitionIDs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env, err := StartTarget(ctx, Target{TopicPath: uniquePath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	prefix := "s" + mqttc.RandomClientID("")[:6] + "-"
+	seen := map[string]int{}
+	for i := range 3 {
+		cfg := DefaultPoolConfig()
+		cfg.Endpoints, cfg.IDPrefix, cfg.ServiceQuery = 10, prefix, false
+		cfg.Shard = loadgen.Shard{Index: i, Count: 3}
+		p, err := OpenPool(ctx, env, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range p.IDs() {
+			seen[id]++
+		}
+		_ = p.Close()
+	}
+	if len(seen) != 10 {
+		t.Fatalf("3 shards opened %d distinct IDs, want 10: %v", len(seen), seen)
+	}
+	for id, n := range seen {
+		if n != 1 || !strings.HasPrefix(id, prefix) {
+			t.Errorf("ID %s opened %d times", id, n)
+		}
+	}
+}
+
+func TestInterruptedStepKeepsResults(t *testing.T) {
+	t.Parallel()
+	env, err := StartTarget(context.Background(), Target{TopicPath: uniquePath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	p := openSmall(t, env, 10, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "run")
+	sum, err := p.CallStep(ctx, dir, Step{Rate: 20, Duration: time.Minute, Calls: smallModel()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Interrupted || sum.Tally.Attempts == 0 {
+		t.Fatalf("interrupted %v, attempts %d", sum.Interrupted, sum.Tally.Attempts)
+	}
+	if err := sum.Tally.Check(); err != nil {
+		t.Fatal(err)
+	}
+	// The interval log alone rebuilds the run.
+	rb, err := results.Rebuild(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rb.Tally.Attempts != sum.Tally.Attempts || !rb.Interrupted {
+		t.Errorf("rebuilt attempts %d interrupted %v; want %d, true", rb.Tally.Attempts, rb.Interrupted, sum.Tally.Attempts)
+	}
+	if err := os.Remove(filepath.Join(dir, results.FileSummary)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := results.Load(dir); err != nil {
+		t.Fatalf("load without summary.json: %v", err)
+	}
+}
+
+func TestRegisterStep(t *testing.T) {
+	t.Parallel()
+	env, err := StartTarget(context.Background(), Target{TopicPath: uniquePath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	cfg := DefaultPoolConfig()
+	cfg.Endpoints, cfg.RampRate, cfg.IDPrefix = 15, 100, "r"+mqttc.RandomClientID("")[:6]+"-"
+	dir := filepath.Join(t.TempDir(), "reg")
+	sum, p, err := RegisterStep(context.Background(), env, dir, cfg, "register.p99<5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if got := sum.Metrics["register"].Corrected.Count; got != 15 || !sum.SLOPassed {
+		t.Errorf("register count %d (want 15), slo %v", got, sum.SLO)
+	}
+	if sum.Tally.Sent != 15 || sum.Tally.Delivered != 15 {
+		t.Errorf("documents sent %d delivered %d", sum.Tally.Sent, sum.Tally.Delivered)
+	}
+}
+
+func TestCallStepMosquitto(t *testing.T) {
+	t.Parallel()
+	mq := extbroker.MosquittoForTest(t)
+	ctx := context.Background()
+	env, err := StartTarget(ctx, Target{BrokerURL: mq.TCP, TopicPath: uniquePath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	rec := metrics.NewRecorder()
+	p := openSmall(t, env, 20, rec)
+	dir := filepath.Join(t.TempDir(), "run")
+	sum, err := p.CallStep(ctx, dir, Step{Rate: 15, Duration: 2 * time.Second, Seed: 3, Calls: smallModel(), Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRun(t, sum, dir)
+}

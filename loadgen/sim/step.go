@@ -1,0 +1,301 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/rtcomm-harness/rtcomm-harness/fixtures"
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen"
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/metrics"
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/results"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+func (m *CallModel) defaults() {
+	d := DefaultCallModel()
+	if m.Offer == "" {
+		m.Offer = d.Offer
+	}
+	if m.ICEGap <= 0 {
+		m.ICEGap = d.ICEGap
+	}
+	if m.RingTimeout <= 0 {
+		m.RingTimeout = d.RingTimeout
+	}
+	if m.HoldMean <= 0 {
+		m.HoldMean = d.HoldMean
+	}
+	if m.SetupTimeout <= 0 {
+		m.SetupTimeout = d.SetupTimeout
+	}
+	if m.LossTimeout <= 0 {
+		m.LossTimeout = d.LossTimeout
+	}
+	m.ICE = max(m.ICE, 0)
+}
+
+// Validate checks a call model.
+func (m CallModel) Validate() error {
+	switch {
+	case m.RejectShare < 0 || m.NoAnswerShare < 0 || m.RejectShare+m.NoAnswerShare > 1:
+		return fmt.Errorf("call model: reject share %g and no-answer share %g must be >= 0 and add up to at most 1",
+			m.RejectShare, m.NoAnswerShare)
+	case m.AnswerDelay < 0:
+		return fmt.Errorf("call model: answer delay %s is negative", m.AnswerDelay)
+	}
+	return nil
+}
+
+// candidates picks k of a fixture set's candidates, spread over it (host first, then
+// server-reflexive and relay, as gathering produces them).
+func candidates(set string, k int) ([]spec.ICECandidate, error) {
+	all, err := fixtures.Candidates(set)
+	if err != nil {
+		return nil, err
+	}
+	var cs []spec.ICECandidate
+	for _, c := range all {
+		if c.Candidate != "" { // end-of-candidates carries no candidate to sequence
+			cs = append(cs, c)
+		}
+	}
+	if k > len(cs) {
+		return nil, fmt.Errorf("ICE: %d candidates asked, fixture %s has %d", k, set, len(cs))
+	}
+	out := make([]spec.ICECandidate, k)
+	for i := range out {
+		out[i] = cs[i*len(cs)/k]
+	}
+	return out, nil
+}
+
+func (p *Pool) newStep(s Step, rec *metrics.Recorder, callCtx context.Context) (*stepRun, error) {
+	m := s.Calls
+	if m == (CallModel{}) {
+		m = DefaultCallModel()
+	}
+	m.defaults()
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	offer, err := fixtures.OfferPayload(m.Offer)
+	if err != nil {
+		return nil, fmt.Errorf("call model: offer: %w", err)
+	}
+	ans, err := fixtures.AnswerFor(m.Offer)
+	if err != nil {
+		return nil, fmt.Errorf("call model: %w", err)
+	}
+	st := &stepRun{p: p, rec: rec, model: m, offer: offer, answer: ans.Payload(), callCtx: callCtx,
+		rng: rand.New(rand.NewPCG(s.Seed, uint64(p.cfg.Shard.Index)+1))}
+	for side, set := range []string{"caller-full", "callee-full"} {
+		if st.cands[side], err = candidates(set, m.ICE); err != nil {
+			return nil, fmt.Errorf("call model: %w", err)
+		}
+		st.candIdx[side] = make(map[string]int, m.ICE)
+		for i, c := range st.cands[side] {
+			st.candIdx[side][c.Candidate] = i
+		}
+	}
+	return st, nil
+}
+
+// CallStep runs open-loop calls at Shard.Rate(s.Rate) for s.Duration against the pool and
+// writes a results directory dir (which must not hold a finished run). After the window it
+// drains (calls being set up get their outcome, bounded by s.Drain), optionally runs the
+// baseline, finalizes, and hangs up the calls still held, unmeasured. ctx ending stops
+// scheduling: the run is finalized as interrupted after a short drain. If endpoints lose
+// their connections mid-run the step stops the same way and the error wraps ErrTargetLost;
+// the summary is returned whenever one was written.
+func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summary, error) {
+	if s.Duration <= 0 {
+		return nil, fmt.Errorf("call step: duration %s must be positive", s.Duration)
+	}
+	if s.Rate <= 0 {
+		return nil, fmt.Errorf("call step: rate %g must be positive", s.Rate)
+	}
+	rec := s.Recorder
+	if rec == nil {
+		rec = metrics.NewRecorder()
+	}
+	if s.Seed == 0 {
+		s.Seed = rand.Uint64()
+	}
+	callCtx, stopCalls := context.WithCancel(context.Background())
+	defer stopCalls()
+	st, err := p.newStep(s, rec, callCtx)
+	if err != nil {
+		return nil, err
+	}
+	m := st.model
+	if s.Drain <= 0 {
+		s.Drain = m.RingTimeout + m.SetupTimeout
+	}
+	rate := p.cfg.Shard.Rate(s.Rate)
+	var pacer loadgen.Pacer
+	switch s.Pacer {
+	case "", "poisson":
+		s.Pacer = "poisson"
+		pacer = &loadgen.PoissonPacer{Rate: rate, Rand: rand.New(rand.NewPCG(s.Seed, uint64(p.cfg.Shard.Index)))}
+	case "constant":
+		pacer = loadgen.ConstantPacer{Rate: rate}
+	default:
+		return nil, fmt.Errorf("call step: pacer %q: want poisson or constant", s.Pacer)
+	}
+	extra := map[string]any{
+		"endpoints": p.cfg.Endpoints, "endpoints_registered": p.Len(), "endpoints_failed": p.Failed(),
+		"total_rate": s.Rate, "app_context": p.cfg.AppContext, "topic_path": p.env.TopicPath(),
+		"offer": m.Offer, "ice_per_side": m.ICE, "ice_gap": m.ICEGap.String(),
+		"pranswer_delay": m.PranswerDelay.String(), "answer_delay": m.AnswerDelay.String(),
+		"reject_share": m.RejectShare, "no_answer_share": m.NoAnswerShare,
+		"ring_timeout": m.RingTimeout.String(), "hold_mean": m.HoldMean.String(),
+		"setup_timeout": m.SetupTimeout.String(), "loss_timeout": m.LossTimeout.String(),
+		"baseline": s.Baseline,
+	}
+	for k, v := range s.Extra {
+		extra[k] = v
+	}
+	shard := ""
+	if p.cfg.Shard.Count > 1 {
+		shard = p.cfg.Shard.String()
+	}
+	w, err := results.Create(dir, results.Params{HarnessVersion: s.HarnessVersion, Target: p.env.Describe(),
+		Rate: rate, Duration: results.Duration(s.Duration), Pacer: s.Pacer, Seed: s.Seed, Shard: shard,
+		LateThreshold: results.Duration(loadgen.DefaultLateThreshold), SLO: s.SLO, Extra: extra}, rec)
+	if err != nil {
+		return nil, err
+	}
+	p.cur.Store(st)
+
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	lostCh := make(chan error, 1)
+	go p.watch(runCtx, stopRun, lostCh)
+	if s.Progress != nil {
+		pctx, stopProgress := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			loadgen.NewProgress(s.Progress.W, s.Progress.TTY, rec, w.Start()).Run(pctx, time.Second)
+		}()
+		defer func() { stopProgress(); <-done }()
+	}
+	rs := loadgen.Run(runCtx, pacer, s.Duration, st.place,
+		loadgen.WithLateStart(func(_ time.Time, lag time.Duration) { rec.LateStart(lag) }))
+	stopRun()
+	var lostErr error
+	select {
+	case lostErr = <-lostCh:
+	default:
+	}
+	// Drain: let calls being set up reach their outcome. An interrupted run drains briefly.
+	drain := s.Drain
+	if ctx.Err() != nil || lostErr != nil {
+		drain = min(drain, 2*time.Second)
+	}
+	deadline := time.Now().Add(drain)
+	for st.inSetup.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopCalls() // what is still being set up ends without an outcome: aborted
+	interrupted := rs.Interrupted
+	if s.Baseline && ctx.Err() == nil && lostErr == nil {
+		bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		b, err := runBaseline(bctx, p.env, st.rxMsgs.Load(), st.sizesCopy())
+		cancel()
+		if err != nil {
+			b = &results.Baseline{Kind: "raw_mqtt_relay", Note: "baseline failed: " + err.Error()}
+		}
+		b.RtcommMessages, b.RtcommBytes = st.rxMsgs.Load(), st.rxBytes.Load()
+		if win := rs.End.Sub(rs.Start).Seconds(); win > 0 {
+			b.RtcommRate = float64(b.RtcommMessages) / win
+		}
+		if b.Rate > 0 {
+			b.Ratio = b.RtcommRate / b.Rate
+		}
+		w.SetBaseline(b)
+	}
+	sum, ferr := w.Finalize(rs.End, interrupted)
+	p.cur.CompareAndSwap(st, nil)
+	p.hangupAll(st)
+	if lostErr != nil {
+		if sum != nil {
+			sum.Warnings = append(sum.Warnings, lostErr.Error())
+		}
+		return sum, errors.Join(lostErr, ferr)
+	}
+	return sum, ferr
+}
+
+func (st *stepRun) sizesCopy() []int {
+	st.sizeMu.Lock()
+	defer st.sizeMu.Unlock()
+	return append([]int(nil), st.sizes...)
+}
+
+// watch stops the run when endpoints lose their connections or the attached connector
+// goes unhealthy: the target vanished.
+func (p *Pool) watch(ctx context.Context, stop context.CancelFunc, out chan<- error) {
+	tk := time.NewTicker(500 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+		n := p.lostConnections()
+		var err error
+		if n > 0 {
+			err = fmt.Errorf("%w: %d of %d endpoints disconnected mid-run; results cover the run until then", ErrTargetLost, n, p.Len())
+		} else if herr := p.env.Healthy(); herr != nil {
+			err = fmt.Errorf("%w: connector unhealthy: %v", ErrTargetLost, herr)
+		}
+		if err != nil {
+			out <- err
+			stop()
+			return
+		}
+	}
+}
+
+// hangupAll ends the calls still held after a step, unmeasured, spread over up to a second.
+func (p *Pool) hangupAll(st *stepRun) {
+	calls := p.calls.all()
+	var live []*call
+	for _, c := range calls {
+		if c.st != st {
+			continue
+		}
+		c.mu.Lock()
+		c.quiet = true
+		if c.holdTimer != nil {
+			c.holdTimer.Stop()
+		}
+		open := !c.ended
+		c.mu.Unlock()
+		if open {
+			live = append(live, c)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	gap := time.Second / time.Duration(len(live))
+	done := make(chan struct{}, len(live))
+	for i, c := range live {
+		time.AfterFunc(time.Duration(i)*gap, func() { c.hangupFrom(0, false, "load step ended"); done <- struct{}{} })
+	}
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	for range live {
+		select {
+		case <-done:
+		case <-t.C:
+			return
+		}
+	}
+}
