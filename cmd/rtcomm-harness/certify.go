@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/extbroker"
+	"github.com/rtcomm-harness/rtcomm-harness/reports/certreport"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
 )
 
@@ -158,6 +159,7 @@ func runCertify(ctx context.Context, o certifyOptions, out io.Writer, log *slog.
 		return &exitError{code: exitHarness, err: errors.New("the suite produced no verdicts")}
 	}
 	printSummary(out, v, o.out)
+	writeCertReport(out, o.out, v, log) // "report: DIR/report.html"; a report failure does not change the verdict
 	switch {
 	case len(v.SuiteFailures) > 0:
 		return &exitError{code: exitHarness, err: fmt.Errorf("suite set-up failed: %s", v.SuiteFailures[0])}
@@ -244,7 +246,7 @@ func newMatrixCmd() *cobra.Command {
 				defer f.Close()
 				w = f
 			}
-			return scenarios.RenderMatrix(w, title, vs)
+			return certreport.RenderMatrix(w, title, vs)
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "-", "Markdown file to write (- for stdout), e.g. docs/COMPATIBILITY.md")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcomm-harness/rtcomm-harness/reports/certreport"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
 )
 
@@ -47,7 +48,7 @@ func TestCertifyWritesABundle(t *testing.T) {
 	}
 
 	var md bytes.Buffer
-	if err := scenarios.RenderMatrix(&md, "Compat", []*scenarios.Verdicts{v, v}); err != nil {
+	if err := certreport.RenderMatrix(&md, "Compat", []*scenarios.Verdicts{v, v}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(md.String(), "| SQ-002 | MUST |") || !strings.Contains(md.String(), "# Compat") {
