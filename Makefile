@@ -4,7 +4,7 @@ BIN     ?= bin/rtcomm-harness
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test vet unit serve bench clean certify
+.PHONY: all build test vet unit serve bench clean certify screenshots soak
 
 all: build
 
@@ -34,6 +34,19 @@ OUT    ?= bundle
 ARGS   ?=
 certify:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/rtcomm-harness certify $(if $(TARGET),--target $(TARGET)) --out $(OUT) $(ARGS)
+
+## soak: long load against the embedded reference; checks that goroutines, heap, the session
+##   table and the registry stay flat (trend per gauge) and drain. Output in soak-<timestamp>/.
+##   make soak DURATION=30m [ARGS='--rate 50 --endpoints 2000']
+## Exit status: 0 flat, 1 a gauge grew or did not drain, 2 the harness failed.
+DURATION ?= 30m
+soak:
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/rtcomm-harness soak --duration $(DURATION) $(ARGS)
+
+## screenshots: real certify/load/capacity runs, their reports (rtcomm-harness report), and PNGs of
+##   them from headless Chromium into docs/img/ (SHOTS_WORK=dir keeps and reuses the results)
+screenshots:
+	GO=$(GO) BIN=$(BIN) ./reports/screenshots.sh
 
 ## bench: Go benchmarks (figures go to docs/PERFORMANCE.md)
 bench:

@@ -69,6 +69,9 @@ func newRootCmd() *cobra.Command {
 
   serve      run the reference target: embedded MQTT broker + reference connector
              (or the connector alone against an external broker)
+  load       simulate thousands of endpoints and measure (no flags: 30 s demo)
+  capacity   find the highest call (or registration) rate the target sustains within an SLO
+  soak       long load against the embedded reference; checks that resources stay flat
 
 Everything defaults to loopback addresses. See README.md for the target declaration
 format and docs/ for architecture, requirements and performance.`,
@@ -80,6 +83,10 @@ format and docs/ for architecture, requirements and performance.`,
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newServeCmd(&g))
 	root.AddCommand(newCertifyCmd(&g))
+	root.AddCommand(newLoadCmd(&g))
+	root.AddCommand(newReportCmd())
+	root.AddCommand(newCapacityCmd(&g))
+	root.AddCommand(newSoakCmd(&g))
 	return root
 }
 
