@@ -157,38 +157,12 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 	if msg.Topic != c.ccTopic {
 		key = spec.Sender(msg.Topic)
 	}
-	if !c.admit(msg, key) {
-		return
-	}
-	m, err := spec.Decode(msg.Payload)
+	m := c.decodeRequest(msg, key, spec.Method3PCCPlaceCall, "call-control")
 	if m == nil {
-		c.drop(msg.Topic, err.Error())
 		return
 	}
-	if badVersion(m.RtcommVer) {
-		c.rejectVersion(msg.Topic, m, msg.QoS)
-		return
-	}
-	if m.Method != spec.Method3PCCPlaceCall {
-		c.rejectMethod(msg.Topic, m, err, msg.QoS, "call-control")
-		return
-	}
-	if err != nil {
-		c.reject(msg.Topic, m, msg.QoS, "bad_message", "malformed 3PCC_PLACE_CALL: "+err.Error())
-		return
-	}
-	var missing string
-	switch {
-	case m.TransID == "":
-		missing = "transID"
-	case m.FromTopic == "":
-		missing = "fromTopic"
-	case m.CallerEndpoint == "":
-		missing = "callerEndpoint"
-	case m.CalleeEndpoint == "":
-		missing = "calleeEndpoint"
-	}
-	if missing != "" {
+	if missing := firstMissing("transID", m.TransID, "fromTopic", m.FromTopic,
+		"callerEndpoint", m.CallerEndpoint, "calleeEndpoint", m.CalleeEndpoint); missing != "" {
 		c.reject(msg.Topic, m, msg.QoS, "missing_field", "3PCC_PLACE_CALL without "+missing)
 		return
 	}

@@ -119,24 +119,8 @@ func (c *Connector) rejectMethod(topic string, m *spec.Message, decErr error, qo
 // onManagement answers SERVICE_QUERY: exactly one RESPONSE per query (with
 // replicas, the shared subscription hands each query to one of them).
 func (c *Connector) onManagement(msg mqttc.Message) { // SQ-001
-	if !c.admit(msg, spec.Sender(msg.Topic)) {
-		return
-	}
-	m, err := spec.Decode(msg.Payload)
+	m := c.decodeRequest(msg, spec.Sender(msg.Topic), spec.MethodServiceQuery, "management")
 	if m == nil {
-		c.drop(msg.Topic, err.Error())
-		return
-	}
-	if badVersion(m.RtcommVer) {
-		c.rejectVersion(msg.Topic, m, msg.QoS)
-		return
-	}
-	if m.Method != spec.MethodServiceQuery {
-		c.rejectMethod(msg.Topic, m, err, msg.QoS, "management")
-		return
-	}
-	if err != nil {
-		c.reject(msg.Topic, m, msg.QoS, "bad_message", "malformed SERVICE_QUERY: "+err.Error())
 		return
 	}
 	if m.TransID == "" || m.FromTopic == "" {
@@ -259,4 +243,41 @@ func senderOf(topic, prefix string) (string, bool) {
 	}
 	s := topic[len(prefix):]
 	return s, s != "" && strings.IndexByte(s, '/') < 0
+}
+
+// decodeRequest admits and decodes a request on a topic that serves one method
+// (management, call control). Whatever it cannot serve it drops or answers
+// FAILURE itself and returns nil.
+func (c *Connector) decodeRequest(msg mqttc.Message, key string, want spec.Method, kind string) *spec.Message {
+	if !c.admit(msg, key) {
+		return nil
+	}
+	m, err := spec.Decode(msg.Payload)
+	if m == nil {
+		c.drop(msg.Topic, err.Error())
+		return nil
+	}
+	if badVersion(m.RtcommVer) {
+		c.rejectVersion(msg.Topic, m, msg.QoS)
+		return nil
+	}
+	if m.Method != want {
+		c.rejectMethod(msg.Topic, m, err, msg.QoS, kind)
+		return nil
+	}
+	if err != nil {
+		c.reject(msg.Topic, m, msg.QoS, "bad_message", "malformed "+string(want)+": "+err.Error()) // ROB-002
+		return nil
+	}
+	return m
+}
+
+// firstMissing returns the name of the first empty value in name, value pairs.
+func firstMissing(pairs ...string) string {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			return pairs[i]
+		}
+	}
+	return ""
 }

@@ -211,18 +211,8 @@ func (c *Connector) startSession(sender string, m *spec.Message, decErr error, m
 		c.reject(msg.Topic, m, qos, "bad_message", "malformed START_SESSION: "+decErr.Error())
 		return
 	}
-	var missing string
-	switch {
-	case m.TransID == "":
-		missing = "transID"
-	case m.FromTopic == "":
-		missing = "fromTopic"
-	case m.SigSessID == "":
-		missing = "sigSessID"
-	case m.ToEndpointID == "":
-		missing = "toEndpointID"
-	}
-	if missing != "" {
+	if missing := firstMissing("transID", m.TransID, "fromTopic", m.FromTopic,
+		"sigSessID", m.SigSessID, "toEndpointID", m.ToEndpointID); missing != "" {
 		c.reject(msg.Topic, m, qos, "missing_field", "START_SESSION without "+missing) // ROB-002
 		return
 	}
