@@ -72,9 +72,15 @@ func StartMosquittoWith(ctx context.Context, o MosquittoOptions) (*Process, erro
 	if err != nil {
 		return nil, err
 	}
+	return retryStart(ctx, 3, func() (*Process, error) { return startMosquittoOnce(ctx, bin, o) })
+}
+
+// retryStart calls start up to attempts times: a free port can be taken by another
+// process between probing it and the broker binding it.
+func retryStart(ctx context.Context, attempts int, start func() (*Process, error)) (*Process, error) {
 	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken between probe and bind
-		p, err := startMosquittoOnce(ctx, bin, o)
+	for range attempts {
+		p, err := start()
 		if err == nil {
 			return p, nil
 		}

@@ -61,18 +61,7 @@ func StartRabbitMQ(ctx context.Context) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	var lastErr error
-	for attempt := 0; attempt < 2; attempt++ { // a free port can be taken between probe and bind
-		p, err := startRabbitOnce(ctx, server, epmd)
-		if err == nil {
-			return p, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
+	return retryStart(ctx, 2, func() (*Process, error) { return startRabbitOnce(ctx, server, epmd) })
 }
 
 func startRabbitOnce(ctx context.Context, server, epmd string) (*Process, error) {
