@@ -236,6 +236,7 @@ func runCapacity(ctx context.Context, mode capacity.Mode, o capacityOptions, out
 		return harness(serr)
 	}
 	printCurve(out, res, dir)
+	writeLoadReport(out, dir, log) // the curve so far, also for an interrupted search
 	switch {
 	case res.Status == capacity.StatusFailed:
 		return harness(serr)
