@@ -9,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"unicode/utf8"
 )
 
 // Version is the rtcommVer value of protocol v1.0.0.
@@ -188,20 +191,31 @@ func Decode(payload []byte) (*Message, error) {
 	if len(bytes.TrimSpace(payload)) == 0 {
 		return nil, ErrEmpty
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &raw); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return nil, ErrNotObject
-		}
-		return nil, fmt.Errorf("malformed JSON: %w", err)
+	if !json.Valid(payload) {
+		return decodeInvalid(payload)
 	}
-	if raw == nil { // the literal null
-		return nil, ErrNotObject
+	// One private copy of the payload; every raw field (Payload, Extra, ...) is a
+	// capped slice of it, so appending to one cannot overwrite another.
+	buf := bytes.Clone(payload)
+	members, ok := splitObject(buf)
+	if !ok {
+		return nil, ErrNotObject // valid JSON, but null, an array, a string, ...
 	}
 	m := &Message{}
 	var errs []error
-	for name, val := range raw {
+	// A repeated name keeps its last value, as json.Unmarshal into a map does.
+	var last map[string]int // index of each name's last occurrence, for many members
+	if len(members) > 16 {
+		last = make(map[string]int, len(members))
+		for i, x := range members {
+			last[x.name] = i
+		}
+	}
+	for i := len(members) - 1; i >= 0; i-- {
+		name, val := members[i].name, members[i].val
+		if last != nil && last[name] != i || last == nil && seenLater(members[i+1:], name) {
+			continue
+		}
 		if !knownFields[name] {
 			if m.Extra == nil {
 				m.Extra = make(map[string]json.RawMessage)
@@ -217,11 +231,167 @@ func Decode(payload []byte) (*Message, error) {
 	return m, errors.Join(errs...)
 }
 
+// decodeInvalid gives json.Unmarshal's error for a payload json.Valid refused.
+func decodeInvalid(payload []byte) (*Message, error) {
+	var raw map[string]json.RawMessage
+	err := json.Unmarshal(payload, &raw)
+	var ute *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &ute):
+		return nil, ErrNotObject
+	case err != nil:
+		return nil, fmt.Errorf("malformed JSON: %w", err)
+	}
+	return nil, errors.New("malformed JSON") // json.Valid and json.Unmarshal disagree: cannot happen
+}
+
+// member is one name/value pair of a top-level object; val is the value's raw bytes.
+type member struct {
+	name string
+	val  json.RawMessage
+}
+
+func seenLater(later []member, name string) bool {
+	for _, x := range later {
+		if x.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// splitObject splits valid JSON (json.Valid said so) into the members of its top-level
+// object, in order; ok is false when the value is not an object. It is one light pass:
+// Decode used to unmarshal into a map (a second full scan plus a copy per value), which
+// was most of an endpoint's receive cost for a 5 KB SDP.
+func splitObject(data []byte) (members []member, ok bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil, false
+	}
+	members = make([]member, 0, 12)
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return members, true
+	}
+	for i < len(data) {
+		kEnd := skipString(data, i) // data[i] == '"'
+		name, ok := decodeKey(data[i:kEnd])
+		if !ok {
+			return nil, false
+		}
+		i = skipSpace(data, kEnd)
+		i = skipSpace(data, i+1) // ':'
+		vEnd := skipValue(data, i)
+		members = append(members, member{name: name, val: json.RawMessage(data[i:vEnd:vEnd])})
+		i = skipSpace(data, vEnd)
+		if i >= len(data) || data[i] == '}' {
+			break
+		}
+		i = skipSpace(data, i+1) // ','
+	}
+	return members, true
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipString returns the index just past the string starting at data[i] ('"').
+func skipString(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(data)
+}
+
+// skipValue returns the index just past the value starting at data[i].
+func skipValue(data []byte, i int) int {
+	if i >= len(data) {
+		return i
+	}
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for i < len(data) {
+			switch data[i] {
+			case '"':
+				i = skipString(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	default: // number, true, false, null
+		for i < len(data) {
+			switch data[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// decodeKey decodes a member name; raw includes the quotes.
+func decodeKey(raw []byte) (string, bool) {
+	if s, ok := plainString(raw); ok {
+		return s, true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// plainString is the fast path of a JSON string with no escapes and valid UTF-8 (what
+// json.Unmarshal would return unchanged); ok is false otherwise.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	if bytes.IndexByte(body, '\\') >= 0 || !utf8.Valid(body) {
+		return "", false
+	}
+	return string(body), true
+}
+
 func (m *Message) decodeField(name string, val json.RawMessage) error {
 	if string(val) == "null" {
 		return nil // null is "absent" for every field (rtcomm.js sends fromTopic: null)
 	}
-	str := func(dst *string) error { return decodeAs(name, "string", val, dst) }
+	str := func(dst *string) error {
+		if v, ok := plainString(val); ok {
+			*dst = v
+			return nil
+		}
+		return decodeAs(name, "string", val, dst)
+	}
 	switch name {
 	case "method":
 		var s string
@@ -288,14 +458,14 @@ func (m *Message) decodeField(name string, val json.RawMessage) error {
 		if val[0] != '{' {
 			return &FieldError{Field: name, Want: "object", Got: jsonKind(val)}
 		}
-		m.Payload = append(json.RawMessage(nil), val...)
+		m.Payload = val // Decode's own copy
 	case "details":
 		if val[0] != '{' {
 			return &FieldError{Field: name, Want: "object", Got: jsonKind(val)}
 		}
-		m.Details = append(json.RawMessage(nil), val...)
+		m.Details = val
 	case "userDefines":
-		m.UserDefines = append(json.RawMessage(nil), val...)
+		m.UserDefines = val
 	}
 	return nil
 }
@@ -345,8 +515,7 @@ func jsonKind(val json.RawMessage) string {
 
 // MarshalJSON encodes the typed fields, then the Extra fields, in a stable order.
 func (m Message) MarshalJSON() ([]byte, error) {
-	type plain Message // no methods: avoids recursion
-	b, err := json.Marshal(plain(m))
+	b, err := appendMessage(make([]byte, 0, 256+len(m.Payload)), &m)
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +559,147 @@ func Encode(m *Message) ([]byte, error) {
 	if m.RtcommVer == "" {
 		m.RtcommVer = Version
 	}
-	return json.Marshal(m)
+	if len(m.Extra) > 0 {
+		return json.Marshal(m) // compacts and HTML-escapes the raw Extra values too
+	}
+	// Without Extra, MarshalJSON's output is already what json.Marshal(m) returns:
+	// json.Marshal(m) would only re-scan (compact) it, a second pass over a 5 KB SDP
+	// that cost about 5% of the load generator's CPU.
+	return m.MarshalJSON()
+}
+
+// appendMessage appends m's typed fields as json.Marshal would encode them (field order,
+// omitempty, HTML-safe escaping, raw fields compacted and validated) without reflection,
+// and without re-scanning a raw field already known to be compact: the load generator
+// sends the same 5 KB SDP thousands of times and compacting it was its largest cost.
+// The differential tests hold it to json.Marshal.
+func appendMessage(b []byte, m *Message) ([]byte, error) {
+	b = append(b, `{"method":`...)
+	b = appendJSONString(b, string(m.Method))
+	var err error
+	str := func(name, v string) {
+		if v != "" {
+			b = append(b, ',', '"')
+			b = append(b, name...)
+			b = append(b, '"', ':')
+			b = appendJSONString(b, v)
+		}
+	}
+	val := func(name string, v any) {
+		if err != nil {
+			return
+		}
+		var vb []byte
+		if vb, err = json.Marshal(v); err == nil {
+			b = append(b, ',', '"')
+			b = append(b, name...)
+			b = append(b, '"', ':')
+			b = append(b, vb...)
+		}
+	}
+	raw := func(name string, v json.RawMessage) {
+		if len(v) == 0 || err != nil {
+			return
+		}
+		var vb []byte
+		if vb, err = compactRaw(v); err == nil {
+			b = append(b, ',', '"')
+			b = append(b, name...)
+			b = append(b, '"', ':')
+			b = append(b, vb...)
+		}
+	}
+	intp := func(name string, v *int) {
+		if v != nil {
+			b = append(b, ',', '"')
+			b = append(b, name...)
+			b = append(b, '"', ':')
+			b = strconv.AppendInt(b, int64(*v), 10)
+		}
+	}
+	str("rtcommVer", m.RtcommVer)
+	str("fromTopic", m.FromTopic)
+	str("transID", m.TransID)
+	str("sigSessID", m.SigSessID)
+	str("orig", string(m.Orig))
+	str("result", m.Result)
+	str("reason", m.Reason)
+	if len(m.Services) > 0 {
+		val("services", m.Services)
+	}
+	str("toEndpointID", m.ToEndpointID)
+	str("appContext", m.AppContext)
+	if len(m.Protocols) > 0 {
+		val("protocols", m.Protocols)
+	}
+	raw("payload", m.Payload)
+	intp("holdTimeout", m.HoldTimeout)
+	intp("queuePosition", m.QueuePosition)
+	str("type", m.Type)
+	str("addressTopic", m.AddressTopic)
+	str("topic", m.Topic)
+	str("state", m.State)
+	str("alias", m.Alias)
+	raw("userDefines", m.UserDefines)
+	raw("details", m.Details)
+	str("callerEndpoint", m.CallerEndpoint)
+	str("calleeEndpoint", m.CalleeEndpoint)
+	str("sessionID", m.SessionID)
+	str("timestamp", m.Timestamp)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s quoted as encoding/json does (HTML-safe); plain ASCII is
+// copied, anything else goes through json.Marshal so every escaping rule is its.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// compactCache holds raw values recently found already compact (json.Marshal returned
+// them unchanged): an equal value is valid and compact, so it is used as is. Compared by
+// content, so a caller reusing or changing its slice cannot get a stale answer.
+var compactCache struct {
+	sync.Mutex
+	vals [4][]byte
+	next int
+}
+
+// compactRaw returns v as json.Marshal encodes a RawMessage: validated, compacted,
+// HTML-escaped.
+func compactRaw(v json.RawMessage) ([]byte, error) {
+	if len(v) >= 512 {
+		compactCache.Lock()
+		for _, c := range compactCache.vals {
+			if bytes.Equal(c, v) {
+				compactCache.Unlock()
+				return v, nil
+			}
+		}
+		compactCache.Unlock()
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(v) >= 512 && bytes.Equal(out, v) {
+		compactCache.Lock()
+		compactCache.vals[compactCache.next] = bytes.Clone(v)
+		compactCache.next = (compactCache.next + 1) % len(compactCache.vals)
+		compactCache.Unlock()
+	}
+	return out, nil
 }
 
 // WebRTCPayload is the webrtc entry of a payload.

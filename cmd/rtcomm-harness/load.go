@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -60,6 +63,11 @@ type loadOptions struct {
 	appContext    string
 	noQuery       bool
 	cpuProfile    string
+	blockProfile  string
+	mutexProfile  string
+	traceFile     string
+	traceAfter    time.Duration
+	memProfile    string
 }
 
 func defaultLoadOptions() loadOptions {
@@ -155,6 +163,11 @@ reported in the summary's warnings either way).`,
 	f.StringVar(&o.appContext, "app-context", o.appContext, "appContext of registrations and calls")
 	f.BoolVar(&o.noQuery, "no-service-query", false, "endpoints skip SERVICE_QUERY after registering")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load window to this file (go tool pprof)")
+	f.StringVar(&o.blockProfile, "blockprofile", "", "write a blocking profile (channel/select/lock waits over 100 µs) of the load window to this file")
+	f.StringVar(&o.mutexProfile, "mutexprofile", "", "write a mutex contention profile of the load window to this file")
+	f.StringVar(&o.traceFile, "trace", "", "write an execution trace of 5 s of the load window to this file (go tool trace)")
+	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (live objects at the last GC) at the end of the load window to this file")
+	f.DurationVar(&o.traceAfter, "trace-after", 0, "with --trace: start tracing this long into the load window")
 	return cmd
 }
 
@@ -246,11 +259,17 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 		}
 		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
+	stopProfiles, err := startWaitProfiles(o)
+	if err != nil {
+		return invalid(err)
+	}
+	defer stopProfiles(log)
 	sum, err := pool.CallStep(ctx, dir, step)
 	if sum != nil {
 		printLoadSummary(out, sum)
 	}
 	fmt.Fprintf(out, "results:   %s\n", dir)
+	writeLoadReport(out, dir, log) // also for a failed or interrupted run: what was measured is reported
 	switch {
 	case err != nil:
 		return invalid(err)
@@ -267,6 +286,83 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 		return invalid(sum.Tally.Check())
 	}
 	return nil
+}
+
+// startWaitProfiles starts the block, mutex and trace profiles the options ask for; the
+// returned function writes them. They show where the serial chain of a run waits (a
+// CPU profile shows only where it works).
+func startWaitProfiles(o loadOptions) (func(*slog.Logger), error) {
+	var stops []func() error
+	if o.blockProfile != "" {
+		runtime.SetBlockProfileRate(int(100 * time.Microsecond))
+		stops = append(stops, func() error {
+			defer runtime.SetBlockProfileRate(0)
+			return writeProfile("block", o.blockProfile)
+		})
+	}
+	if o.mutexProfile != "" {
+		runtime.SetMutexProfileFraction(10)
+		stops = append(stops, func() error {
+			defer runtime.SetMutexProfileFraction(0)
+			return writeProfile("mutex", o.mutexProfile)
+		})
+	}
+	if o.memProfile != "" {
+		stops = append(stops, func() error { return writeProfile("heap", o.memProfile) })
+	}
+	if o.traceFile != "" {
+		tf, err := os.Create(o.traceFile)
+		if err != nil {
+			return nil, fmt.Errorf("--trace: %w", err)
+		}
+		// A trace of a whole run at hundreds of calls/s is gigabytes; 5 s shows the chain.
+		var mu sync.Mutex
+		started, stopped := false, false
+		end := func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if started && !stopped {
+				trace.Stop()
+			}
+			if !stopped {
+				stopped = true
+				tf.Close()
+			}
+		}
+		begin := func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if stopped || started {
+				return
+			}
+			if err := trace.Start(tf); err != nil {
+				return
+			}
+			started = true
+			time.AfterFunc(5*time.Second, end)
+		}
+		t := time.AfterFunc(o.traceAfter, begin)
+		stops = append(stops, func() error { t.Stop(); end(); return nil })
+	}
+	return func(log *slog.Logger) {
+		for _, stop := range stops {
+			if err := stop(); err != nil {
+				log.Warn("writing profile", "err", err)
+			}
+		}
+	}, nil
+}
+
+func writeProfile(name, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("%s profile: %w", name, err)
+	}
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("%s profile %s: %w", name, path, err)
+	}
+	return f.Close()
 }
 
 // Late-start tolerance for the exit status: timer and scheduler noise make a few starts

@@ -29,6 +29,9 @@ const DefaultMaxPayload = 1 << 20
 // MinMaxPayload is the smallest allowed Config.MaxPayload: rtcomm needs 64 KB SDPs.
 const MinMaxPayload = 64 << 10
 
+// DefaultMaxPendingWrites is Config.MaxPendingWrites when zero: mochi's own default.
+const DefaultMaxPendingWrites = 8192
+
 // WSPath is the only path the WebSocket listener serves: rtcomm.js cannot change it.
 const WSPath = "/mqtt"
 
@@ -45,6 +48,13 @@ type Config struct {
 	// MaxPayload is the largest PUBLISH payload accepted, in bytes: default 1 MiB,
 	// at least 64 KiB. A client that publishes more is disconnected (see NOTES.md).
 	MaxPayload int
+
+	// MaxPendingWrites is the per-client queue of deliveries waiting to be written to
+	// its socket (default DefaultMaxPendingWrites). When a subscriber's queue is full,
+	// mochi drops the delivery and counts it in Stats.MessagesDropped. Every client's
+	// queue is allocated in full at connect (8 bytes per slot, scanned by every GC
+	// cycle), so thousands of clients in one process want a smaller value.
+	MaxPendingWrites int
 
 	// TopicPath is the rtcomm topic root the secure-mode ACLs are written for,
 	// default spec.DefaultTopicPath; a missing trailing "/" is added.
@@ -112,6 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	// Coarse guard: packets far larger than any allowed PUBLISH are refused before
 	// they are read into memory; the exact payload limit is enforced by compatHook.
 	caps.MaximumPacketSize = uint32(cfg.MaxPayload + 2*65536)
+	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		Logger:       log,
@@ -205,6 +216,12 @@ func normalize(cfg Config) (Config, error) {
 	}
 	if cfg.MaxPayload > math.MaxInt32/2 {
 		return cfg, fmt.Errorf("broker: config: MaxPayload %d is too large", cfg.MaxPayload)
+	}
+	switch {
+	case cfg.MaxPendingWrites == 0:
+		cfg.MaxPendingWrites = DefaultMaxPendingWrites
+	case cfg.MaxPendingWrites < 16 || cfg.MaxPendingWrites > 1<<20:
+		return cfg, fmt.Errorf("broker: config: MaxPendingWrites %d: want 16 .. %d", cfg.MaxPendingWrites, 1<<20)
 	}
 	cfg.TopicPath = spec.NewTopics(cfg.TopicPath).Path
 	if strings.ContainsAny(cfg.TopicPath, "+#") {
