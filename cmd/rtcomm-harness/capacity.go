@@ -31,30 +31,25 @@ const (
 
 // capacityOptions are the flags of `capacity`.
 type capacityOptions struct {
-	mode        string
-	start, max  float64
-	min         float64
-	factor      float64
-	tolerance   float64
-	steady      time.Duration
-	warmup      time.Duration
-	sloSpec     string
-	maxLate     float64
-	retries     int
-	maxSteps    int
-	endpoints   int
-	rampRate    float64
-	probeRate   float64
-	hold        time.Duration
-	ice         int
-	out         string
-	seed        uint64
-	brokerURL   string
-	noConnector bool
-	topicPath   string
-	username    string
-	password    string
-	idPrefix    string
+	mode       string
+	start, max float64
+	min        float64
+	factor     float64
+	tolerance  float64
+	steady     time.Duration
+	warmup     time.Duration
+	sloSpec    string
+	maxLate    float64
+	retries    int
+	maxSteps   int
+	endpoints  int
+	rampRate   float64
+	probeRate  float64
+	hold       time.Duration
+	ice        int
+	out        string
+	seed       uint64
+	targetFlags
 }
 
 // capacityDefaults are per mode; a flag left unset takes its mode's value.
@@ -76,7 +71,7 @@ var capacityModeDefaults = map[capacity.Mode]capacityDefaults{
 func newCapacityCmd(g *globalFlags) *cobra.Command {
 	o := capacityOptions{mode: string(capacity.Calls), tolerance: 0.05, maxLate: 0.01, retries: 1, maxSteps: 40,
 		endpoints: 1000, rampRate: 250, probeRate: 10, hold: 5 * time.Second, ice: sim.DefaultCallModel().ICE,
-		topicPath: "/rtcomm/", idPrefix: "cap-"}
+		targetFlags: targetFlags{idPrefix: "cap-"}}
 	cmd := &cobra.Command{
 		Use:   "capacity",
 		Short: "Find the highest load the target sustains within an SLO (the knee)",
@@ -157,12 +152,7 @@ Exit status: 0 a knee was found, 1 no level passed (or the search was interrupte
 	f.StringVar(&o.out, "out", "", "output directory (default results/capacity-<UTC timestamp>)")
 	f.Uint64Var(&o.seed, "seed", 0, "seed of arrivals and call choices (0 = random)")
 	// Target flags: the same names and meaning as `load`.
-	f.StringVar(&o.brokerURL, "broker", "", "external broker URL (tcp://, ws://, ssl://, wss://); empty runs the embedded reference")
-	f.BoolVar(&o.noConnector, "no-connector", false, "with --broker: a connector is already attached; do not start the reference connector")
-	f.StringVar(&o.topicPath, "topic-path", o.topicPath, "rtcomm topic path")
-	f.StringVar(&o.username, "username", "", "MQTT username of the endpoints and the harness's clients (external broker)")
-	f.StringVar(&o.password, "password", "", "MQTT password")
-	f.StringVar(&o.idPrefix, "id-prefix", o.idPrefix, "prefix of the simulated endpoints' IDs")
+	addTargetFlags(f, &o.targetFlags)
 	return cmd
 }
 
@@ -183,8 +173,7 @@ func runCapacity(ctx context.Context, mode capacity.Mode, o capacityOptions, out
 	// Only the target's errors count against the SLO: every simulated callee answers.
 	model.RejectShare, model.NoAnswerShare, model.HoldMean, model.ICE = 0, 0, o.hold, o.ice
 
-	env, err := sim.StartTarget(ctx, sim.Target{BrokerURL: o.brokerURL, NoConnector: o.noConnector,
-		TopicPath: o.topicPath, Username: o.username, Password: o.password, Logger: quietTarget(log)})
+	env, err := sim.StartTarget(ctx, o.target(quietTarget(log)))
 	if err != nil {
 		return harness(err)
 	}
@@ -333,6 +322,9 @@ func (s *simStepper) registrationStep(ctx context.Context, st capacity.Step) (ca
 	}
 	n := max(1, int(math.Round(st.Level*st.Steady.Seconds())))
 	pc.Endpoints, pc.IDPrefix = n, fmt.Sprintf("%ss%02d-", s.o.idPrefix, st.Index)
+	// One attempt per endpoint below, so a ramp that fell behind shows as late starts and
+	// judges the step invalid like a call schedule that fell behind.
+	pc.RecordRampLateStarts = true
 	rec := metrics.NewRecorder()
 	window := time.Duration(float64(n) / st.Level * float64(time.Second))
 	w, err := results.Create(st.Dir, results.Params{HarnessVersion: harnessVersion(), Target: s.env.Describe(),
@@ -380,7 +372,9 @@ func (s *simStepper) registrationStep(ctx context.Context, st capacity.Step) (ca
 func (s *simStepper) endpointsStep(ctx context.Context, st capacity.Step) (capacity.StepResult, error) {
 	rec := metrics.NewRecorder()
 	want := int(st.Level) - s.grown
+	late0, _ := s.pool.RampLateStarts()
 	up, err := s.pool.Grow(ctx, want, s.o.rampRate, rec)
+	late, worst := s.pool.RampLateStarts()
 	s.grown += max(want, 0)
 	if ctx.Err() != nil {
 		return capacity.StepResult{}, ctx.Err()
@@ -393,10 +387,18 @@ func (s *simStepper) endpointsStep(ctx context.Context, st capacity.Step) (capac
 			return capacity.StepResult{}, err
 		}
 	}
+	// The step's attempts are probe calls, so the ramp's late starts are not mixed into
+	// them: a ramp that fell behind (endpoints came up bunched) is a warning of the step.
+	var warns []string
+	if n := late - late0; n > 0 {
+		warns = append(warns, fmt.Sprintf("%d of %d endpoint bring-ups of the ramp started late by more than %s (worst %s): "+
+			"the generator fell behind the ramp rate and the new endpoints came up bunched (worst lag of the pool's ramps so far)",
+			n, want, loadgen.DefaultLateThreshold, worst))
+	}
 	sum, err := s.pool.CallStep(ctx, st.Dir, sim.Step{Rate: s.o.probeRate, Duration: st.Steady, Seed: s.seed(st),
-		Calls: s.model, SLO: s.o.sloSpec, Recorder: rec, HarnessVersion: harnessVersion(),
+		Calls: s.model, SLO: s.o.sloSpec, Recorder: rec, HarnessVersion: harnessVersion(), Warnings: warns,
 		Extra: map[string]any{"capacity_step": st.Index, "capacity_mode": string(s.mode), "endpoints_level": st.Level,
-			"endpoints_added": want, "endpoints_added_up": up}})
+			"endpoints_added": want, "endpoints_added_up": up, "ramp_late_starts": late - late0}})
 	var fails []string
 	if up < want {
 		fails = append(fails, fmt.Sprintf("%d of %d new endpoints did not come up", want-up, want))

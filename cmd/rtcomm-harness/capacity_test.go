@@ -22,8 +22,8 @@ func tinyCapacity(t *testing.T, mode capacity.Mode, start, max float64) capacity
 	return capacityOptions{mode: string(mode), start: start, max: max, factor: 2, tolerance: 0.05,
 		steady: time.Second, warmup: 200 * time.Millisecond, sloSpec: "errors<50%", maxLate: 0.9, retries: 0,
 		maxSteps: 6, endpoints: 10, rampRate: 200, probeRate: 5, hold: 200 * time.Millisecond, ice: 1,
-		out: filepath.Join(t.TempDir(), "cap"), topicPath: "/capt-" + mqttc.RandomClientID("")[:8] + "/",
-		idPrefix: "c" + mqttc.RandomClientID("")[:5] + "-"}
+		out: filepath.Join(t.TempDir(), "cap"), targetFlags: targetFlags{topicPath: "/capt-" + mqttc.RandomClientID("")[:8] + "/",
+			idPrefix: "c" + mqttc.RandomClientID("")[:5] + "-"}}
 }
 
 func TestCapacityAgainstEmbeddedReference(t *testing.T) {

@@ -54,20 +54,15 @@ type loadOptions struct {
 	sloSpec       string
 	out           string
 	seed          uint64
-	brokerURL     string
-	noConnector   bool
-	topicPath     string
-	username      string
-	password      string
-	idPrefix      string
-	appContext    string
-	noQuery       bool
-	cpuProfile    string
-	blockProfile  string
-	mutexProfile  string
-	traceFile     string
-	traceAfter    time.Duration
-	memProfile    string
+	targetFlags
+	appContext   string
+	noQuery      bool
+	cpuProfile   string
+	blockProfile string
+	mutexProfile string
+	traceFile    string
+	traceAfter   time.Duration
+	memProfile   string
 }
 
 func defaultLoadOptions() loadOptions {
@@ -76,7 +71,7 @@ func defaultLoadOptions() loadOptions {
 		duration: 30 * time.Second, holdMean: cm.HoldMean, ice: cm.ICE, iceGap: cm.ICEGap,
 		rejectShare: cm.RejectShare, noAnswerShare: cm.NoAnswerShare, pranswerDelay: cm.PranswerDelay,
 		answerDelay: cm.AnswerDelay, ringTimeout: cm.RingTimeout, offer: cm.Offer,
-		topicPath: "/rtcomm/", idPrefix: pc.IDPrefix, appContext: pc.AppContext}
+		targetFlags: targetFlags{idPrefix: pc.IDPrefix}, appContext: pc.AppContext}
 }
 
 func newLoadCmd(g *globalFlags) *cobra.Command {
@@ -154,12 +149,7 @@ reported in the summary's warnings either way).`,
 	f.StringVar(&o.sloSpec, "slo", "", "thresholds, e.g. 'setup.p99<100ms,errors<0.1%,lost<=0'; exit 1 when breached")
 	f.StringVar(&o.out, "out", "", "results directory (default ./results/load-<UTC timestamp>)")
 	f.Uint64Var(&o.seed, "seed", 0, "seed of the schedule and call choices (0 = random; recorded in params.json)")
-	f.StringVar(&o.brokerURL, "broker", "", "external broker URL (tcp://, ws://, ssl://, wss://); empty runs the embedded reference")
-	f.BoolVar(&o.noConnector, "no-connector", false, "with --broker: a connector is already attached; do not start the reference connector")
-	f.StringVar(&o.topicPath, "topic-path", o.topicPath, "rtcomm topic path")
-	f.StringVar(&o.username, "username", "", "MQTT username of the endpoints and the harness's clients (external broker)")
-	f.StringVar(&o.password, "password", "", "MQTT password")
-	f.StringVar(&o.idPrefix, "id-prefix", o.idPrefix, "endpoint i has ID <prefix><i>")
+	addTargetFlags(f, &o.targetFlags)
 	f.StringVar(&o.appContext, "app-context", o.appContext, "appContext of registrations and calls")
 	f.BoolVar(&o.noQuery, "no-service-query", false, "endpoints skip SERVICE_QUERY after registering")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load window to this file (go tool pprof)")
@@ -219,8 +209,7 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	} else if need := uint64(sh.Len(o.endpoints)) * 2; n > 0 && n < need+100 && o.brokerURL == "" {
 		log.Warn("open-file limit may be too low for the embedded broker and its endpoints", "limit", n, "need", need)
 	}
-	env, err := sim.StartTarget(ctx, sim.Target{BrokerURL: o.brokerURL, NoConnector: o.noConnector,
-		TopicPath: o.topicPath, Username: o.username, Password: o.password, Logger: quietTarget(log)})
+	env, err := sim.StartTarget(ctx, o.target(quietTarget(log)))
 	if err != nil {
 		return invalid(err)
 	}

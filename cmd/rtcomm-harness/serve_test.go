@@ -221,6 +221,8 @@ func TestServeSecureFlagErrors(t *testing.T) {
 		{"secure with external broker", func(o *serveOptions) { o.secure, o.brokerURL = true, "tcp://127.0.0.1:1" }, "configure the embedded broker"},
 		{"cert without key", func(o *serveOptions) { o.tlsCert = filepath.Join(dir, "none.pem") }, "TLS needs both"},
 		{"missing cert files", func(o *serveOptions) { o.tlsCert, o.tlsKey = filepath.Join(dir, "c"), filepath.Join(dir, "k") }, "load TLS key pair"},
+		// --max-pending-writes reaches broker.Config.MaxPendingWrites, which refuses tiny queues.
+		{"pending writes below the minimum", func(o *serveOptions) { o.maxPendingWrites = 8 }, "MaxPendingWrites 8"},
 	} {
 		o := base
 		tc.mod(&o)

@@ -20,7 +20,6 @@ import (
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen/soak"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/connector"
-	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
 // soakOptions are the flags of `soak`.
@@ -80,7 +79,7 @@ harness failed.`,
 	f.DurationVar(&o.warmup, "warmup", 0, "samples before this are not fitted (0: 3m, or a fifth of a shorter run)")
 	f.Float64Var(&o.tolerance, "tolerance", 0.1, "allowed rise of a gauge's fitted line over the window, as a fraction of its mean")
 	f.StringVar(&o.out, "out", "", "output directory (default soak-<timestamp>)")
-	f.StringVar(&o.topicPath, "topic-path", spec.DefaultTopicPath, "rtcomm topic path")
+	addTopicPathFlag(f, &o.topicPath)
 	f.Uint64Var(&o.seed, "seed", 0, "seed of arrivals and call choices (0: random)")
 	f.DurationVar(&o.settleAfter, "drain-wait", 15*time.Second, "after the load, how long the session table and registry get to reach zero")
 	return cmd

@@ -579,3 +579,40 @@ func sameHistograms(t *testing.T, want, got *Summary) {
 		}
 	}
 }
+
+// TestAddWarningReachesSummaryJSON: a caller's warning goes into summary.json ahead of the
+// computed ones; an empty one and one added after Finalize do not.
+func TestAddWarningReachesSummaryJSON(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	clk := &stepClock{now: epoch}
+	rec := metrics.NewRecorder()
+	w, err := Create(dir, baseParams(), rec, WithClock(clk.Now), WithFlushEvery(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secondOfCalls(rec, 0)
+	clk.advance(1500 * time.Millisecond)
+	const msg = "the broker dropped 3 deliveries"
+	w.AddWarning(msg)
+	w.AddWarning("")
+	sum, err := w.Finalize(time.Time{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.AddWarning("too late")
+	loaded, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Summary{sum, loaded} {
+		if len(s.Warnings) < 2 || s.Warnings[0] != msg || !hasWarning(s, "interrupted") {
+			t.Errorf("warnings %q: want %q first, then the computed ones", s.Warnings, msg)
+		}
+		for _, x := range s.Warnings {
+			if x == "" || x == "too late" {
+				t.Errorf("warning %q should have been ignored", x)
+			}
+		}
+	}
+}

@@ -61,6 +61,7 @@ type Writer struct {
 	closing  bool      // Finalize has begun
 	done     bool      // the log is closed
 	baseline *Baseline // SetBaseline: goes into the summary
+	warnings []string  // AddWarning: go into the summary
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -226,6 +227,21 @@ func (w *Writer) SetBaseline(b *Baseline) {
 	w.mu.Unlock()
 }
 
+// AddWarning adds a reason to qualify the numbers (something the caller saw that the
+// recorder cannot, e.g. deliveries a broker dropped) to the summary Finalize writes, ahead of
+// the warnings Finalize computes itself. Empty warnings and warnings added once Finalize has
+// begun are ignored.
+func (w *Writer) AddWarning(msg string) {
+	if msg == "" {
+		return
+	}
+	w.mu.Lock()
+	if !w.closing {
+		w.warnings = append(w.warnings, msg)
+	}
+	w.mu.Unlock()
+}
+
 // Finalize ends the run: it closes the recorder (calls in progress become aborted), writes the
 // last interval and an end marker to the log, then the .hgrm files and summary.json. end is
 // the end of the load window (zero: now); interrupted marks a run stopped early (Ctrl-C, error).
@@ -256,7 +272,7 @@ func (w *Writer) Finalize(end time.Time, interrupted bool) (*Summary, error) {
 	sum, err := summarize(run{
 		params: w.params, start: w.start, end: end,
 		corrected: snap.Corrected, uncorrected: snap.Uncorrected,
-		tally: snap.Tally, interrupted: interrupted,
+		tally: snap.Tally, interrupted: interrupted, warnings: w.warnings,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("results %s: %w", w.dir, errors.Join(append(errs, err)...))

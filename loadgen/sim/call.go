@@ -197,7 +197,7 @@ func (st *stepRun) place(intended time.Time) {
 	c.mu.Unlock()
 	s, err := caller.ep.Call(st.callCtx, callee.id, st.offer, endpoint.WithSessionID(c.id))
 	if err != nil {
-		c.unsend(&c.msgs[kStart])
+		c.failedSend(&c.msgs[kStart], err)
 		if st.callCtx.Err() == nil {
 			a.End(metrics.Failure, "send START_SESSION: "+short(err))
 		}
@@ -296,7 +296,8 @@ func (c *call) sendICE(side, k int, s *endpoint.Session) {
 	// connector rightly drops what crosses the FAILURE, so those candidates are not checked.
 	checked := !(side == 0 && c.mode == modeReject)
 	c.mu.Lock()
-	if c.ended {
+	// Draining is over: no new sends (a held call's remaining candidates stay unsent).
+	if c.ended || st.callCtx.Err() != nil {
 		c.mu.Unlock()
 		return
 	}
@@ -307,13 +308,34 @@ func (c *call) sendICE(side, k int, s *endpoint.Session) {
 	c.mu.Unlock()
 	if err := s.SendCandidate(st.callCtx, st.cands[side][k]); err != nil {
 		if checked {
-			c.unsend(slot)
+			c.failedSend(slot, err)
 		}
 		return
 	}
 	if checked {
 		st.rec.Add(metrics.Sent, 1)
 	}
+}
+
+// failedSend settles the bookkeeping of a publish that returned err. A context error
+// means only that the wait for the client was cut short (typically callCtx ending at the
+// end of the drain): the message had already been handed to paho and normally still goes
+// out, so it stays in flight and counts as sent, and its arrival is a delivery, not an
+// unexpected message. Any other error withdraws it.
+func (c *call) failedSend(slot *check, err error) {
+	if mayHaveGoneOut(err) {
+		c.st.rec.Add(metrics.Sent, 1)
+		return
+	}
+	c.unsend(slot)
+}
+
+// mayHaveGoneOut reports whether a failed publish may still reach its recipient: the
+// context ended while waiting for the client (reference/mqttc hands the message to paho
+// before it waits), and the session had not ended before the send.
+func mayHaveGoneOut(err error) bool {
+	return !errors.Is(err, endpoint.ErrSessionEnded) &&
+		(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
 
 // unsend withdraws a message whose publish failed before it went out.
@@ -373,7 +395,7 @@ func (c *call) hangupFrom(side int, measured bool, reason string) {
 		cancel()
 		if checked {
 			if err != nil {
-				c.unsend(&c.msgs[kStop])
+				c.failedSend(&c.msgs[kStop], err)
 			} else {
 				c.st.rec.Add(metrics.Sent, 1)
 			}
@@ -458,14 +480,14 @@ func (c *call) answer(inv *endpoint.Invite, arrived time.Time) {
 	}
 	send := func(kind int, f func() error) bool {
 		c.mu.Lock()
-		if c.ended {
+		if c.ended || ctx.Err() != nil {
 			c.mu.Unlock()
 			return false
 		}
 		c.msgs[kind] = check{sent: time.Now(), state: inFlight}
 		c.mu.Unlock()
 		if err := f(); err != nil {
-			c.unsend(&c.msgs[kind])
+			c.failedSend(&c.msgs[kind], err)
 			return false
 		}
 		st.rec.Add(metrics.Sent, 1)

@@ -30,10 +30,13 @@ type Pool struct {
 	epMu sync.RWMutex
 	eps  []*simEP // registered endpoints, in index order
 
-	failed  atomic.Int64 // endpoints that did not connect or register
-	calls   callTable
-	cur     atomic.Pointer[stepRun] // the step being measured
-	closing atomic.Bool
+	failed atomic.Int64 // endpoints that did not connect or register
+	// Bring-ups the ramp schedule started late (loadgen.DefaultLateThreshold), over all
+	// Grows, and the worst lag (ns).
+	rampLate, rampWorst atomic.Int64
+	calls               callTable
+	cur                 atomic.Pointer[stepRun] // the step being measured
+	closing             atomic.Bool
 }
 
 type regWait struct {
@@ -110,6 +113,12 @@ func OpenPool(ctx context.Context, env *Env, cfg PoolConfig, rec *metrics.Record
 	return p, nil
 }
 
+// RampLateStarts returns how many endpoint bring-ups all ramps so far (OpenPool and Grow)
+// started more than loadgen.DefaultLateThreshold after their intended time, and the worst lag.
+func (p *Pool) RampLateStarts() (n int64, worst time.Duration) {
+	return p.rampLate.Load(), time.Duration(p.rampWorst.Load())
+}
+
 // Grow connects and registers n more of this shard's endpoints (continuing the index
 // sequence) at Shard.Rate(rate) per second and returns how many came up. Latencies go to rec.
 func (p *Pool) Grow(ctx context.Context, n int, rate float64, rec *metrics.Recorder) (int, error) {
@@ -134,6 +143,17 @@ func (p *Pool) Grow(ctx context.Context, n int, rate float64, rec *metrics.Recor
 		return loadgen.ConstantPacer{Rate: r}.Pace(elapsed, hits)
 	})
 	var k atomic.Int64
+	// A ramp that falls behind bunches the connections it was to spread out; a recorder that
+	// counts one attempt per endpoint (PoolConfig.RecordRampLateStarts) gets them as late
+	// starts, and RampLateStarts reports them either way.
+	late := loadgen.WithLateStart(func(_ time.Time, lag time.Duration) {
+		p.rampLate.Add(1)
+		for w := p.rampWorst.Load(); int64(lag) > w && !p.rampWorst.CompareAndSwap(w, int64(lag)); w = p.rampWorst.Load() {
+		}
+		if rec != nil && p.cfg.RecordRampLateStarts {
+			rec.LateStart(lag)
+		}
+	})
 	st := loadgen.Run(ctx, pacer, 0, func(intended time.Time) {
 		wg.Add(1)
 		defer wg.Done()
@@ -154,7 +174,7 @@ func (p *Pool) Grow(ctx context.Context, n int, rate float64, rec *metrics.Recor
 		}
 		results[j] = se
 		up.Add(1)
-	})
+	}, late, loadgen.WithClock(p.cfg.clock))
 	// Run returns once the last start is due; every started goroutine calls wg.Add before
 	// counting itself in k, so once k reaches Hits the WaitGroup covers them all.
 	for uint64(k.Load()) < st.Hits {

@@ -70,6 +70,14 @@ type PoolConfig struct {
 	RegisterTimeout time.Duration
 	// ConnectConcurrency bounds connections in progress at once; default 64.
 	ConnectConcurrency int
+	// RecordRampLateStarts records the ramp's late starts (bring-ups the schedule started
+	// more than loadgen.DefaultLateThreshold late) as late starts in the recorder given to
+	// OpenPool or Grow. Set it only when that recorder counts one attempt per endpoint (as
+	// capacity --mode registrations does): a tally's late starts are a share of its
+	// attempts, and a call step's attempts are calls. Pool.RampLateStarts counts them anyway.
+	RecordRampLateStarts bool
+
+	clock loadgen.Clock // the ramp schedule's clock; nil is the system clock (tests)
 }
 
 // DefaultPoolConfig returns 1,000 endpoints ramped at 250/s with service queries.
@@ -128,6 +136,9 @@ type Step struct {
 	Progress *ProgressOut
 	// Extra is added to params.extra.
 	Extra map[string]any
+	// Warnings are added to the summary's warnings (results.Writer.AddWarning), e.g. that
+	// the ramp before the step fell behind.
+	Warnings []string
 	// HarnessVersion is recorded in params.json.
 	HarnessVersion string
 }
@@ -153,3 +164,4 @@ var ErrTargetLost = errors.New("target lost: endpoints' connections dropped")
 //	func RegisterStep(ctx context.Context, env *Env, dir string, cfg PoolConfig, slo string) (*results.Summary, *Pool, error)
 //	func (p *Pool) Grow(ctx context.Context, n int, rate float64, rec *metrics.Recorder) (int, error)
 //	func (p *Pool) Failed() int
+//	func (p *Pool) RampLateStarts() (n int64, worst time.Duration)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,4 +226,138 @@ func TestCallStepMosquitto(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRun(t, sum, dir)
+}
+
+// TestDrainEndDuringTrickle ends a step while most calls are still trickling candidates
+// (long ICE gap, long hold): sends cut short by the end of the drain had already been
+// handed to the client and arrive, which must count as delivered (or in flight), never
+// as unexpected.
+func TestDrainEndDuringTrickle(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		external bool
+	}{{"embedded", false}, {"mosquitto", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var tg Target
+			if tc.external {
+				tg.BrokerURL = extbroker.MosquittoForTest(t).TCP
+			}
+			tg.TopicPath = uniquePath()
+			ctx := context.Background()
+			env, err := StartTarget(ctx, tg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer env.Close()
+			p := openSmall(t, env, 20, nil)
+			m := smallModel()
+			m.RejectShare, m.NoAnswerShare = 0, 0
+			m.ICE, m.ICEGap = 4, 150*time.Millisecond
+			m.HoldMean = 10 * time.Second
+			dir := filepath.Join(t.TempDir(), "run")
+			sum, err := p.CallStep(ctx, dir, Step{Rate: 20, Duration: time.Second, Pacer: "constant", Seed: 5, Calls: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ty := sum.Tally
+			if err := ty.Check(); err != nil {
+				t.Fatalf("accounting: %v", err)
+			}
+			if ty.Outcomes[metrics.Success] == 0 {
+				t.Fatalf("no successful calls: %+v", ty)
+			}
+			if ty.Unexpected != 0 || ty.Lost != 0 {
+				t.Errorf("unexpected %d, lost %d after a drain that cut trickles short: %+v", ty.Unexpected, ty.Lost, ty)
+			}
+		})
+	}
+}
+
+// TestTargetLostWarningInSummaryJSON: a broker that dies mid-step ends the step with
+// ErrTargetLost, and the reason is among the warnings of summary.json, not only of the
+// returned summary.
+func TestTargetLostWarningInSummaryJSON(t *testing.T) {
+	t.Parallel()
+	mq := extbroker.MosquittoForTest(t)
+	ctx := context.Background()
+	env, err := StartTarget(ctx, Target{BrokerURL: mq.TCP, TopicPath: uniquePath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	p := openSmall(t, env, 10, nil)
+	time.AfterFunc(time.Second, mq.Kill)
+	dir := filepath.Join(t.TempDir(), "run")
+	sum, err := p.CallStep(ctx, dir, Step{Rate: 10, Duration: 30 * time.Second, Seed: 9, Calls: smallModel()})
+	if !errors.Is(err, ErrTargetLost) {
+		t.Fatalf("CallStep error %v, want ErrTargetLost", err)
+	}
+	loaded, lerr := results.Load(dir)
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	for name, s := range map[string]*results.Summary{"returned": sum, "summary.json": loaded} {
+		found := false
+		for _, w := range s.Warnings {
+			found = found || strings.Contains(w, ErrTargetLost.Error())
+		}
+		if !found {
+			t.Errorf("%s warnings %q lack %q", name, s.Warnings, ErrTargetLost)
+		}
+	}
+}
+
+// lagClock oversleeps every wait by extra, like a generator that cannot keep up.
+type lagClock struct{ extra time.Duration }
+
+func (lagClock) Now() time.Time { return time.Now() }
+func (c lagClock) Sleep(ctx context.Context, d time.Duration) error {
+	return loadgen.SystemClock.Sleep(ctx, d+c.extra)
+}
+
+// TestRampLateStarts: a ramp whose schedule falls behind reports its late starts, and
+// records them in the recorder only when the pool is told the recorder counts endpoints.
+func TestRampLateStarts(t *testing.T) {
+	t.Parallel()
+	env, err := StartTarget(context.Background(), Target{TopicPath: uniquePath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	for _, record := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cfg := DefaultPoolConfig()
+		cfg.Endpoints, cfg.RampRate, cfg.ServiceQuery = 4, 200, false
+		cfg.IDPrefix = "l" + mqttc.RandomClientID("")[:6] + "-"
+		cfg.RecordRampLateStarts = record
+		cfg.clock = lagClock{extra: 3 * loadgen.DefaultLateThreshold}
+		rec := metrics.NewRecorder()
+		p, err := OpenPool(ctx, env, cfg, rec)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, worst := p.RampLateStarts()
+		// The second start overslept by 30 ms; the ones due meanwhile start at once, still late.
+		// (The first start is due at once: late only if the machine stalled.)
+		if n < 3 || n > 4 || worst < 3*loadgen.DefaultLateThreshold {
+			t.Errorf("record=%v: ramp late starts %d (want 3), worst %s", record, n, worst)
+		}
+		got := rec.Snapshot().Tally.LateStarts
+		if want := map[bool]uint64{false: 0, true: uint64(n)}[record]; got != want {
+			t.Errorf("record=%v: recorder late starts %d, want %d", record, got, want)
+		}
+		// Growing adds to the pool's count.
+		gctx, gcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if _, err := p.Grow(gctx, 2, 200, nil); err != nil {
+			t.Error(err)
+		}
+		gcancel()
+		if m, _ := p.RampLateStarts(); m < n+1 || m > n+2 {
+			t.Errorf("record=%v: after growing by 2, late starts %d, want %d", record, m, n+1)
+		}
+		_ = p.Close()
+	}
 }

@@ -168,6 +168,9 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 	if err != nil {
 		return nil, err
 	}
+	for _, x := range s.Warnings {
+		w.AddWarning(x)
+	}
 	p.cur.Store(st)
 	dropped0, _ := p.env.BrokerDropped()
 
@@ -204,13 +207,16 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 	stopCalls() // what is still being set up ends without an outcome: aborted
 	interrupted := rs.Interrupted
 	if s.Baseline && ctx.Err() == nil && lostErr == nil {
+		// Read once: a message handed to the client just before the drain ended may still
+		// arrive during the baseline, and the baseline relays exactly this many.
+		rxMsgs, rxBytes := st.rxMsgs.Load(), st.rxBytes.Load()
 		bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		b, err := runBaseline(bctx, p.env, st.rxMsgs.Load(), st.sizesCopy())
+		b, err := runBaseline(bctx, p.env, rxMsgs, st.sizesCopy())
 		cancel()
 		if err != nil {
 			b = &results.Baseline{Kind: "raw_mqtt_relay", Note: "baseline failed: " + err.Error()}
 		}
-		b.RtcommMessages, b.RtcommBytes = st.rxMsgs.Load(), st.rxBytes.Load()
+		b.RtcommMessages, b.RtcommBytes = rxMsgs, rxBytes
 		if win := rs.End.Sub(rs.Start).Seconds(); win > 0 {
 			b.RtcommRate = float64(b.RtcommMessages) / win
 		}
@@ -219,23 +225,28 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 		}
 		w.SetBaseline(b)
 	}
-	sum, ferr := w.Finalize(rs.End, interrupted)
-	if d, ok := p.env.BrokerDropped(); ok && d > dropped0 && sum != nil {
+	if d, ok := p.env.BrokerDropped(); ok && d > dropped0 {
 		// mochi drops a delivery silently when a subscriber's write queue is full; the
 		// checked messages among them show up as lost, this says why.
-		sum.Warnings = append(sum.Warnings, fmt.Sprintf("the embedded broker dropped %d deliveries during the step "+
-			"(a subscriber's write queue of %d was full): messages were lost in the broker, not the connector",
-			d-dropped0, EmbeddedMaxPendingWrites))
+		w.AddWarning(brokerDropWarning(d - dropped0))
 	}
+	if lostErr != nil {
+		w.AddWarning(lostErr.Error())
+	}
+	sum, ferr := w.Finalize(rs.End, interrupted)
 	p.cur.CompareAndSwap(st, nil)
 	p.hangupAll(st)
 	if lostErr != nil {
-		if sum != nil {
-			sum.Warnings = append(sum.Warnings, lostErr.Error())
-		}
 		return sum, errors.Join(lostErr, ferr)
 	}
 	return sum, ferr
+}
+
+// brokerDropWarning is the summary warning for n deliveries the embedded broker dropped.
+func brokerDropWarning(n int64) string {
+	return fmt.Sprintf("the embedded broker dropped %d deliveries during the step "+
+		"(a subscriber's write queue of %d was full): messages were lost in the broker, not the connector",
+		n, EmbeddedMaxPendingWrites)
 }
 
 func (st *stepRun) sizesCopy() []int {

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/spf13/pflag"
+
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/sim"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// targetFlags are the flags of the commands that put simulated endpoints on a target (load,
+// capacity): the broker, whether a connector is attached already, the topic path, the
+// credentials and the endpoints' IDs. One declaration keeps names, defaults and help equal.
+type targetFlags struct {
+	brokerURL   string
+	noConnector bool
+	topicPath   string
+	username    string
+	password    string
+	idPrefix    string
+}
+
+// addTargetFlags declares --broker, --no-connector, --topic-path, --username, --password and
+// --id-prefix on f; t's topicPath and idPrefix (when set) are the defaults.
+func addTargetFlags(f *pflag.FlagSet, t *targetFlags) {
+	f.StringVar(&t.brokerURL, "broker", "", "external broker URL (tcp://, ws://, ssl://, wss://); empty runs the embedded reference")
+	f.BoolVar(&t.noConnector, "no-connector", false, "with --broker: a connector is already attached; do not start the reference connector")
+	addTopicPathFlag(f, &t.topicPath)
+	f.StringVar(&t.username, "username", "", "MQTT username of the endpoints and the harness's clients (external broker)")
+	f.StringVar(&t.password, "password", "", "MQTT password")
+	f.StringVar(&t.idPrefix, "id-prefix", t.idPrefix, "prefix of the simulated endpoints' IDs")
+}
+
+// addTopicPathFlag declares --topic-path on f; *p when set is the default, else
+// spec.DefaultTopicPath.
+func addTopicPathFlag(f *pflag.FlagSet, p *string) {
+	if *p == "" {
+		*p = spec.DefaultTopicPath
+	}
+	f.StringVar(p, "topic-path", *p, "rtcomm topic path")
+}
+
+// target is the sim.Target the flags describe.
+func (t *targetFlags) target(log *slog.Logger) sim.Target {
+	return sim.Target{BrokerURL: t.brokerURL, NoConnector: t.noConnector, TopicPath: t.topicPath,
+		Username: t.username, Password: t.password, Logger: log}
+}
