@@ -75,6 +75,7 @@ type call struct {
 	ended       bool // no more messages are sent
 	finished    bool // settle scheduled
 	quiet       bool // hung up unmeasured at the end of a step: arrivals are ignored
+	timedOut    bool // the caller's endpoint gave up and sent its own STOP_SESSION (unchecked)
 }
 
 // callTable maps sigSessID to live calls, sharded to keep receive goroutines apart.
@@ -243,7 +244,9 @@ func (st *stepRun) place(intended time.Time) {
 			a.End(metrics.Failure, rj.Reason)
 		}
 	case errors.Is(err, endpoint.ErrTimeout):
-		c.endNoSend()
+		c.mu.Lock()
+		c.ended, c.timedOut = true, true // the endpoint cancels with STOP_SESSION itself
+		c.mu.Unlock()
 		if pranswered {
 			a.End(metrics.Timeout, "no final RESPONSE after PRANSWER")
 		} else {
@@ -578,6 +581,9 @@ func (p *Pool) onMessage(se *simEP, m *spec.Message, raw []byte, at time.Time) {
 		}
 	case spec.MethodStopSession:
 		ck := &c.msgs[kStop]
+		if ck.state == unsent && c.timedOut {
+			return // the caller's cancel after its timeout: expected, not checked
+		}
 		sent := ck.sent
 		if deliver(ck) && c.measureStop {
 			rec.Record(metrics.Teardown, sent, sent, at)

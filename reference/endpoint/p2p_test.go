@@ -337,9 +337,17 @@ func TestTimeouts(t *testing.T) {
 			if tc.name == "holdTimeout" {
 				return // the callee waits holdTimeout + 5 s; the other cases show its expiry
 			}
-			// The unanswered invite expires at the callee too.
 			waitDone(t, ctx, inv.Session(), "callee")
-			if !errors.Is(inv.Session().Err(), endpoint.ErrTimeout) {
+			if tc.pranswer == nil {
+				// No reply at all: the caller that gave up cancels with STOP_SESSION
+				// "timeout", before the callee's own, longer invite timeout.
+				var stopped *endpoint.Stopped
+				if !errors.As(inv.Session().Err(), &stopped) || stopped.Reason != "timeout" {
+					t.Errorf("callee Err: expected STOP_SESSION from the caller with reason timeout, actual %v", inv.Session().Err())
+				}
+			} else if !errors.Is(inv.Session().Err(), endpoint.ErrTimeout) {
+				// After a PRANSWER the caller ends silently (the connector reaps); the
+				// unanswered invite expires at the callee too.
 				t.Errorf("callee Err: expected ErrTimeout, actual %v", inv.Session().Err())
 			}
 			expectEqual(t, "bob active sessions", 0, bob.Stats().ActiveSessions)

@@ -288,7 +288,16 @@ func (s *Session) onTimer() {
 	default:
 		what = "no final RESPONSE in time after PRANSWER"
 	}
-	s.end(fmt.Errorf("session %s: %s: %w", s.id, what, ErrTimeout))
+	if !s.end(fmt.Errorf("session %s: %s: %w", s.id, what, ErrTimeout)) || st != stCalling {
+		return
+	}
+	// A caller with no reply at all cancels: without it the callee may still answer, and
+	// connector and callee would keep a session nobody holds. After a PRANSWER the
+	// connector reaps the session itself (SESS-009); a cancel would pre-empt it.
+	s.mu.Lock()
+	topic := spec.Join(s.peerTopic, s.e.cfg.ID)
+	s.mu.Unlock()
+	s.e.publishAsync(topic, &spec.Message{Method: spec.MethodStopSession, FromTopic: s.e.addr, SigSessID: s.id, Reason: "timeout"})
 }
 
 // deliver hands m to the handler or the events channel, never blocking the
