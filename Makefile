@@ -46,7 +46,7 @@ soak:
 ## screenshots: real certify/load/capacity runs, their reports (rtcomm-harness report), and PNGs of
 ##   them from headless Chromium into docs/img/ (SHOTS_WORK=dir keeps and reuses the results)
 screenshots:
-	GO=$(GO) BIN=$(BIN) ./reports/screenshots.sh
+	GO=$(GO) BIN=$(BIN) LDFLAGS="$(LDFLAGS)" ./reports/screenshots.sh
 
 ## bench: Go benchmarks (figures go to docs/PERFORMANCE.md)
 bench:

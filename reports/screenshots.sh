@@ -14,7 +14,7 @@ OUT=${SHOTS_OUT:-docs/img}
 CHROMIUM=${CHROMIUM:-chromium}
 command -v "$CHROMIUM" >/dev/null || { echo "screenshots: $CHROMIUM not found (apt-get install chromium)" >&2; exit 2; }
 mkdir -p "$WORK" "$OUT"
-"$GO" build -o "$BIN" ./cmd/rtcomm-harness
+"$GO" build -ldflags "${LDFLAGS:-}" -o "$BIN" ./cmd/rtcomm-harness
 
 # A run whose SLO or certification fails still wrote its results: the report shows why.
 # Only missing results stop the script.
