@@ -164,7 +164,7 @@ protocol websockets
 		cmd:  cmd, dir: dir, exit: make(chan struct{}),
 	}
 	go func() { _ = cmd.Wait(); logf.Close(); close(p.exit) }()
-	if err := waitListening(ctx, p.exit, tcpPort, wsPort); err != nil {
+	if err := waitPorts(ctx, p.exit, 10*time.Second, tcpPort, wsPort); err != nil {
 		p.Close()
 		log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
 		return nil, fmt.Errorf("mosquitto: %w; its log: %s", err, log)
@@ -236,29 +236,4 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitListening(ctx context.Context, exited <-chan struct{}, ports ...int) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for _, port := range ports {
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		for {
-			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-exited:
-				return errors.New("exited during start-up")
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(50 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("not listening on %s after 10 s", addr)
-			}
-		}
-	}
-	return nil
 }
