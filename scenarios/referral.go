@@ -61,6 +61,17 @@ func needs(e *Env, f Feature) {
 	}
 }
 
+// awaitRefer returns the REFER the connector sends caller after a 3PCC_PLACE_CALL (REF-003).
+func awaitRefer(e *Env, caller *Party) *endpoint.Refer {
+	select {
+	case ref := <-caller.Refers():
+		return ref
+	case <-time.After(e.Reply()):
+		Violate("REF-003", "REFER at the caller "+caller.ID(), "nothing within %s; %s received %s", e.Reply(), caller.ID(), caller.Inbox().Summary())
+		return nil // not reached: Violate fails the spec
+	}
+}
+
 // Referral and third-party call control (rtcomm.service.proto.spec.md; lib.rtcomm.node).
 var _ = Describe("Referral and third-party call control", Area("referral"), func() {
 
@@ -72,12 +83,7 @@ var _ = Describe("Referral and third-party call control", Area("referral"), func
 		ctl := newController(e)
 		tid := ctl.place(alice.ID(), bob.ID())
 
-		var ref *endpoint.Refer
-		select {
-		case ref = <-alice.Refers():
-		case <-time.After(e.Reply()):
-			Violate("REF-003", "REFER at the caller "+alice.ID(), "nothing within %s; alice received %s", e.Reply(), alice.Inbox().Summary())
-		}
+		ref := awaitRefer(e, alice)
 		rm := ref.Message()
 		Check("REF-003", rm.TransID != "" && rm.FromTopic != "" && rm.ToEndpointID == bob.ID() && len(rm.Details) > 0,
 			"REFER with transID, fromTopic, toEndpointID "+bob.ID()+" and details", "%s", describe(rm))
@@ -119,12 +125,7 @@ var _ = Describe("Referral and third-party call control", Area("referral"), func
 		alice := e.Party("alice", PartyOptions{})
 		ctl := newController(e)
 		tid := ctl.place(alice.ID(), bob.ID())
-		var ref *endpoint.Refer
-		select {
-		case ref = <-alice.Refers():
-		case <-time.After(e.Reply()):
-			Violate("REF-003", "REFER at the caller", "nothing; alice received %s", alice.Inbox().Summary())
-		}
+		ref := awaitRefer(e, alice)
 		c, cancel := e.opCtx()
 		defer cancel()
 		_, err := ref.Accept(c, endpoint.WithPayload(mustOffer("chrome-audio-offer")))
@@ -144,12 +145,7 @@ var _ = Describe("Referral and third-party call control", Area("referral"), func
 		alice := e.Party("alice", PartyOptions{})
 		ctl := newController(e)
 		tid := ctl.place(alice.ID(), bob.ID())
-		var ref *endpoint.Refer
-		select {
-		case ref = <-alice.Refers():
-		case <-time.After(e.Reply()):
-			Violate("REF-003", "REFER at the caller", "nothing; alice received %s", alice.Inbox().Summary())
-		}
+		ref := awaitRefer(e, alice)
 		c, cancel := e.opCtx()
 		defer cancel()
 		Harness(ref.Reject(c, "busy"), "reject REFER")
