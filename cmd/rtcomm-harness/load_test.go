@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/metrics"
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen/results"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 )
@@ -76,5 +77,45 @@ func TestLoadBadFlagsExit2(t *testing.T) {
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != exitLoadInvalid {
 		t.Fatalf("want exit %d, got %v", exitLoadInvalid, err)
+	}
+}
+
+// TestLateInvalid is the run's validity rule: the late share against --max-late, and one
+// start over lateLagInvalid whatever the share (the CI smoke failure: 2 of 195 late by 12.6 ms).
+func TestLateInvalid(t *testing.T) {
+	t.Parallel()
+	us := func(d time.Duration) int64 { return d.Microseconds() }
+	cases := []struct {
+		name  string
+		tally metrics.Tally
+		max   float64
+		want  bool
+	}{
+		{"nothing attempted", metrics.Tally{}, 0.01, false},
+		{"no late starts", metrics.Tally{Attempts: 195}, 0.01, false},
+		{"2 of 195 over 1%", metrics.Tally{Attempts: 195, LateStarts: 2, MaxLateLagUS: us(12600 * time.Microsecond)}, 0.01, true},
+		{"2 of 195 within 5%", metrics.Tally{Attempts: 195, LateStarts: 2, MaxLateLagUS: us(12600 * time.Microsecond)}, 0.05, false},
+		{"1 of 195 stalled", metrics.Tally{Attempts: 195, LateStarts: 1, MaxLateLagUS: us(150 * time.Millisecond)}, 0.05, true},
+		{"zero tolerance", metrics.Tally{Attempts: 1000, LateStarts: 1, MaxLateLagUS: us(11 * time.Millisecond)}, 0, true},
+	}
+	for _, c := range cases {
+		if got := lateInvalid(c.tally, c.max); got != c.want {
+			t.Errorf("%s: lateInvalid(max %g) = %v, want %v", c.name, c.max, got, c.want)
+		}
+	}
+}
+
+// TestLoadMaxLateOutOfRange refuses a tolerance that is not a share.
+func TestLoadMaxLateOutOfRange(t *testing.T) {
+	t.Parallel()
+	for _, v := range []float64{-0.1, 1, 5} {
+		o := tinyLoad(t)
+		o.maxLate = v
+		var out bytes.Buffer
+		err := runLoad(context.Background(), o, &out, &out, false, slog.New(slog.DiscardHandler))
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != exitLoadInvalid || !strings.Contains(err.Error(), "--max-late") {
+			t.Errorf("--max-late %g: want exit %d naming the flag, got %v", v, exitLoadInvalid, err)
+		}
 	}
 }
