@@ -70,7 +70,8 @@ type Config struct {
 	// NoWill connects without the empty retained Last Will (testing only).
 	NoWill bool
 	// Reconnect keeps the endpoint alive across a lost connection: paho reconnects
-	// with exponential backoff (1 s doubling to 5 s); live sessions and queries end
+	// with exponential backoff (1 s doubling to 5 s, each attempt after up to 1 s of
+	// random jitter so endpoints dropped together return spread out); live sessions and queries end
 	// with ErrConnectionLost at the loss; after the reconnect the inbox is
 	// resubscribed, the last DOCUMENT re-published (the broker may have lost its
 	// retained store, and the will cleared it anyway) and a STOP_SESSION sent for

@@ -40,6 +40,10 @@ type Options struct {
 	KeepAlive       time.Duration // default 30s
 	ConnectTimeout  time.Duration // default 10s
 	AutoReconnect   bool
+	// ReconnectJitter (AutoReconnect) delays every reconnect attempt by a random time up to
+	// this, so thousands of clients dropped by one broker restart do not all return in the
+	// same instant and again at each of paho's fixed backoff steps. Default 1 s; negative: none.
+	ReconnectJitter time.Duration
 	TLSConfig       *tls.Config
 	// OnConnect runs after every (re)connect, e.g. to resubscribe or re-register.
 	OnConnect func(*Client)
@@ -72,6 +76,7 @@ type Client struct {
 	mu     sync.Mutex
 	conn   net.Conn // the live socket, for Kill
 	closed bool
+	done   chan struct{} // closed by Close and Kill: ends a reconnect jitter wait
 }
 
 // Dial connects and returns when the broker has accepted the session (CONNACK) or ctx ends.
@@ -98,7 +103,10 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cl := &Client{id: o.ClientID, log: log}
+	if o.ReconnectJitter == 0 {
+		o.ReconnectJitter = time.Second
+	}
+	cl := &Client{id: o.ClientID, log: log, done: make(chan struct{})}
 
 	po := mqtt.NewClientOptions().
 		AddBroker(o.BrokerURL).
@@ -133,6 +141,12 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		cl.mu.Unlock()
 		return newBufferedConn(conn), nil
 	})
+	if o.AutoReconnect && o.ReconnectJitter > 0 {
+		// paho calls this in its reconnect goroutine before each attempt.
+		po.SetReconnectingHandler(func(mqtt.Client, *mqtt.ClientOptions) {
+			cl.jitterWait(o.ReconnectJitter)
+		})
+	}
 	po.SetOnConnectHandler(func(mqtt.Client) {
 		if o.OnConnect != nil {
 			o.OnConnect(cl)
@@ -264,8 +278,19 @@ func (c *Client) Close() {
 		return
 	}
 	c.closed = true
+	close(c.done)
 	c.mu.Unlock()
 	c.c.Disconnect(100)
+}
+
+// jitterWait sleeps a random time in [0, upTo) or until the client is closed.
+func (c *Client) jitterWait(upTo time.Duration) {
+	t := time.NewTimer(rand.N(upTo))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.done:
+	}
 }
 
 // Kill drops the socket without DISCONNECT, as a crashed client or a lost network
@@ -274,7 +299,10 @@ func (c *Client) Kill() {
 	c.mu.Lock()
 	conn := c.conn
 	already := c.closed
-	c.closed = true
+	if !already {
+		c.closed = true
+		close(c.done)
+	}
 	c.mu.Unlock()
 	if already {
 		return

@@ -2,6 +2,9 @@ package mqttc_test
 
 import (
 	"context"
+	"io"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,4 +112,112 @@ func TestRandomClientIDFitsMQTT31(t *testing.T) {
 	if mqttc.RandomClientID("x") == mqttc.RandomClientID("x") {
 		t.Error("expected two random IDs to differ")
 	}
+}
+
+// TestReconnectJitterSpreadsClients cuts the connections of 20 auto-reconnecting clients at
+// once (a proxy between them and the broker drops every socket and keeps accepting): with
+// ReconnectJitter their reconnects spread over the jitter window; without it paho reconnects
+// them all within milliseconds, which the test checks too so that it can tell the two apart.
+func TestReconnectJitterSpreadsClients(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t)
+	spans := map[time.Duration]time.Duration{}
+	for _, jitter := range []time.Duration{-1, time.Second} {
+		spans[jitter] = reconnectSpread(t, b.TCPAddr(), jitter)
+	}
+	t.Logf("reconnect spread: %s without jitter, %s with 1s jitter", spans[-1], spans[time.Second])
+	if s := spans[-1]; s > 250*time.Millisecond {
+		t.Errorf("without jitter: expected reconnects within 250ms of each other (what the test compares with), actual %s", s)
+	}
+	// 20 uniform draws over 1 s all within 400 ms of each other: probability below 1e-6.
+	if s := spans[time.Second]; s < 400*time.Millisecond {
+		t.Errorf("with 1s jitter: expected reconnects spread over the window, actual all within %s", s)
+	}
+}
+
+// reconnectSpread connects 20 clients through a cuttable proxy, cuts every connection at
+// once and returns the time between the first and the last reconnect.
+func reconnectSpread(t *testing.T, brokerAddr string, jitter time.Duration) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	px := startCutProxy(t, brokerAddr)
+	const n = 20
+	reconnected := make(chan time.Time, n)
+	for i := range n {
+		connects := 0
+		c, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: "tcp://" + px.addr(), AutoReconnect: true, ReconnectJitter: jitter,
+			OnConnect: func(*mqttc.Client) {
+				if connects++; connects > 1 { // OnConnect never runs concurrently for one client
+					reconnected <- time.Now()
+				}
+			}})
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		defer c.Close()
+	}
+	px.cut()
+	var first, last time.Time
+	for i := range n {
+		select {
+		case at := <-reconnected:
+			if i == 0 || at.Before(first) {
+				first = at
+			}
+			if at.After(last) {
+				last = at
+			}
+		case <-ctx.Done():
+			t.Fatalf("jitter %s: %d of %d clients reconnected", jitter, i, n)
+		}
+	}
+	return last.Sub(first)
+}
+
+// cutProxy relays TCP connections to a broker; cut drops every relayed connection at once
+// while the listener keeps accepting, as a network failure between clients and broker would.
+type cutProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() { _, _ = io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }
