@@ -12,6 +12,7 @@ import (
 	"github.com/rtcomm-harness/rtcomm-harness/fixtures"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/extbroker"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
@@ -96,10 +97,7 @@ func waitEnded(t *testing.T, what string, s *endpoint.Session, want error) {
 }
 
 // TestFaultBrokerRestart stops the embedded broker mid-run and starts a new
-// one (empty: it keeps nothing in memory) on the same port. Endpoints
-// reconnect with backoff and re-publish their DOCUMENTs, the connector
-// resubscribes and rebuilds its registry, calls in flight fail with a reason
-// on every side, nothing is left in the session table, and new calls work.
+// one (empty: it keeps nothing in memory) on the same port.
 func TestFaultBrokerRestart(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -108,7 +106,39 @@ func TestFaultBrokerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, url := b1.TCPAddr(), b1.TCPURL()
+	addr := b1.TCPAddr()
+	checkBrokerRestart(t, ctx, b1.TCPURL(), func() {
+		b1.Close()
+		var b2 *broker.Broker
+		waitLong(t, "the broker to listen on "+addr+" again", func() bool {
+			b2, err = broker.Start(ctx, broker.Config{TCPAddr: addr, WSAddr: broker.Off})
+			return err == nil
+		})
+		t.Cleanup(func() { b2.Close() })
+	})
+}
+
+// TestFaultMosquittoRestart crashes a real mosquitto process (SIGKILL: no wills, no
+// DISCONNECTs, retained store lost) mid-run and starts it again on the same ports.
+func TestFaultMosquittoRestart(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	mq := extbroker.MosquittoForTest(t)
+	checkBrokerRestart(t, ctx, mq.TCP, func() {
+		if err := mq.Restart(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// checkBrokerRestart runs a connector and three reconnecting endpoints on the broker at url,
+// restarts the broker with restart while one call is established and one ringing, and
+// checks the recovery: calls in flight fail with a reason on every side, endpoints reconnect
+// with backoff and re-publish their DOCUMENTs, the connector resubscribes and rebuilds its
+// registry, nothing is left in the session table, and new calls work.
+func checkBrokerRestart(t *testing.T, ctx context.Context, url string, restart func()) {
+	t.Helper()
 	tp := spec.NewTopics("/t-" + uuid.NewString()[:8] + "/")
 	e := &env{t: t, ctx: ctx, url: url, topics: tp}
 	c := e.connector(func(cfg *Config) { cfg.AnswerTimeout = faultWait })
@@ -118,10 +148,10 @@ func TestFaultBrokerRestart(t *testing.T) {
 	ringing, carolSide := establish(t, ctx, alice, carol, false)
 	waitFor(t, "two tracked sessions", func() bool { return c.Stats().ActiveSessions == 2 })
 
-	b1.Close()
-	// Every side of both calls ends, with the reason: its own connection lost, or (the
-	// broker closes connections one at a time and fires each will) the peer's will reached
-	// the connector first, which ended the call with STOP_SESSION "<peer> unregistered".
+	restart()
+	// Every side of both calls ends, with the reason: its own connection lost, or (a broker
+	// shutting down closes connections one at a time and fires each will) the peer's will
+	// reached the connector first, which ended the call with STOP_SESSION "<peer> unregistered".
 	for _, side := range []struct {
 		what string
 		s    *endpoint.Session
@@ -134,13 +164,6 @@ func TestFaultBrokerRestart(t *testing.T) {
 			t.Fatalf("%s: expected %v or STOP_SESSION \"<peer> unregistered\", actual %v", side.what, endpoint.ErrConnectionLost, err)
 		}
 	}
-
-	var b2 *broker.Broker
-	waitLong(t, "the broker to listen on "+addr+" again", func() bool {
-		b2, err = broker.Start(ctx, broker.Config{TCPAddr: addr, WSAddr: broker.Off})
-		return err == nil
-	})
-	t.Cleanup(func() { b2.Close() })
 	waitLong(t, "endpoints reconnected", func() bool {
 		return alice.Stats().Reconnects > 0 && bob.Stats().Reconnects > 0 && carol.Stats().Reconnects > 0
 	})

@@ -30,10 +30,15 @@ type Process struct {
 	Name string
 	TCP  string // tcp://127.0.0.1:port
 	WS   string // ws://127.0.0.1:port/mqtt, empty if none
-	cmd  *exec.Cmd
 	dir  string
 	once sync.Once
+
+	mu   sync.Mutex // guards cmd and exit, which Restart replaces
+	cmd  *exec.Cmd
 	exit chan struct{}
+	// relaunch starts the broker again with the same configuration and ports (Restart);
+	// nil for brokers that cannot be restarted in place.
+	relaunch func(context.Context) error
 }
 
 // MosquittoPath finds the mosquitto binary (Debian installs it in /usr/sbin, often not on PATH).
@@ -144,30 +149,39 @@ protocol websockets
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("mosquitto: config: %w", err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("mosquitto: log: %w", err)
-	}
-	cmd := exec.Command(bin, "-c", confPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test process
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("mosquitto: start: %w", err)
-	}
 	p := &Process{
 		Name: "mosquitto",
 		TCP:  "tcp://127.0.0.1:" + strconv.Itoa(tcpPort),
 		WS:   "ws://127.0.0.1:" + strconv.Itoa(wsPort) + "/mqtt",
-		cmd:  cmd, dir: dir, exit: make(chan struct{}),
+		dir:  dir,
 	}
-	go func() { _ = cmd.Wait(); logf.Close(); close(p.exit) }()
-	if err := waitPorts(ctx, p.exit, 10*time.Second, tcpPort, wsPort); err != nil {
+	p.relaunch = func(ctx context.Context) error {
+		logPath := filepath.Join(dir, "mosquitto.log")
+		logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("mosquitto: log: %w", err)
+		}
+		cmd := exec.Command(bin, "-c", confPath)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test process
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return fmt.Errorf("mosquitto: start: %w", err)
+		}
+		exit := make(chan struct{})
+		go func() { _ = cmd.Wait(); logf.Close(); close(exit) }()
+		p.mu.Lock()
+		p.cmd, p.exit = cmd, exit
+		p.mu.Unlock()
+		if err := waitPorts(ctx, exit, 10*time.Second, tcpPort, wsPort); err != nil {
+			log, _ := os.ReadFile(logPath)
+			return fmt.Errorf("mosquitto: %w; its log: %s", err, log)
+		}
+		return nil
+	}
+	if err := p.relaunch(ctx); err != nil {
 		p.Close()
-		log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
-		return nil, fmt.Errorf("mosquitto: %w; its log: %s", err, log)
+		return nil, err
 	}
 	return p, nil
 }
@@ -208,25 +222,43 @@ func writeMosquittoPasswords(ctx context.Context, path string, users map[string]
 // Close stops the broker (SIGTERM, then SIGKILL after 3 s) and removes its files.
 func (p *Process) Close() {
 	p.once.Do(func() {
-		if p.cmd.Process != nil {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.exit:
-			case <-time.After(3 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-p.exit
-			}
-		}
+		p.stop(syscall.SIGTERM)
 		os.RemoveAll(p.dir)
 	})
 }
 
 // Kill stops the broker abruptly (SIGKILL), as a crash would.
 func (p *Process) Kill() {
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Kill()
-	}
+	p.stop(syscall.SIGKILL)
 	p.Close()
+}
+
+// Restart crashes the broker (SIGKILL: no DISCONNECTs, no wills, and without persistence
+// every retained message gone) and starts it again with the same configuration on the
+// same ports, so its clients see their connections drop and the same address come back.
+func (p *Process) Restart(ctx context.Context) error {
+	if p.relaunch == nil {
+		return fmt.Errorf("%s: restart in place is not supported", p.Name)
+	}
+	p.stop(syscall.SIGKILL)
+	return p.relaunch(ctx)
+}
+
+// stop sends sig to the running broker process and waits for it to exit (SIGKILL after 3 s).
+func (p *Process) stop(sig syscall.Signal) {
+	p.mu.Lock()
+	cmd, exit := p.cmd, p.exit
+	p.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-exit:
+	case <-time.After(3 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exit
+	}
 }
 
 func freePort() (int, error) {
