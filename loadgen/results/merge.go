@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -162,7 +163,8 @@ func MergeDir(out string, dirs ...string) (*Summary, error) {
 }
 
 // mergeLogs interleaves the shards' interval logs by interval start, one histogram per shard
-// in memory at a time.
+// in memory at a time, then writes every shard's tallies as ShardTally comments (one per
+// shard and second: small next to the histograms) and the merged final tally.
 func mergeLogs(path string, sum *Summary, dirs []string) (err error) {
 	var readers []*intervalReader
 	defer func() {
@@ -170,9 +172,12 @@ func mergeLogs(path string, sum *Summary, dirs []string) (err error) {
 			r.Close()
 		}
 	}()
-	for _, d := range dirs {
+	var shardTallies []ShardTallyNote
+	for i, d := range dirs {
 		p := filepath.Join(d, FileIntervals)
-		notes, err := scanLog(p)
+		notes, err := scanLogTallies(p, func(t tallyNote) {
+			shardTallies = append(shardTallies, ShardTallyNote{Shard: sum.Shards[i], At: t.At, Tally: t.Tally})
+		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
@@ -225,6 +230,12 @@ func mergeLogs(path string, sum *Summary, dirs []string) (err error) {
 			return err
 		}
 		if err := advance(pick); err != nil {
+			return err
+		}
+	}
+	slices.SortStableFunc(shardTallies, func(a, b ShardTallyNote) int { return a.At.Compare(b.At) })
+	for _, n := range shardTallies {
+		if err := writeShardTally(lw, n); err != nil {
 			return err
 		}
 	}

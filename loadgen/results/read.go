@@ -26,7 +26,10 @@ type logNotes struct {
 }
 
 // scanLog reads an interval log's comments and finds where its complete lines end.
-func scanLog(path string) (logNotes, error) {
+func scanLog(path string) (logNotes, error) { return scanLogTallies(path, nil) }
+
+// scanLogTallies is scanLog that also hands every Tally comment, in order, to eachTally.
+func scanLogTallies(path string, eachTally func(tallyNote)) (logNotes, error) {
 	var n logNotes
 	f, err := os.Open(path)
 	if err != nil {
@@ -66,6 +69,9 @@ func scanLog(path string) (logNotes, error) {
 				return n, fmt.Errorf("tally comment at byte %d: %w", off-int64(len(line)), err)
 			}
 			n.tally = &t
+			if eachTally != nil {
+				eachTally(t)
+			}
 		case strings.HasPrefix(body, endPrefix):
 			var e endNote
 			if err := json.Unmarshal(noteJSON(body, endPrefix), &e); err != nil {

@@ -291,9 +291,19 @@ const (
 	paramsPrefix = "[Params: "
 	tallyPrefix  = "[Tally: "
 	endPrefix    = "[End: "
+	// ShardTallyPrefix starts the comments of a merged interval log that carry each shard's
+	// cumulative tally as that shard logged it, so per-second counts survive a merge.
+	ShardTallyPrefix = "[ShardTally: "
 )
 
 type tallyNote struct {
+	At    time.Time     `json:"at"`
+	Tally metrics.Tally `json:"tally"`
+}
+
+// ShardTallyNote is the body of a ShardTally comment.
+type ShardTallyNote struct {
+	Shard string        `json:"shard"`
 	At    time.Time     `json:"at"`
 	Tally metrics.Tally `json:"tally"`
 }
@@ -309,6 +319,14 @@ func writeTally(lw *hdrhistogram.HistogramLogWriter, at time.Time, t metrics.Tal
 		return err
 	}
 	return lw.OutputComment(tallyPrefix + string(b) + "]")
+}
+
+func writeShardTally(lw *hdrhistogram.HistogramLogWriter, n ShardTallyNote) error {
+	b, err := commentJSON(n)
+	if err != nil {
+		return err
+	}
+	return lw.OutputComment(ShardTallyPrefix + string(b) + "]")
 }
 
 func writeEnd(lw *hdrhistogram.HistogramLogWriter, end time.Time, interrupted bool) error {

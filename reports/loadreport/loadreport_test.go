@@ -202,8 +202,8 @@ func TestMergedShardsReport(t *testing.T) {
 	if got != attempts {
 		t.Errorf("timeline attempts over the shards' logs: %d, want %d", got, attempts)
 	}
-	// The same on disk: MergeDir's log keeps only final counters, so no attempts per second,
-	// but every latency value is still in the timeline.
+	// The same on disk: MergeDir's log carries each shard's tallies (ShardTally comments), so
+	// the merged directory gives the same timeline, second for second, as the shards do.
 	out := filepath.Join(base, "merged")
 	if _, err := results.MergeDir(out, dirs...); err != nil {
 		t.Fatal(err)
@@ -215,12 +215,20 @@ func TestMergedShardsReport(t *testing.T) {
 	var setups int64
 	for _, iv := range m.Timeline {
 		setups += iv.Metrics["setup"].Count
-		if iv.Attempts != nil {
-			t.Fatal("attempts per second from a merged log's single final tally")
-		}
 	}
 	if m.Kind != "merge" || setups != r.Metrics[2].Corrected.Count {
 		t.Errorf("merged dir: kind %s, %d setups in the timeline, want %d", m.Kind, setups, r.Metrics[2].Corrected.Count)
+	}
+	if len(m.Timeline) != len(r.Timeline) {
+		t.Fatalf("merged dir: %d timeline bins, the shards' logs give %d", len(m.Timeline), len(r.Timeline))
+	}
+	for i := range m.Timeline {
+		if a, b := deref(m.Timeline[i].Attempts), deref(r.Timeline[i].Attempts); a != b || (m.Timeline[i].Attempts == nil) != (r.Timeline[i].Attempts == nil) {
+			t.Errorf("second %d: merged dir %d attempts, shards %d", i, a, b)
+		}
+		if a, b := deref(m.Timeline[i].Errors), deref(r.Timeline[i].Errors); a != b {
+			t.Errorf("second %d: merged dir %d errors, shards %d", i, a, b)
+		}
 	}
 	_, js := render(t, m)
 	golden(t, "merged.json", js)

@@ -30,7 +30,8 @@ type tallyNote struct {
 
 // timeline reads the interval logs of dirs and bins their intervals by start time into
 // seconds from start (wider bins for long runs). Each log's cumulative tallies give attempts
-// and errors per bin; a merged log keeps only the final tally, so it gives none.
+// and errors per bin; a merged log gives them from its ShardTally comments (its own Tally
+// is only the final one).
 func timeline(dirs []string, start time.Time) ([]Interval, error) {
 	type bin struct {
 		hists          map[metrics.Metric]*hdrhistogram.Histogram
@@ -85,23 +86,25 @@ func timeline(dirs []string, start time.Time) ([]Interval, error) {
 			}
 			dst.Merge(h)
 		}
-		if len(ld.tallies) < 2 {
-			continue // a merged log: only the final counters
-		}
-		// A tally at t covers the interval that ended at t: its bin holds t minus a moment.
-		// The final tally repeats the last one at the end of the window: no empty bin for it.
-		prev := metrics.Tally{}
-		for _, tn := range ld.tallies {
-			a, e := sub(tn.Tally.Attempts, prev.Attempts), sub(tn.Tally.Errors(), prev.Errors())
-			prev = tn.Tally
-			i := index(tn.At.Add(-time.Millisecond))
-			if _, ok := bins[i]; !ok && a == 0 && e == 0 {
-				continue
+		for _, series := range ld.tallies {
+			if len(series) < 2 {
+				continue // a merged log's own Tally: only the final counters
 			}
-			b := get(i)
-			b.hasCounts = true
-			b.attempts += a
-			b.errs += e
+			// A tally at t covers the interval that ended at t: its bin holds t minus a moment.
+			// The final tally repeats the last one at the end of the window: no empty bin for it.
+			prev := metrics.Tally{}
+			for _, tn := range series {
+				a, e := sub(tn.Tally.Attempts, prev.Attempts), sub(tn.Tally.Errors(), prev.Errors())
+				prev = tn.Tally
+				i := index(tn.At.Add(-time.Millisecond))
+				if _, ok := bins[i]; !ok && a == 0 && e == 0 {
+					continue
+				}
+				b := get(i)
+				b.hasCounts = true
+				b.attempts += a
+				b.errs += e
+			}
 		}
 	}
 	n := 0
@@ -145,8 +148,10 @@ func parseTag(t string) (metrics.Metric, bool, bool) {
 }
 
 type logContent struct {
-	hists   []*hdrhistogram.Histogram
-	tallies []tallyNote
+	hists []*hdrhistogram.Histogram
+	// tallies holds the cumulative tally series of the log: its own Tally comments first,
+	// then one series per shard of a merged log (ShardTally comments), each in time order.
+	tallies [][]tallyNote
 }
 
 // readLog reads the complete lines of an interval log (a crashed run can leave a torn last
@@ -164,20 +169,36 @@ func readLog(path string) (logContent, error) {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	var own []tallyNote
+	shards := map[string]int{} // shard label -> index in lc.tallies
 	for sc.Scan() {
-		body, ok := strings.CutPrefix(sc.Text(), "#[Tally: ")
-		if !ok {
+		line := sc.Text()
+		if body, ok := strings.CutPrefix(line, "#[Tally: "); ok {
+			var tn tallyNote
+			if err := json.Unmarshal([]byte(strings.TrimSuffix(body, "]")), &tn); err != nil {
+				return lc, fmt.Errorf("%s: tally note: %w", path, err)
+			}
+			own = append(own, tn)
 			continue
 		}
-		var tn tallyNote
-		if err := json.Unmarshal([]byte(strings.TrimSuffix(body, "]")), &tn); err != nil {
-			return lc, fmt.Errorf("%s: tally note: %w", path, err)
+		if body, ok := strings.CutPrefix(line, "#"+results.ShardTallyPrefix); ok {
+			var sn results.ShardTallyNote
+			if err := json.Unmarshal([]byte(strings.TrimSuffix(body, "]")), &sn); err != nil {
+				return lc, fmt.Errorf("%s: shard tally note: %w", path, err)
+			}
+			i, ok := shards[sn.Shard]
+			if !ok {
+				i = len(lc.tallies)
+				shards[sn.Shard] = i
+				lc.tallies = append(lc.tallies, nil)
+			}
+			lc.tallies[i] = append(lc.tallies[i], tallyNote{At: sn.At, Tally: sn.Tally})
 		}
-		lc.tallies = append(lc.tallies, tn)
 	}
 	if err := sc.Err(); err != nil {
 		return lc, fmt.Errorf("%s: %w", path, err)
 	}
+	lc.tallies = append([][]tallyNote{own}, lc.tallies...)
 	rd := hdrhistogram.NewHistogramLogReader(bytes.NewReader(b))
 	for {
 		h, err := rd.NextIntervalHistogram()
