@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	"github.com/onsi/gomega"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 )
@@ -184,7 +185,7 @@ var _ = Describe("Broker capabilities", Area("broker"), func() {
 			"%s", strings.Join(wrong, "; "))
 		// Nothing published without the leading slash, so the "p/#" subscription must stay silent.
 		for _, m := range got {
-			Check("BRK-004", strings.HasPrefix(m.Topic, e.Path), "only topics under "+e.Path, "got %s", m.Topic)
+			That("BRK-004", m.Topic, gomega.HavePrefix(e.Path), "only topics under "+e.Path)
 		}
 	}, SpecTimeout(time.Minute))
 

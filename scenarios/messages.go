@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	"github.com/onsi/gomega"
 
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
@@ -25,10 +26,9 @@ var _ = Describe("In-session messages", Area("messages"), func() {
 		Harness(bob.sendRaw(spec.Join(in.PeerTopic(), bob.ID()), m), "send")
 		got := alice.Expect("MSG-002", "bob's MESSAGE at alice", And(IsMethod(spec.MethodMessage), InSession(out.ID())))
 		d := got.Decode()
-		Check("MSG-002", got.Sender() == bob.ID(), "at a topic ending in /"+bob.ID(), "at %s", got.Topic)
-		Check("MSG-002", payloadEqual(d.Payload, chat), "the chat payload unchanged", "%s", brief(d.Payload))
-		Check("MSG-002", payloadEqual(d.Extra["x-harness"], json.RawMessage(`{"n":1,"s":"kept"}`)), "the unknown field x-harness kept",
-			"%s", brief(got.Payload))
+		That("MSG-002", got.Sender(), gomega.Equal(bob.ID()), "at a topic ending in /"+bob.ID())
+		That("MSG-002", d.Payload, EqualPayload(chat), "the chat payload unchanged")
+		That("MSG-002", d.Extra["x-harness"], EqualPayload(json.RawMessage(`{"n":1,"s":"kept"}`)), "the unknown field x-harness kept")
 	}, SpecTimeout(time.Minute))
 
 	It("relays a renegotiation offer and answer in MESSAGEs both ways", Req("MSG-002"), func(ctx SpecContext) {
@@ -41,10 +41,10 @@ var _ = Describe("In-session messages", Area("messages"), func() {
 		reoffer, reanswer := mustOffer("chrome-av-offer"), mustAnswer("chrome-av-offer")
 		Harness(out.Send(c, reoffer), "send")
 		m := bob.Expect("MSG-002", "the renegotiation offer at bob", And(IsMethod(spec.MethodMessage), InSession(in.ID())))
-		Check("MSG-002", payloadEqual(m.Decode().Payload, reoffer), "the offer unchanged", "%s", brief(m.Decode().Payload))
+		That("MSG-002", m.Decode().Payload, EqualPayload(reoffer), "the offer unchanged")
 		Harness(in.Send(c, reanswer), "send")
 		m = alice.Expect("MSG-002", "the renegotiation answer at alice", And(IsMethod(spec.MethodMessage), InSession(out.ID())))
-		Check("MSG-002", payloadEqual(m.Decode().Payload, reanswer), "the answer unchanged", "%s", brief(m.Decode().Payload))
+		That("MSG-002", m.Decode().Payload, EqualPayload(reanswer), "the answer unchanged")
 	}, SpecTimeout(time.Minute))
 
 	It("delivers MESSAGE, PRANSWER and RESPONSE for an unknown session or transaction to no endpoint", Req("MSG-003"), func(ctx SpecContext) {

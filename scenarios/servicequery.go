@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	"github.com/onsi/gomega"
 
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
@@ -80,7 +81,7 @@ var _ = Describe("Service query", Area("service-query"), func() {
 		t1, t2 := alice.Query(), alice.Query()
 		_, r1 := alice.Answer("SQ-002", t1)
 		_, r2 := alice.Answer("SQ-002", t2)
-		Check("SQ-003", r1.TransID == t1 && r2.TransID == t2, "answers carry "+t1+" and "+t2, "%q and %q", r1.TransID, r2.TransID)
+		That("SQ-003", []string{r1.TransID, r2.TransID}, gomega.Equal([]string{t1, t2}), "answers carry "+t1+" and "+t2)
 		more := alice.Inbox().Collect(e.Ctx, e.Quiet(), 0, IsResponse(spec.MethodServiceQuery, ""))
 		Check("SQ-002", len(more) == 0, "one answer per query", "%d extra: %v", len(more), more)
 	}, SpecTimeout(time.Minute))

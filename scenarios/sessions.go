@@ -1,11 +1,11 @@
 package scenarios
 
 import (
-	"slices"
 	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	"github.com/onsi/gomega"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
@@ -34,12 +34,12 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 		sent := out.Start()
 		m := bob.Expect("SESS-002", "START_SESSION at "+bob.Address()+"/"+alice.ID(), isStartSession(sent.SigSessID))
 		got := m.Decode()
-		Check("SESS-002", strings.HasPrefix(m.Topic, bob.Address()+"/"), "delivered under bob's address "+bob.Address(), "at %s", m.Topic)
-		Check("ID-004", m.Sender() == alice.ID(), "last topic level = the caller's ID "+alice.ID(), "topic %s", m.Topic)
-		Check("SESS-002", got.TransID == sent.TransID, "transID "+sent.TransID+" unchanged", "%q", got.TransID)
-		Check("SESS-002", payloadEqual(got.Payload, sent.Payload), "the offer payload unchanged", "%s", brief(got.Payload))
-		Check("SESS-002", slices.Equal(got.Protocols, sent.Protocols), "protocols "+quoteList(sent.Protocols)+" unchanged", "%v", got.Protocols)
-		Check("SESS-002", got.ToEndpointID == "" || got.ToEndpointID == bob.ID(), "toEndpointID (if kept) still "+bob.ID(), "%q", got.ToEndpointID)
+		That("SESS-002", m.Topic, gomega.HavePrefix(bob.Address()+"/"), "delivered under bob's address "+bob.Address())
+		That("ID-004", m.Sender(), gomega.Equal(alice.ID()), "last topic level = the caller's ID "+alice.ID())
+		That("SESS-002", got.TransID, gomega.Equal(sent.TransID), "transID "+sent.TransID+" unchanged")
+		That("SESS-002", got.Payload, EqualPayload(sent.Payload), "the offer payload unchanged")
+		That("SESS-002", got.Protocols, gomega.Equal(sent.Protocols), "protocols "+quoteList(sent.Protocols)+" unchanged")
+		That("SESS-002", got.ToEndpointID, gomega.Or(gomega.BeEmpty(), gomega.Equal(bob.ID())), "toEndpointID (if kept) still "+bob.ID())
 		inv := bob.Invite("SESS-002")
 		c, cancel := e.opCtx()
 		defer cancel()
@@ -61,7 +61,7 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 		Harness(inv.Pranswer(c, endpoint.PranswerOptions{HoldTimeout: &hold, QueuePosition: &pos}), "pranswer")
 		pm := alice.Expect("SESS-005", "PRANSWER at alice", And(IsMethod(spec.MethodPranswer), InSession(out.ID())))
 		pr := pm.Decode()
-		Check("SESS-005", pm.Sender() == bob.ID(), "PRANSWER at a topic ending in /"+bob.ID(), "at %s", pm.Topic)
+		That("SESS-005", pm.Sender(), gomega.Equal(bob.ID()), "PRANSWER at a topic ending in /"+bob.ID())
 		Check("SESS-005", pr.HoldTimeout != nil && *pr.HoldTimeout == hold && pr.QueuePosition != nil && *pr.QueuePosition == pos,
 			"holdTimeout 20 and queuePosition 2 unchanged", "%s", describe(pr))
 		answer := mustAnswer("firefox-av-offer")
@@ -69,7 +69,7 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 		Harness(err, "accept")
 		rm := alice.Expect("SESS-004", "RESPONSE SUCCESS at alice", IsResponse(spec.MethodStartSession, out.TransID()))
 		r := rm.Decode()
-		Check("SESS-004", rm.Sender() == bob.ID(), "RESPONSE at a topic ending in /"+bob.ID(), "at %s", rm.Topic)
+		That("SESS-004", rm.Sender(), gomega.Equal(bob.ID()), "RESPONSE at a topic ending in /"+bob.ID())
 		Check("SESS-004", r.Result == spec.ResultSuccess && r.SigSessID == out.ID() && payloadEqual(r.Payload, answer),
 			"result SUCCESS, sigSessID "+out.ID()+", the answer payload unchanged", "%s", describe(r))
 	}, SpecTimeout(time.Minute))
@@ -182,7 +182,7 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 		mark := bob.Inbox().Mark()
 		Harness(in.Stop(c, "callee hangs up"), "stop")
 		sm := alice.Expect("SESS-008", "STOP_SESSION at alice", And(IsMethod(spec.MethodStopSession), InSession(out.ID())))
-		Check("SESS-008", sm.Sender() == bob.ID(), "STOP_SESSION at a topic ending in /"+bob.ID(), "at %s", sm.Topic)
+		That("SESS-008", sm.Sender(), gomega.Equal(bob.ID()), "STOP_SESSION at a topic ending in /"+bob.ID())
 		bob.ExpectNone("SESS-008", "no reply to STOP_SESSION", And(After(mark), InSession(in.ID())))
 	}, SpecTimeout(time.Minute))
 

@@ -3,10 +3,12 @@ package scenarios
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads best unqualified
 	"github.com/onsi/ginkgo/v2/types"
+	gomegatypes "github.com/onsi/gomega/types"
 )
 
 // Report entry names the verdict computation reads back from the Ginkgo report.
@@ -64,6 +66,42 @@ func Check(req string, ok bool, expected string, actualFormat string, args ...an
 	AddReportEntry(EntryFinding, f, ReportEntryVisibilityNever, Offset(1))
 	Fail(f.String(), 1)
 }
+
+// That checks actual with a Gomega matcher for requirement req: a pass, or a violation whose
+// Expected is what the requirement asks (expected, in our words) and whose Actual is the
+// matcher's own account of the difference. A matcher that cannot judge actual (e.g. MatchJSON
+// on a payload that is not JSON) fails the requirement, as Gomega's Expect would: the value
+// came from the target.
+func That(req string, actual any, matcher gomegatypes.GomegaMatcher, expected string) {
+	ok, err := matcher.Match(actual)
+	if ok && err == nil {
+		AddReportEntry(EntryFinding, Finding{Req: req, Outcome: OutcomePass}, ReportEntryVisibilityNever, Offset(1))
+		return
+	}
+	why := "cannot be checked: " + fmt.Sprint(err)
+	if err == nil {
+		why = matcher.FailureMessage(actual)
+	}
+	f := Finding{Req: req, Outcome: OutcomeFail, Expected: expected, Actual: oneLine(why, maxMatcherMessage)}
+	AddReportEntry(EntryFinding, f, ReportEntryVisibilityNever, Offset(1))
+	Fail(f.String(), 1)
+}
+
+// maxMatcherMessage bounds the Actual of a matcher failure: MatchJSON prints both documents
+// in full, and an SDP offer is several kilobytes.
+const maxMatcherMessage = 800
+
+// oneLine folds a Gomega failure message (indented, multi-line) into one line of at most
+// limit bytes for verdicts.
+func oneLine(msg string, limit int) string {
+	s := strings.TrimSpace(lineBreaks.ReplaceAllString(msg, " "))
+	if len(s) > limit {
+		s = strings.ToValidUTF8(s[:limit], "") + " …"
+	}
+	return s
+}
+
+var lineBreaks = regexp.MustCompile(`\s*\n\s*`)
 
 // softViolation records a violation without stopping the scenario; the scenario is failed at
 // teardown (used for format violations found on messages in flight).

@@ -171,6 +171,32 @@ func Faults() []Fault {
 			}),
 		},
 		{
+			Name:        "alters-message-payloads",
+			Description: "the connector adds a field to the payload of every in-session MESSAGE it relays (chat, renegotiation; candidates untouched)",
+			Breaks:      []string{"MSG-002"},
+			Areas:       []string{"messages"},
+			apply: behindProxy(func() Rewrite {
+				return func(p Publish) []Publish {
+					m, _ := spec.Decode(p.Payload)
+					if m == nil || m.Method != spec.MethodMessage || isCandidate(p.Payload) {
+						return []Publish{p}
+					}
+					var payload map[string]json.RawMessage
+					if json.Unmarshal(m.Payload, &payload) != nil {
+						return []Publish{p}
+					}
+					payload["x-connector"] = json.RawMessage(`"was here"`)
+					if b, err := json.Marshal(payload); err == nil {
+						m.Payload = b
+						if b, err := spec.Encode(m); err == nil {
+							p.Payload = b
+						}
+					}
+					return []Publish{p}
+				}
+			}),
+		},
+		{
 			Name:        "failure-without-reason",
 			Description: "the connector's own FAILURE answers carry no reason",
 			Breaks:      []string{"SESS-003"},
