@@ -239,7 +239,10 @@ func draw1(sp spec) (out []byte, err error) {
 	}
 	if sp.xTicks != nil {
 		p.X.Tick.Marker = plot.ConstantTicks(sp.xTicks)
+	} else {
+		p.X.Tick.Marker = trimmedTicks{}
 	}
+	p.Y.Tick.Marker = trimmedTicks{}
 	for _, m := range sp.marks {
 		if math.IsNaN(m.X) || math.IsInf(m.X, 0) {
 			continue
@@ -288,4 +291,18 @@ func Inline(svg []byte) []byte {
 	s = fixedSize.ReplaceAllString(s, `<svg class="chart" role="img"`)
 	s = strings.ReplaceAll(s, "font-family:Liberation Sans;", "font-family:'Liberation Sans',Arial,Helvetica,sans-serif;")
 	return []byte(s)
+}
+
+// trimmedTicks are gonum's default ticks with labels written as short as their value allows
+// ("5" and "2.5", not "5.00" and "2.50": the default pads every label to the same precision).
+type trimmedTicks struct{}
+
+func (trimmedTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i, t := range ticks {
+		if strings.Contains(t.Label, ".") && !strings.ContainsAny(t.Label, "eE") {
+			ticks[i].Label = strings.TrimSuffix(strings.TrimRight(t.Label, "0"), ".")
+		}
+	}
+	return ticks
 }
