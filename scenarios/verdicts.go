@@ -181,6 +181,10 @@ func ComputeVerdicts(r types.Report, d Declaration, cat []CatalogEntry) *Verdict
 			case !slices.Contains(labelled, id) && !passed:
 				// Named only by a check that did not fail here: no evidence either way.
 				ev.notRun = true
+			case sr.State == types.SpecStateInterrupted && !passed:
+				// Stopped (Ctrl-C, suite timeout) before it judged this requirement: the run
+				// is incomplete, which says nothing about the target.
+				ev.notRun = true
 			case sr.State.Is(types.SpecStateFailureStates) && !attributed && !passed:
 				// The scenario failed before it could judge this requirement (no check
 				// recorded a violation): the requirement could not be shown to hold.
