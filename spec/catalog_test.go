@@ -73,6 +73,17 @@ func TestCatalogWellFormed(t *testing.T) {
 				t.Errorf("%s: expected subject broker/connector/endpoint, actual %q", r.ID, r.Subject)
 			}
 		}
+		// A strict-only requirement exists because the written spec says so: it must name the
+		// sentence, so a strict verdict can show the target which one it broke.
+		if r.InProfile(spec.ProfileStrict) && !r.InProfile(spec.ProfileClient) && strings.TrimSpace(r.Sentence) == "" {
+			t.Errorf("%s: strict-only requirement without the spec Sentence it comes from", r.ID)
+		}
+		// Endpoint behaviour comes from the web client, never from lib.rtcomm.node (3PCC and
+		// event monitoring only).
+		if strings.Contains(r.Source, "lib.rtcomm.node") && !strings.Contains(r.Source, "lib/3pcc.js") &&
+			!strings.Contains(r.Source, "lib/RtcConnector.js") && !strings.Contains(r.Source, "rtcomm.service.proto.spec.md") {
+			t.Errorf("%s: source names lib.rtcomm.node without a file of it: %q", r.ID, r.Source)
+		}
 		if !validFeature[r.Feature] {
 			t.Errorf("%s: expected a known feature, actual %q", r.ID, r.Feature)
 		}
@@ -223,7 +234,7 @@ func catalogMarkdown() []byte {
 	fmt.Fprintf(&b, "| **total** | | %d | | | | |\n", total)
 	for _, area := range spec.Areas() {
 		fmt.Fprintf(&b, "\n## %s\n\n", area)
-		b.WriteString("| ID | level | subject | profiles | feature | requirement | source |\n|---|---|---|---|---|---|---|\n")
+		b.WriteString("| ID | level | subject | profiles | feature | requirement | source | spec sentence |\n|---|---|---|---|---|---|---|---|\n")
 		for _, r := range cat {
 			if r.Area != area {
 				continue
@@ -241,8 +252,8 @@ func catalogMarkdown() []byte {
 			if feature == "" {
 				feature = "core"
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.ID, r.Level,
-				strings.ReplaceAll(r.Subject, ",", ", "), strings.Join(ps, ", "), feature, cell(text), cell(r.Source))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.ID, r.Level,
+				strings.ReplaceAll(r.Subject, ",", ", "), strings.Join(ps, ", "), feature, cell(text), cell(r.Source), cell(r.Sentence))
 		}
 	}
 	return b.Bytes()

@@ -136,3 +136,74 @@ const (
 	EventStopped  = "stopped"
 	EventFailed   = "failed"
 )
+
+// ErrBadFilter is wrapped by ValidateFilter's errors.
+var ErrBadFilter = errors.New("invalid MQTT topic filter")
+
+// ValidateFilter checks an MQTT subscription filter (MQTT 3.1.1 §4.7.1): non-empty, no NUL,
+// '+' only as a whole level, '#' only as the whole last level. A shared subscription
+// ("$share/<group>/<filter>", "$SharedSubscription/<group>/<filter>") is a filter too.
+func ValidateFilter(f string) error {
+	switch {
+	case f == "":
+		return fmt.Errorf("empty: %w", ErrBadFilter)
+	case len(f) > 65535:
+		return fmt.Errorf("%d bytes: %w", len(f), ErrBadFilter)
+	case strings.ContainsRune(f, 0):
+		return fmt.Errorf("NUL: %w", ErrBadFilter)
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#" && i != len(levels)-1:
+			return fmt.Errorf("'#' before the last level: %w", ErrBadFilter)
+		case l != "#" && l != "+" && strings.ContainsAny(l, "+#"):
+			return fmt.Errorf("wildcard inside level %q: %w", l, ErrBadFilter)
+		}
+	}
+	return nil
+}
+
+// Shared-subscription prefixes a queue's advertised filter may carry.
+var sharedPrefixes = []string{"$share/", "$SharedSubscription/"}
+
+// QueueTopic is the topic behind a call queue's advertised subscription filter: the
+// shared-subscription prefix ("$share/<group>/", MessageSight's "$SharedSubscription/<group>/")
+// and the trailing wildcard removed. A caller or connector publishes a queued START_SESSION
+// at QueueTopic(filter)+"/<callerID>".
+func QueueTopic(filter string) string {
+	for _, p := range sharedPrefixes {
+		if rest, ok := strings.CutPrefix(filter, p); ok {
+			if _, f, ok := strings.Cut(rest, "/"); ok {
+				filter = f
+			}
+			break
+		}
+	}
+	filter = strings.TrimSuffix(filter, "#")
+	return strings.TrimSuffix(filter, "/")
+}
+
+// QueueFilter is the filter an agent subscribes to for an advertised queue topic, as
+// rtcomm.js does (src/rtcomm/EndpointProvider/Queues.js Queue): the topic as given,
+// with "#" appended after a trailing "/", or "/#" appended when it has no "#".
+func QueueFilter(advertised string) string {
+	switch {
+	case strings.HasSuffix(advertised, "#"):
+		return advertised
+	case strings.HasSuffix(advertised, "/"):
+		return advertised + "#"
+	default:
+		return advertised + "/#"
+	}
+}
+
+// SphereIn is the presence topic of id in a presence group ("" means no group):
+// <path>sphere/<group>/<id>, as rtcomm.js builds it when configured with presence.topic.
+func (t Topics) SphereIn(group, id string) string {
+	group = strings.Trim(group, "/")
+	if group == "" {
+		return t.Sphere(id)
+	}
+	return t.Path + "sphere/" + group + "/" + id
+}

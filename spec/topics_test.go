@@ -67,3 +67,38 @@ func TestTopics(t *testing.T) {
 		t.Error("Under: expected false outside the path")
 	}
 }
+
+func TestValidateFilterAndQueueTopics(t *testing.T) {
+	t.Parallel()
+	for f, ok := range map[string]bool{
+		"/rtcomm/q/#": true, "$share/g//rtcomm/q/#": true, "$SharedSubscription/g//rtcomm/q/#": true, "+/x/+": true, "#": true,
+		"": false, "/rtcomm/#/q": false, "/rtcomm/q#": false, "/rtcomm/a+b": false, "a\x00b": false,
+	} {
+		if err := spec.ValidateFilter(f); (err == nil) != ok {
+			t.Errorf("ValidateFilter(%q): expected ok=%v, actual %v", f, ok, err)
+		}
+	}
+	for in, want := range map[string]string{
+		"$share/rtcomm-queue//rtcomm/support/#":   "/rtcomm/support",
+		"$SharedSubscription/grp//rtcomm/support/#": "/rtcomm/support",
+		"/rtcomm/support":                          "/rtcomm/support",
+		"/rtcomm/support/":                         "/rtcomm/support",
+		"/rtcomm/support/#":                        "/rtcomm/support",
+	} {
+		if got := spec.QueueTopic(in); got != want {
+			t.Errorf("QueueTopic(%q): expected %q, actual %q", in, want, got)
+		}
+	}
+	for in, want := range map[string]string{"/rtcomm/q": "/rtcomm/q/#", "/rtcomm/q/": "/rtcomm/q/#", "$share/g//rtcomm/q/#": "$share/g//rtcomm/q/#"} {
+		if got := spec.QueueFilter(in); got != want {
+			t.Errorf("QueueFilter(%q): expected %q, actual %q", in, want, got)
+		}
+	}
+	tp := spec.NewTopics("")
+	if got := tp.SphereIn("agents", "bob"); got != "/rtcomm/sphere/agents/bob" {
+		t.Errorf("SphereIn: actual %q", got)
+	}
+	if got := tp.SphereIn("", "bob"); got != "/rtcomm/sphere/bob" {
+		t.Errorf("SphereIn without group: actual %q", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -180,13 +181,31 @@ func fieldErrors(err error) []*FieldError {
 	return out
 }
 
-// checkEmpty: a zero-length payload is the last will / unregister, legal only at <path>sphere/<id>.
+// checkEmpty: a zero-length payload is the last will / unregister, legal only on a presence
+// topic, <path>sphere/<id> or <path>sphere/<group>/<id>.
 func (c *checker) checkEmpty() {
-	if len(c.rest) != 2 || c.rest[0] != "sphere" {
-		c.add("REG-002", "an empty payload only at "+c.topics.Sphere("<endpointID>"), "empty payload at "+quote(c.topic))
+	if !c.onPresenceTopic() {
+		c.add("REG-002", "an empty payload only at "+c.topics.Sphere("<endpointID>")+" or "+c.topics.Sphere("<group>/<endpointID>"),
+			"empty payload at "+quote(c.topic))
 		return
 	}
-	c.checkID(c.rest[1], "sphere topic's last level")
+	c.checkID(c.rest[len(c.rest)-1], "presence topic's last level")
+}
+
+// onPresenceTopic reports whether the topic is a presence topic: <path>sphere/<id>, or
+// <path>sphere/<group>/<id> for an endpoint configured with a presence group (rtcomm.js
+// src/rtcomm/connection/EndpointConnection.js getMyPresenceTopic: presence.topic may name
+// a group, even a nested one such as "us/agents", between the sphere root and the ID).
+func (c *checker) onPresenceTopic() bool {
+	if len(c.rest) < 2 || c.rest[0] != "sphere" {
+		return false
+	}
+	for _, level := range c.rest[1 : len(c.rest)-1] {
+		if level == "" { // rtcomm.js collapses "//" (normalizeTopic); an empty group is a mistake
+			return false
+		}
+	}
+	return true
 }
 
 // checkCommon: method, rtcommVer and the shape of fields any method may carry.
@@ -199,7 +218,7 @@ func (c *checker) checkCommon() {
 	case !m.Method.Known():
 		c.add("FMT-002", "a v1.0.0 method", quote(string(m.Method)))
 	}
-	if !c.bad["rtcommVer"] && m.RtcommVer != Version {
+	if !c.bad["rtcommVer"] && m.RtcommVer != Version && !c.clientVersion() {
 		actual := absent
 		if m.RtcommVer != "" {
 			actual = quote(m.RtcommVer)
@@ -210,9 +229,9 @@ func (c *checker) checkCommon() {
 		c.checkTopicName("fromTopic", m.FromTopic)
 	}
 	if m.Protocols != nil && !c.bad["protocols"] {
-		if len(m.Protocols) == 0 {
-			c.add("FMT-007", "protocols non-empty", "[]")
-		}
+		// [] is legal: rtcomm.js sends it from an endpoint configured with neither chat nor
+		// webrtc (src/rtcomm/EndpointProvider/RtcommEndpoint.js constructor; MessageFactory.js
+		// templates default protocols to []), and the spec sets no minimum.
 		for _, p := range m.Protocols {
 			if strings.TrimSpace(p) == "" {
 				c.add("FMT-007", "protocols of non-empty names", quote(p))
@@ -225,6 +244,13 @@ func (c *checker) checkCommon() {
 	if len(m.Payload) > 0 {
 		c.checkPayload()
 	}
+}
+
+// clientVersion reports whether the client profile takes this message's rtcommVer anyway:
+// lib.rtcomm.node's lib/3pcc.js ThirdPartyCC.startCall sends 3PCC_PLACE_CALL with
+// rtcommVer "v0.0.1".
+func (c *checker) clientVersion() bool {
+	return c.profile == ProfileClient && c.msg.Method == Method3PCCPlaceCall && c.msg.RtcommVer == "v0.0.1"
 }
 
 // checkPayload: the webrtc and chat entries of a payload object.
@@ -269,8 +295,11 @@ func (c *checker) checkWebRTC(raw json.RawMessage) {
 			c.add("FMT-007", "payload.webrtc.sdp with type "+typ, absent)
 		} else if json.Unmarshal(s, &sdp) != nil {
 			c.add("FMT-007", "payload.webrtc.sdp a string", jsonKind(s))
-		} else if strings.TrimSpace(sdp) == "" {
-			c.add("FMT-007", "payload.webrtc.sdp non-empty", `""`)
+		} else if strings.TrimSpace(sdp) == "" && typ != SDPPranswer {
+			// A pranswer's sdp may be "": rtcomm.js's callee sends {type: pranswer, sdp: ""}
+			// at once (src/rtcomm/EndpointProvider/WebRTCConnection.js _processMessage
+			// "offer" and _gotAnswer) and skips an empty one on receipt.
+			c.add("FMT-007", "payload.webrtc.sdp non-empty with type "+typ, `""`)
 		}
 	case ICECandType:
 		c.checkCandidate(w["candidate"])
@@ -312,8 +341,10 @@ func (c *checker) checkCandidate(raw json.RawMessage) {
 	if line == "" {
 		return
 	}
-	if !strings.HasPrefix(line, "candidate:") {
-		c.add("ICE-001", `candidate.candidate starting "candidate:"`, quote(line))
+	// The browser's form (rtcomm.js sends evt.candidate as is: WebRTCConnection.js
+	// createPeerConnection onicecandidate) or the spec's example, an SDP attribute line.
+	if !strings.HasPrefix(line, "candidate:") && !strings.HasPrefix(line, "a=candidate:") {
+		c.add("ICE-001", `candidate.candidate starting "candidate:" or "a=candidate:"`, quote(line))
 	}
 	if mid == nil && idx == nil {
 		c.add("ICE-001", "candidate.sdpMid or candidate.sdpMLineIndex", absent)
@@ -340,7 +371,9 @@ func (c *checker) checkSender() {
 // checkID reports an invalid endpoint ID under the identity requirement it breaks.
 func (c *checker) checkID(id, what string) {
 	err := ValidateEndpointID(id)
-	if err == nil {
+	if err == nil || errors.Is(err, ErrIDTooLong) {
+		// No source bounds an ID's length (MaxEndpointIDLen is the reference's own limit);
+		// MQTT's 65535-byte topic limit is enforced on the wire already.
 		return
 	}
 	req := "ID-001"
@@ -381,8 +414,8 @@ func (c *checker) requireRaw(id, field string, val json.RawMessage) {
 
 func (c *checker) checkDocument() {
 	m := c.msg
-	if len(c.rest) != 2 || c.rest[0] != "sphere" {
-		c.add("REG-001", "DOCUMENT at "+c.topics.Sphere("<endpointID>"), quote(c.topic))
+	if !c.onPresenceTopic() {
+		c.add("REG-001", "DOCUMENT at "+c.topics.Sphere("<endpointID>")+" or "+c.topics.Sphere("<group>/<endpointID>"), quote(c.topic))
 	}
 	switch {
 	case c.bad["type"]:
@@ -455,10 +488,14 @@ func (c *checker) checkResponse() {
 		}
 	case MethodStartSession:
 		if m.Result == ResultSuccess {
+			// No payload requirement: the spec's RESPONSE "May include SDP information", and
+			// rtcomm.js answers a chat-only call with none (SigSession.js respond()).
 			c.require("SESS-010", "sigSessID", m.SigSessID)
-			c.require("SESS-010", "fromTopic", m.FromTopic)
 			c.requireProtocols("SESS-010")
-			c.requireRaw("SESS-010", "payload", m.Payload)
+			// rtcomm.js's SigSession.js respond() builds the RESPONSE with createResponse,
+			// which leaves fromTopic null; only the written spec's RESPONSE table asks for it
+			// ("where subsequent messages ... should be published": none follow a FAILURE).
+			c.require("SESS-014", "fromTopic", m.FromTopic)
 		}
 	}
 }
@@ -525,8 +562,9 @@ func (c *checker) checkServices() {
 				}
 				if q.Topic == "" {
 					c.add("QUE-001", fmt.Sprintf("queues[%d].topic", i), absent)
-				} else {
-					c.checkTopicName(fmt.Sprintf("queues[%d].topic", i), q.Topic)
+				} else if err := ValidateFilter(q.Topic); err != nil {
+					// An agent subscribes to it as given (rtcomm.js Queues.js, joinQueue).
+					c.add("QUE-001", fmt.Sprintf("queues[%d].topic a valid subscription filter", i), quote(q.Topic)+": "+err.Error())
 				}
 			}
 		}
@@ -536,14 +574,29 @@ func (c *checker) checkServices() {
 // iceSchemes are the URL schemes of RFC 7064 and RFC 7065.
 var iceSchemes = []string{"stun", "stuns", "turn", "turns"}
 
-// checkIceURL: comma-separated stun:/turn: URLs (RFC 7064, RFC 7065; a user@ part is tolerated).
+// checkIceURL: comma-separated stun:/turn: URLs (RFC 7064, RFC 7065, or the spec example's
+// turn:<user>@<host>:<port>:credential:<password>).
 func (c *checker) checkIceURL(service, list string) {
 	for _, u := range strings.Split(list, ",") {
-		if u = strings.TrimSpace(u); !validIceURL(u) {
+		u = strings.TrimSpace(u)
+		if !validIceURL(u) && !clientTurnURL(u) {
 			c.add("SQ-007", service+".iceURL entries that are stun:, stuns:, turn: or turns: URLs", quote(u))
+			continue
+		}
+		// rtcomm.js src/rtcomm/EndpointProvider/WebRTCConnection.js setIceServers: a URL
+		// starting "turn:" goes to buildTURNobject, which throws unless it is
+		// turn:<user>@<host>:<port>:credential:<password>.
+		if strings.HasPrefix(u, "turn:") && !clientTurnURL(u) {
+			c.add("SQ-009", service+".iceURL turn: entries written turn:<user>@<host>:<port>:credential:<password>", quote(u))
 		}
 	}
 }
+
+// clientTurnRE is the TURN URL form rtcomm.js parses (WebRTCConnection.js buildTURNobject).
+var clientTurnRE = regexp.MustCompile(`^turn:(\S+)@(\S+:\d+):credential:(.+)$`)
+
+// clientTurnURL reports whether u is a TURN URL rtcomm.js can turn into an ICE server.
+func clientTurnURL(u string) bool { return clientTurnRE.MatchString(u) }
 
 // validIceURL reports whether u is scheme:host[:port][?transport=udp|tcp].
 func validIceURL(u string) bool {
