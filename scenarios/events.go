@@ -60,7 +60,7 @@ func eventProblems(root string, m Msg) []string {
 // Events (PROTOCOL.md, "Flows: Events").
 var _ = Describe("Events", Area("events"), func() {
 
-	It("fires started when a session is answered and stopped when it ends, at topics a wildcard can filter", Req("EVT-001", "EVT-002"), func(ctx SpecContext) {
+	It("fires started (on the call or on the answer) and stopped when it ends, at topics a wildcard can filter", Req("EVT-001", "EVT-002"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
 		needs(e, FeatureEvents)
 		root := eventTopic(e)
@@ -73,8 +73,8 @@ var _ = Describe("Events", Area("events"), func() {
 
 		out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
 		inv := bob.Invite("SESS-002")
-		early := mon.Inbox().Collect(e.Ctx, e.Quiet(), 1, isEvent(root, spec.EventStarted, alice.ID(), bob.ID()))
-		Check("EVT-001", len(early) == 0, "no started event before the session is answered", "%v", early)
+		// started may fire on the START_SESSION or on the answer: no source fixes which
+		// (rtcomm.service.proto.spec.md: "creation of a new entity"), so either passes.
 		c, cancel := e.opCtx()
 		defer cancel()
 		in, err := inv.Accept(c, mustAnswer("chrome-audio-offer"))
@@ -114,19 +114,19 @@ var _ = Describe("Events", Area("events"), func() {
 		Check("EVT-002", len(eventProblems(root, failed)) == 0, "a well-formed failed event", "%s", strings.Join(eventProblems(root, failed), "; "))
 	}, SpecTimeout(time.Minute))
 
-	It("fires modified on a renegotiation", Req("EVT-001"), func(ctx SpecContext) {
+	It("fires modified on a renegotiation", Req("EVT-003"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
 		needs(e, FeatureEvents)
 		root := eventTopic(e)
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
-		mon := e.MustConnect("EVT-001", "monitor", ConnOptions{Validate: true})
+		mon := e.MustConnect("EVT-003", "monitor", ConnOptions{Validate: true})
 		Harness(mon.Subscribe(root+"/session/#", 0), "subscribe events")
 		out, _ := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
 		c, cancel := e.opCtx()
 		defer cancel()
 		Harness(out.Send(c, mustOffer("chrome-av-offer")), "renegotiate")
 		_, ok := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return strings.HasPrefix(m.Topic, root+"/session/modified/") })
-		Check("EVT-001", ok, "a modified event after the renegotiation offer", "%s", mon.Inbox().Summary())
+		Check("EVT-003", ok, "a modified event after the renegotiation offer", "%s", mon.Inbox().Summary())
 	}, SpecTimeout(time.Minute))
 })

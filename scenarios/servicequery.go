@@ -2,7 +2,6 @@ package scenarios
 
 import (
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -110,14 +109,21 @@ var _ = Describe("Service query", Area("service-query"), func() {
 			"%q", svc.Topic)
 	}, SpecTimeout(time.Minute))
 
-	It("advertises well-formed ICE server URLs", Req("SQ-007"), func(ctx SpecContext) {
+	It("advertises well-formed ICE server URLs, TURN ones in the form rtcomm.js parses", Req("SQ-007", "SQ-009"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
 		alice := e.Prober("alice")
 		_, resp := alice.Answer("SQ-002", alice.Query())
 		svc := resp.Services[spec.ServiceConnector]
-		bad := badICEURLs(svc.IceURL)
-		Check("SQ-007", len(bad) == 0, "iceURL a comma-separated list of stun:, stuns:, turn: or turns: URLs",
-			"%q: %s", svc.IceURL, strings.Join(bad, "; "))
+		byReq := map[string][]string{}
+		for _, v := range spec.CheckIceURL(svc.IceURL, spec.Profile(e.Decl.Profile)) {
+			byReq[v.Requirement] = append(byReq[v.Requirement], v.Actual)
+		}
+		Check("SQ-007", len(byReq["SQ-007"]) == 0, "iceURL a comma-separated list of stun:, stuns:, turn: or turns: URLs",
+			"%q: %s", svc.IceURL, strings.Join(byReq["SQ-007"], "; "))
+		if e.Decl.Profile == ProfileClient {
+			Check("SQ-009", len(byReq["SQ-009"]) == 0, "every turn: URL written turn:<user>@<host>:<port>:credential:<password>",
+				"%q: %s", svc.IceURL, strings.Join(byReq["SQ-009"], "; "))
+		}
 	}, SpecTimeout(time.Minute))
 
 	It("advertises RTCOMM_CALL_CONTROL_SERVICE with a topic", Req("REF-007"), func(ctx SpecContext) {
@@ -189,31 +195,3 @@ var _ = Describe("Service query", Area("service-query"), func() {
 	}, SpecTimeout(time.Minute))
 })
 
-// badICEURLs lists what is wrong with a comma-separated ICE server URL list.
-func badICEURLs(list string) []string {
-	if strings.TrimSpace(list) == "" {
-		return nil
-	}
-	var bad []string
-	for _, u := range strings.Split(list, ",") {
-		u = strings.TrimSpace(u)
-		scheme, rest, ok := strings.Cut(u, ":")
-		switch {
-		case !ok:
-			bad = append(bad, fmt.Sprintf("%q has no scheme", u))
-			continue
-		case !slices.Contains([]string{"stun", "stuns", "turn", "turns"}, scheme):
-			bad = append(bad, fmt.Sprintf("%q: scheme %q", u, scheme))
-			continue
-		}
-		hostport, _, _ := strings.Cut(rest, "?") // turn:host:port?transport=udp
-		if hostport == "" || strings.HasPrefix(hostport, "//") {
-			bad = append(bad, fmt.Sprintf("%q: no host (RFC 7064/7065 URIs have no //)", u))
-			continue
-		}
-		if _, err := url.Parse("x://" + hostport); err != nil {
-			bad = append(bad, fmt.Sprintf("%q: %v", u, err))
-		}
-	}
-	return bad
-}

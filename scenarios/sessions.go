@@ -49,7 +49,7 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 		Check("SESS-004", err == nil, "the call is answered", "%v", err)
 	}, SpecTimeout(time.Minute))
 
-	It("relays PRANSWER with holdTimeout and queuePosition, then the answer, unchanged, at a topic ending in the callee's ID", Req("SESS-004", "SESS-005", "SESS-010"), func(ctx SpecContext) {
+	It("relays PRANSWER with holdTimeout and queuePosition, then the answer, unchanged, at a topic ending in the callee's ID", Req("SESS-004", "SESS-005", "SESS-010", "SESS-014"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})

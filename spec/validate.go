@@ -592,6 +592,19 @@ func (c *checker) checkIceURL(service, list string) {
 	}
 }
 
+// CheckIceURL checks an iceURL list on its own (SQ-007, and SQ-009 in the client profile),
+// as the validator does inside a SERVICE_QUERY answer.
+func CheckIceURL(list string, p Profile) []Violation {
+	c := &checker{profile: ProfileStrict}
+	if p == ProfileClient {
+		c.profile = ProfileClient
+	}
+	if strings.TrimSpace(list) != "" {
+		c.checkIceURL(ServiceConnector, list)
+	}
+	return c.out
+}
+
 // clientTurnRE is the TURN URL form rtcomm.js parses (WebRTCConnection.js buildTURNobject).
 var clientTurnRE = regexp.MustCompile(`^turn:(\S+)@(\S+:\d+):credential:(.+)$`)
 
