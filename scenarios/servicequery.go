@@ -194,4 +194,3 @@ var _ = Describe("Service query", Area("service-query"), func() {
 			"%s; services: %s", strings.Join(bad, "; "), briefJSON(resp.Services))
 	}, SpecTimeout(time.Minute))
 })
-

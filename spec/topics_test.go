@@ -79,11 +79,11 @@ func TestValidateFilterAndQueueTopics(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"$share/rtcomm-queue//rtcomm/support/#":   "/rtcomm/support",
+		"$share/rtcomm-queue//rtcomm/support/#":     "/rtcomm/support",
 		"$SharedSubscription/grp//rtcomm/support/#": "/rtcomm/support",
-		"/rtcomm/support":                          "/rtcomm/support",
-		"/rtcomm/support/":                         "/rtcomm/support",
-		"/rtcomm/support/#":                        "/rtcomm/support",
+		"/rtcomm/support":                           "/rtcomm/support",
+		"/rtcomm/support/":                          "/rtcomm/support",
+		"/rtcomm/support/#":                         "/rtcomm/support",
 	} {
 		if got := spec.QueueTopic(in); got != want {
 			t.Errorf("QueueTopic(%q): expected %q, actual %q", in, want, got)
