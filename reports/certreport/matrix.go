@@ -109,8 +109,11 @@ func RenderMatrix(w io.Writer, title string, vs []*scenarios.Verdicts) error {
 			}
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	b.WriteString("\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	return RenderOfficialClients(w)
 }
 
 // failedOf returns a bundle's failed requirements in catalog order.
