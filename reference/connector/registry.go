@@ -159,13 +159,21 @@ func (c *Connector) register(id, appContext, addr, sphereTopic string, doc []byt
 	c.flush(o)
 }
 
-// unregister handles an empty retained message on id's presence topic.
+// unregister handles an empty retained message on one of id's presence topics. Presence
+// may be grouped (<path>sphere/<group>/<id>, rtcomm.js EndpointConnection.js
+// getMyPresenceTopic), so the message removes only the registrations made on that topic: a
+// stale will or clear in another group must not unregister the endpoint where it lives.
 func (c *Connector) unregister(id, sphereTopic string) {
 	now := time.Now()
 	var o outbox
 	c.mu.Lock()
 	list := c.reg.byID[id]
+	var gone, kept []*regEntry
 	for _, e := range list {
+		if e.sphereTopic != sphereTopic {
+			kept = append(kept, e)
+			continue
+		}
 		if now.Before(e.graceUntil) { // REG-009
 			// The replaced registrant's goodbye, not the newcomer's: keep the entry
 			// and restore the newcomer's retained document, which that empty
@@ -179,18 +187,28 @@ func (c *Connector) unregister(id, sphereTopic string) {
 			c.publish(topic, 1, true, doc) // REG-009 ROB-003
 			return
 		}
+		gone = append(gone, e)
 	}
-	if len(list) > 0 {
+	n := 0
+	switch {
+	case len(kept) == 0:
 		delete(c.reg.byID, id)
-		c.reg.n -= len(list)
+		// Every registration of id is gone (or it had none): end all its sessions. REG-008
+		n = c.endSessionsOfLocked(id, "", id+" unregistered", &o)
+	default:
+		c.reg.byID[id] = kept
+		// id stays registered elsewhere: end only the sessions at the addresses that left. REG-008
+		for _, e := range gone {
+			n += c.endSessionsOfLocked(id, e.address, id+" unregistered", &o)
+		}
 	}
-	n := c.endSessionsOfLocked(id, "", id+" unregistered", &o) // REG-008
+	c.reg.n -= len(gone)
 	c.mu.Unlock()
-	if len(list) > 0 {
+	if len(gone) > 0 {
 		c.unregistrations.Add(1)
 	}
-	if len(list) > 0 || n > 0 {
-		c.log.Info("unregistered", "endpoint", id, "entries", len(list), "sessionsEnded", n)
+	if len(gone) > 0 || n > 0 {
+		c.log.Info("unregistered", "endpoint", id, "presenceTopic", sphereTopic, "entries", len(gone), "sessionsEnded", n)
 	}
 	c.flush(o)
 }
