@@ -38,6 +38,8 @@ type serveOptions struct {
 	noEvents         bool
 	noCallControl    bool
 	queues           []string
+	queueGroup       string
+	queueShare       string
 	schemes          []string
 	sharedGroup      string
 	maxPayload       int
@@ -99,6 +101,10 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 	f.BoolVar(&o.noEvents, "no-events", false, "do not publish RTCOMM_EVENT_FIRED events")
 	f.BoolVar(&o.noCallControl, "no-call-control", false, "do not serve 3PCC_PLACE_CALL")
 	f.StringSliceVar(&o.queues, "queue", nil, "call-queue endpoint ID served through a shared subscription (repeatable)")
+	f.StringVar(&o.queueGroup, "queue-group", connector.DefaultQueueGroup, "shared-subscription group of queue agents")
+	f.StringVar(&o.queueShare, "queue-share-syntax", connector.DefaultQueueShare,
+		"the broker's shared-subscription prefix, {group} standing for --queue-group: queues are advertised as <prefix><path><queue>/#, "+
+			"which agents subscribe to as given (MessageSight: '$SharedSubscription/{group}/')")
 	f.StringSliceVar(&o.schemes, "scheme", nil, "scheme route SCHEME=TOPIC, e.g. sip=/rtcomm/sipgw (repeatable)")
 	f.StringVar(&o.sharedGroup, "shared-group", "", "run as one of several replicas: share routing topics in this group")
 	f.IntVar(&o.maxPayload, "max-payload", 1<<20, "embedded broker: largest PUBLISH payload in bytes")
@@ -152,6 +158,7 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 	cfg.Events = !o.noEvents
 	cfg.CallControl = !o.noCallControl
 	cfg.Queues = o.queues
+	cfg.QueueGroup, cfg.QueueShare = o.queueGroup, o.queueShare
 	cfg.Schemes = schemes
 	cfg.SharedGroup = o.sharedGroup
 	cfg.RatePerClient, cfg.RateBurst = o.ratePerClient, o.rateBurst

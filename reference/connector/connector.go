@@ -34,6 +34,7 @@ const (
 	DefaultReplaceGrace    = 10 * time.Second
 	NoReplaceGrace         = time.Duration(-1) // Config.ReplaceGrace: no grace window
 	DefaultQueueGroup      = "rtcomm-queue"
+	DefaultQueueShare      = "$share/{group}/"
 	DefaultMaxSessions     = 100000
 	DefaultAppContext      = "rtcomm" // rtcomm.js's default; events of sessions without one carry it
 	// DefaultMaxPayload matches the embedded broker's default limit.
@@ -70,6 +71,12 @@ type Config struct {
 	CallControl  bool     // serve 3PCC_PLACE_CALL on Topics.CallControl()
 	Queues       []string // call-queue endpoint IDs served via shared subscription
 	QueueGroup   string   // shared-subscription group name for queue agents, default "rtcomm-queue"
+	// QueueShare is the broker's shared-subscription syntax, "{group}" standing for
+	// QueueGroup: a queue is advertised as <QueueShare><path><queue>/#, the filter an agent
+	// subscribes to as given (rtcomm.js EndpointProvider.js joinQueue). Default
+	// "$share/{group}/" (MQTT 5; mosquitto, mochi); MessageSight spells it
+	// "$SharedSubscription/{group}/". QUE-001
+	QueueShare string
 	Schemes      []SchemeRoute
 	// SharedGroup makes this connector one replica of a group: routing topics are
 	// subscribed as $share/<group>/..., so each message is handled by one replica.
@@ -163,7 +170,8 @@ type Connector struct {
 	ccTopic      string // <path>callControl
 	syncTopic    string // inPathPrefix + "~sync": the end-of-retained marker
 	services     map[string]spec.Service
-	queues       map[string]string // queue ID -> topic agents share
+	queues       map[string]string // queue ID -> topic agents share (behind the advertised filter)
+	queueFilters map[string]string // queue ID -> advertised filter: <share prefix><topic>/#
 	schemes      map[string]string // lower-case scheme -> gateway topic
 
 	client *mqttc.Client
@@ -225,6 +233,9 @@ func New(cfg Config) (*Connector, error) {
 	if cfg.QueueGroup == "" {
 		cfg.QueueGroup = DefaultQueueGroup
 	}
+	if cfg.QueueShare == "" {
+		cfg.QueueShare = DefaultQueueShare
+	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions
 	}
@@ -254,6 +265,7 @@ func New(cfg Config) (*Connector, error) {
 		spherePrefix: topics.SphereRoot() + "/",
 		ccTopic:      topics.CallControl(),
 		queues:       map[string]string{},
+		queueFilters: map[string]string{},
 		schemes:      map[string]string{},
 		reg:          newRegistry(),
 		sess:         newSessionTable(),
@@ -277,6 +289,14 @@ func New(cfg Config) (*Connector, error) {
 			return nil, fmt.Errorf("connector: queue %q collides with a service topic", q)
 		}
 		c.queues[q] = topics.Inbox(q)
+		// The advertised topic is a filter agents use as given; the connector publishes each
+		// queued START_SESSION behind it, so the broker hands it to exactly one agent. QUE-001 QUE-002
+		f := strings.ReplaceAll(cfg.QueueShare, "{group}", cfg.QueueGroup) + c.queues[q] + "/#"
+		if err := spec.ValidateFilter(f); err != nil || spec.QueueTopic(f) != c.queues[q] {
+			return nil, fmt.Errorf("connector: queue %q: share syntax %q gives filter %q, not one behind which %s lies (%v)",
+				q, cfg.QueueShare, f, c.queues[q], err)
+		}
+		c.queueFilters[q] = f
 	}
 	for _, s := range cfg.Schemes {
 		scheme := strings.ToLower(strings.TrimSuffix(s.Scheme, ":"))
@@ -557,7 +577,7 @@ func (c *Connector) buildServices() map[string]spec.Service {
 	if len(c.cfg.Queues) > 0 {
 		qs := make([]spec.Queue, 0, len(c.cfg.Queues))
 		for _, q := range c.cfg.Queues {
-			qs = append(qs, spec.Queue{EndpointID: q, Topic: c.queues[q]}) // QUE-001
+			qs = append(qs, spec.Queue{EndpointID: q, Topic: c.queueFilters[q]}) // QUE-001
 		}
 		s[spec.ServiceCallQueue] = spec.Service{Queues: qs}
 	}

@@ -8,6 +8,7 @@
 package endpoint
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -96,8 +97,39 @@ type Config struct {
 	// nil when the payload does not parse). Scenarios record traces with it.
 	OnMessage func(topic string, m *spec.Message, raw []byte, at time.Time)
 
+	// Shape chooses the wire shapes: ShapeNative (default) or ShapeRtcommJS.
+	Shape Shape
+	// PresenceGroup registers at <path>sphere/<group>/<id> (with its will there too), as
+	// rtcomm.js does when configured with presence.topic (EndpointConnection.js
+	// getMyPresenceTopic); "" is <path>sphere/<id>.
+	PresenceGroup string
+
 	Logger *slog.Logger
 }
+
+// Shape is how an endpoint's messages look on the wire.
+type Shape int
+
+const (
+	// ShapeNative sends every field the written spec lists and nothing it does not.
+	ShapeNative Shape = iota
+	// ShapeRtcommJS sends what rtcomm.js 1.0.x sends, read from WASdev/lib.rtcomm.clientjs:
+	// toEndpointID and protocols on every session message and the START_SESSION's transID
+	// on those sent before the answer (SigSession.js createMessage, send); an explicit
+	// "fromTopic": null on RESPONSEs and "payload": null when there is none (MessageFactory.js
+	// templates, SigSession.js respond); STOP_SESSION without a reason (stop); an inbound call
+	// PRANSWERed at once, twice with a webrtc offer, the second {type: pranswer, sdp: ""}
+	// (Chat.js _processMessage, WebRTCConnection.js _processMessage); a second inbound call
+	// refused "Busy" (RtcommEndpoint.js newSession); a REFER answered only once the referred
+	// session is answered or failed (SigSession.js start); no STOP_SESSION after a call times
+	// out unanswered; and, 500 ms after DOCUMENT_REPLACED, its sessions stopped, its presence
+	// cleared and its connection closed (EndpointProvider.js reset, destroy).
+	ShapeRtcommJS
+)
+
+// jsResetDelay is how long rtcomm.js waits after DOCUMENT_REPLACED before destroying
+// itself (EndpointProvider.js reset: setTimeout(destroy, 500)).
+const jsResetDelay = 500 * time.Millisecond
 
 // Errors, for errors.Is.
 var (
@@ -109,6 +141,7 @@ var (
 	ErrNoConnectorService = errors.New("service query answer has no " + spec.ServiceConnector)
 	ErrSessionEnded       = errors.New("session ended")
 	ErrAnswered           = errors.New("already answered")
+	ErrReplaced           = errors.New("registration replaced (DOCUMENT_REPLACED): endpoint reset, as rtcomm.js does")
 )
 
 // Rejected is the error of a call the callee (or the connector) answered with FAILURE.
@@ -151,6 +184,7 @@ type Endpoint struct {
 	cfg    Config
 	topics spec.Topics
 	addr   string
+	sphere string // presence topic: <path>sphere/[<group>/]<id>
 	client *mqttc.Client
 	log    *slog.Logger
 
@@ -209,6 +243,7 @@ func Dial(ctx context.Context, cfg Config) (*Endpoint, error) {
 	if e.connector == "" {
 		e.connector = e.topics.Connector()
 	}
+	e.sphere = e.topics.SphereIn(cfg.PresenceGroup, cfg.ID)
 	if cfg.AddressFromClientID {
 		e.addr = e.topics.Inbox(cfg.ClientID)
 	} else {
@@ -244,7 +279,7 @@ func Dial(ctx context.Context, cfg Config) (*Endpoint, error) {
 		},
 	}
 	if !cfg.NoWill {
-		o.Will = &mqttc.Will{Topic: e.topics.Sphere(cfg.ID), Payload: nil, QoS: cfg.QoS, Retained: true}
+		o.Will = &mqttc.Will{Topic: e.sphere, Payload: nil, QoS: cfg.QoS, Retained: true}
 	}
 	c, err := mqttc.Dial(ctx, o)
 	if err != nil {
@@ -404,7 +439,7 @@ func (e *Endpoint) Close() error {
 			}
 		}
 		if !replaced {
-			if err := e.client.Publish(ctx, e.topics.Sphere(e.cfg.ID), e.cfg.QoS, true, nil); err != nil {
+			if err := e.client.Publish(ctx, e.sphere, e.cfg.QoS, true, nil); err != nil {
 				errs = append(errs, fmt.Errorf("unregister: %w", err))
 			}
 		}
@@ -490,7 +525,7 @@ func (e *Endpoint) reconnected() {
 		return
 	}
 	if doc != nil {
-		if err := c.Publish(ctx, e.topics.Sphere(e.cfg.ID), e.cfg.QoS, true, doc); err != nil {
+		if err := c.Publish(ctx, e.sphere, e.cfg.QoS, true, doc); err != nil {
 			e.log.Error("re-register after reconnect", "endpoint", e.cfg.ID, "err", err)
 		}
 	}
@@ -657,11 +692,79 @@ func (e *Endpoint) onReplaced() {
 		e.nUnexpected.Add(1)
 		return
 	}
-	if !e.cfg.KeepRegistrationOnReplace && !closed {
+	switch {
+	case e.cfg.Shape == ShapeRtcommJS && !closed:
+		time.AfterFunc(jsResetDelay, e.jsReset)
+	case !e.cfg.KeepRegistrationOnReplace && !closed:
 		// rtcomm.js destroys itself and publishes an empty retained on its presence topic.
-		e.client.PublishAsync(e.topics.Sphere(e.cfg.ID), e.cfg.QoS, true, nil)
+		e.client.PublishAsync(e.sphere, e.cfg.QoS, true, nil)
 	}
 	close(e.replacedCh)
+}
+
+// jsReset is what rtcomm.js does 500 ms after DOCUMENT_REPLACED (EndpointProvider.js reset,
+// destroy; EndpointConnection.js disconnect): stop its sessions, clear its presence topic
+// (the one the newcomer registered on) and disconnect.
+func (e *Endpoint) jsReset() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.userClosed = true
+	live := e.liveSessionsLocked()
+	e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range live {
+		_ = s.Stop(ctx, "") // best effort: the endpoint is going away
+	}
+	if !e.cfg.KeepRegistrationOnReplace {
+		if err := e.client.Publish(ctx, e.sphere, e.cfg.QoS, true, nil); err != nil {
+			e.log.Warn("clear presence after DOCUMENT_REPLACED", "endpoint", e.cfg.ID, "err", err)
+		}
+	}
+	e.shutdown(ErrReplaced)
+	e.client.Close()
+}
+
+// Presence is the endpoint's presence topic, <path>sphere/[<group>/]<id>.
+func (e *Endpoint) Presence() string { return e.sphere }
+
+// JoinQueue subscribes to a call queue's advertised topic as rtcomm.js does
+// (EndpointProvider.js joinQueue, Queues.js): as given, "#" or "/#" appended when it has no
+// "#". A START_SESSION the queue hands to this endpoint arrives like any other call.
+func (e *Endpoint) JoinQueue(ctx context.Context, advertised string) error {
+	f := spec.QueueFilter(advertised)
+	if err := spec.ValidateFilter(f); err != nil {
+		return fmt.Errorf("join queue %q: %w", advertised, err)
+	}
+	if err := e.client.Subscribe(ctx, f, e.cfg.QoS, e.handle); err != nil {
+		return fmt.Errorf("join queue %q: %w", advertised, err)
+	}
+	return nil
+}
+
+// withNulls adds "name": null for each absent field of an encoded message: rtcomm.js's
+// templates send null for what they do not set (MessageFactory.js), which spec.Message
+// cannot express.
+func withNulls(b []byte, names ...string) []byte {
+	for _, n := range names {
+		if bytes.Contains(b, []byte(`"`+n+`":`)) || len(b) < 2 {
+			continue
+		}
+		b = append(b[:len(b)-1], `,"`+n+`":null}`...)
+	}
+	return b
+}
+
+// encode encodes m in the endpoint's shape; nulls names the fields rtcomm.js sends as null.
+func (e *Endpoint) encode(m *spec.Message, nulls ...string) ([]byte, error) {
+	b, err := spec.Encode(m)
+	if err != nil || e.cfg.Shape != ShapeRtcommJS {
+		return b, err
+	}
+	return withNulls(b, nulls...), nil
 }
 
 // addSession puts s in the table; false if the endpoint is closed or the ID is taken.

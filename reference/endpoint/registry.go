@@ -66,7 +66,7 @@ type document struct {
 	AddressTopic string          `json:"addressTopic,omitempty"`
 	Topic        string          `json:"topic,omitempty"`
 	State        string          `json:"state"`
-	Alias        string          `json:"alias"`
+	Alias        *string         `json:"alias"` // rtcomm.js: null unless set
 	UserDefines  json.RawMessage `json:"userDefines"`
 }
 
@@ -81,7 +81,8 @@ type strictDocument struct {
 	UserDefines json.RawMessage `json:"userDefines"`
 }
 
-// Register publishes the endpoint's DOCUMENT, retained, on <path>sphere/<id>.
+// Register publishes the endpoint's DOCUMENT, retained, on its presence topic
+// (<path>sphere/<id>, or <path>sphere/<group>/<id> with Config.PresenceGroup).
 func (e *Endpoint) Register(ctx context.Context, opts ...RegisterOption) error {
 	o := registerOptions{state: "available", userDefines: json.RawMessage("[]")}
 	for _, f := range opts {
@@ -97,7 +98,10 @@ func (e *Endpoint) Register(ctx context.Context, opts ...RegisterOption) error {
 			State: o.state, Alias: o.alias, UserDefines: o.userDefines})
 	} else {
 		d := document{Method: spec.MethodDocument, RtcommVer: spec.Version, Type: spec.DocEndpoint,
-			AppContext: e.cfg.AppContext, State: o.state, Alias: o.alias, UserDefines: o.userDefines}
+			AppContext: e.cfg.AppContext, State: o.state, Alias: &o.alias, UserDefines: o.userDefines}
+		if e.cfg.Shape == ShapeRtcommJS && o.alias == "" {
+			d.Alias = nil // EndpointConnection.js createPresenceDocument: the template's null
+		}
 		if o.field != TopicField {
 			d.AddressTopic = e.addr
 		}
@@ -112,7 +116,7 @@ func (e *Endpoint) Register(ctx context.Context, opts ...RegisterOption) error {
 	if e.isClosed() {
 		return fmt.Errorf("register %s: %w", e.cfg.ID, ErrClosed)
 	}
-	if err := e.client.Publish(ctx, e.topics.Sphere(e.cfg.ID), e.cfg.QoS, true, b); err != nil {
+	if err := e.client.Publish(ctx, e.sphere, e.cfg.QoS, true, b); err != nil {
 		return fmt.Errorf("register %s: %w", e.cfg.ID, err)
 	}
 	e.mu.Lock()
@@ -127,7 +131,7 @@ func (e *Endpoint) Unregister(ctx context.Context) error {
 	e.mu.Lock()
 	e.doc = nil
 	e.mu.Unlock()
-	if err := e.client.Publish(ctx, e.topics.Sphere(e.cfg.ID), e.cfg.QoS, true, nil); err != nil {
+	if err := e.client.Publish(ctx, e.sphere, e.cfg.QoS, true, nil); err != nil {
 		return fmt.Errorf("unregister %s: %w", e.cfg.ID, err)
 	}
 	return nil

@@ -53,6 +53,7 @@ type Session struct {
 	mu        sync.Mutex
 	peer      string
 	peerTopic string // the peer's fromTopic: where our messages go (plus "/<myID>")
+	startTopic string // outbound: where the START_SESSION went (rtcomm.js's transaction topic)
 	state     state
 	queue     [][]byte // encoded MESSAGEs held until the peer's first reply
 	pranswer  *spec.Message
@@ -184,7 +185,10 @@ func (s *Session) Await(ctx context.Context) (*spec.Message, error) {
 // holdTimeout/queuePosition or the answer arrives, unless Config.SendEarly.
 func (s *Session) Send(ctx context.Context, payload json.RawMessage) error {
 	m := &spec.Message{Method: spec.MethodMessage, FromTopic: s.e.addr, SigSessID: s.id, Payload: payload}
-	b, err := spec.Encode(m)
+	s.mu.Lock()
+	jsTopic := s.jsShapeLocked(m)
+	s.mu.Unlock()
+	b, err := s.e.encode(m, "payload")
 	if err != nil {
 		return fmt.Errorf("send %s: %w", s.id, err)
 	}
@@ -206,6 +210,9 @@ func (s *Session) Send(ctx context.Context, payload json.RawMessage) error {
 		}
 	}
 	topic := spec.Join(s.peerTopic, s.e.cfg.ID)
+	if jsTopic != "" {
+		topic = spec.Join(jsTopic, s.e.cfg.ID)
+	}
 	s.mu.Unlock()
 	// Published after unlocking: a held-back queue is flushed under the lock before
 	// the state changes, so it always precedes this message.
@@ -213,6 +220,28 @@ func (s *Session) Send(ctx context.Context, payload json.RawMessage) error {
 		return fmt.Errorf("send %s: %w", s.id, err)
 	}
 	return nil
+}
+
+// jsShapeLocked adds what rtcomm.js puts on every session message (SigSession.js
+// createMessage: toEndpointID, protocols) and, while the START_SESSION's transaction is
+// open, its transID (SigSession.js send -> Transaction.send); it returns the topic such a
+// message goes to: the transaction's, where the START_SESSION went ("" = the peer's topic).
+func (s *Session) jsShapeLocked(m *spec.Message) string {
+	if s.e.cfg.Shape != ShapeRtcommJS {
+		return ""
+	}
+	m.ToEndpointID, m.Protocols = s.peer, s.protocols
+	if m.Protocols == nil {
+		m.Protocols = []string{}
+	}
+	switch {
+	case s.outbound && (s.state == stCalling || s.state == stQueued || s.state == stProgress):
+		m.TransID = s.transID
+		return s.startTopic
+	case !s.outbound && s.state == stRinging:
+		m.TransID = s.transID
+	}
+	return ""
 }
 
 // SendCandidate trickles one ICE candidate: payload {webrtc: {type: icecandidate, candidate}}.
@@ -223,14 +252,22 @@ func (s *Session) SendCandidate(ctx context.Context, c spec.ICECandidate) error 
 // Stop ends the session and sends STOP_SESSION (no transID, no reply expected) to
 // the peer's fromTopic. Stopping an ended session does nothing.
 func (s *Session) Stop(ctx context.Context, reason string) error {
+	m := &spec.Message{Method: spec.MethodStopSession, FromTopic: s.e.addr, SigSessID: s.id, Reason: reason}
 	s.mu.Lock()
 	topic := spec.Join(s.peerTopic, s.e.cfg.ID)
+	if s.e.cfg.Shape == ShapeRtcommJS {
+		// SigSession.js stop: no transID, no reason, payload null, to the latest fromTopic.
+		m.ToEndpointID, m.Protocols, m.Reason = s.peer, s.protocols, ""
+	}
 	s.mu.Unlock()
 	if !s.end(&Stopped{Reason: reason}) {
 		return nil
 	}
-	m := &spec.Message{Method: spec.MethodStopSession, FromTopic: s.e.addr, SigSessID: s.id, Reason: reason}
-	if err := s.e.publish(ctx, topic, m); err != nil {
+	b, err := s.e.encode(m, "payload")
+	if err != nil {
+		return fmt.Errorf("stop %s: %w", s.id, err)
+	}
+	if err := s.e.client.Publish(ctx, topic, s.e.cfg.QoS, false, b); err != nil {
 		return fmt.Errorf("stop %s: %w", s.id, err)
 	}
 	return nil
@@ -288,8 +325,8 @@ func (s *Session) onTimer() {
 	default:
 		what = "no final RESPONSE in time after PRANSWER"
 	}
-	if !s.end(fmt.Errorf("session %s: %s: %w", s.id, what, ErrTimeout)) || st != stCalling {
-		return
+	if !s.end(fmt.Errorf("session %s: %s: %w", s.id, what, ErrTimeout)) || st != stCalling || s.e.cfg.Shape == ShapeRtcommJS {
+		return // rtcomm.js's session_failed sends nothing (SigSession.js start)
 	}
 	// A caller with no reply at all cancels: without it the callee may still answer, and
 	// connector and callee would keep a session nobody holds. After a PRANSWER the
@@ -522,6 +559,7 @@ func (e *Endpoint) Call(ctx context.Context, callee string, payload json.RawMess
 	s.transID = uuid.NewString()
 	s.peer = callee
 	s.peerTopic = target
+	s.startTopic = target
 	s.protocols = o.protocols
 	s.start = &spec.Message{Method: spec.MethodStartSession, FromTopic: e.addr, TransID: s.transID,
 		SigSessID: id, ToEndpointID: callee, AppContext: o.appContext, Protocols: o.protocols, Payload: payload}
@@ -578,12 +616,21 @@ func (inv *Invite) Pranswer(ctx context.Context, o PranswerOptions) error {
 	s.armLocked(d)
 	topic := spec.Join(s.peerTopic, s.e.cfg.ID)
 	s.mu.Unlock()
-	m := &spec.Message{Method: spec.MethodPranswer, FromTopic: s.e.addr, TransID: s.transID, SigSessID: s.id,
-		Protocols: s.protocols, Payload: o.Payload, HoldTimeout: o.HoldTimeout, QueuePosition: o.QueuePosition}
-	if err := s.e.publish(ctx, topic, m); err != nil {
+	if err := s.e.client.Publish(ctx, topic, s.e.cfg.QoS, false, s.pranswerBytes(o)); err != nil {
 		return fmt.Errorf("pranswer %s: %w", s.id, err)
 	}
 	return nil
+}
+
+// pranswerBytes encodes a PRANSWER of this inbound session (SigSession.js pranswer).
+func (s *Session) pranswerBytes(o PranswerOptions) []byte {
+	m := &spec.Message{Method: spec.MethodPranswer, FromTopic: s.e.addr, TransID: s.transID, SigSessID: s.id,
+		Protocols: s.protocols, Payload: o.Payload, HoldTimeout: o.HoldTimeout, QueuePosition: o.QueuePosition}
+	if s.e.cfg.Shape == ShapeRtcommJS {
+		m.ToEndpointID = s.Peer()
+	}
+	b, _ := s.e.encode(m, "payload") // every field is a plain string, int or raw object
+	return b
 }
 
 // Accept answers RESPONSE SUCCESS with payload (usually the SDP answer) and returns
@@ -604,7 +651,14 @@ func (inv *Invite) Accept(ctx context.Context, payload json.RawMessage) (*Sessio
 	s.mu.Unlock()
 	m := &spec.Message{Method: spec.MethodResponse, Orig: spec.MethodStartSession, FromTopic: s.e.addr,
 		TransID: s.transID, SigSessID: s.id, Result: spec.ResultSuccess, Protocols: s.protocols, Payload: payload}
-	if err := s.e.publish(ctx, topic, m); err != nil {
+	if s.e.cfg.Shape == ShapeRtcommJS {
+		m.FromTopic = "" // SigSession.js respond: createResponse leaves fromTopic null
+	}
+	b, err := s.e.encode(m, "fromTopic")
+	if err == nil {
+		err = s.e.client.Publish(ctx, topic, s.e.cfg.QoS, false, b)
+	}
+	if err != nil {
 		s.end(err)
 		return nil, fmt.Errorf("accept %s: %w", s.id, err)
 	}
@@ -625,7 +679,7 @@ func (inv *Invite) Reject(ctx context.Context, reason string) error {
 	if !s.end(&Rejected{Reason: reason}) {
 		return fmt.Errorf("reject %s: %w (%w)", s.id, ErrSessionEnded, s.Err())
 	}
-	if err := s.e.publish(ctx, topic, failure(s.e.addr, spec.MethodStartSession, s.transID, s.id, reason)); err != nil {
+	if err := s.e.client.Publish(ctx, topic, s.e.cfg.QoS, false, s.e.failureBytes(spec.MethodStartSession, s.transID, s.id, s.protocols, reason)); err != nil {
 		return fmt.Errorf("reject %s: %w", s.id, err)
 	}
 	return nil
@@ -643,6 +697,25 @@ func failure(from string, orig spec.Method, transID, sigSessID, reason string) *
 		SigSessID: sigSessID, Result: spec.ResultFailure, Reason: reason}
 }
 
+// failureBytes encodes a RESPONSE FAILURE in the endpoint's shape: rtcomm.js's
+// (SigSession.js respond(false)) has fromTopic null, the caller's protocols and payload null.
+func (e *Endpoint) failureBytes(orig spec.Method, transID, sigSessID string, protocols []string, reason string) []byte {
+	m := failure(e.addr, orig, transID, sigSessID, reason)
+	nulls := []string{"fromTopic"}
+	if e.cfg.Shape == ShapeRtcommJS {
+		m.FromTopic = ""
+		if orig == spec.MethodStartSession {
+			m.Protocols = protocols
+			if m.Protocols == nil {
+				m.Protocols = []string{}
+			}
+			nulls = append(nulls, "payload")
+		}
+	}
+	b, _ := e.encode(m, nulls...)
+	return b
+}
+
 // onStartSession turns an inbound START_SESSION into an Invite (receive goroutine).
 func (e *Endpoint) onStartSession(from string, m *spec.Message) {
 	if m.FromTopic == "" || m.TransID == "" || from == "" {
@@ -656,12 +729,24 @@ func (e *Endpoint) onStartSession(from string, m *spec.Message) {
 		e.publishAsync(reply, failure(e.addr, spec.MethodStartSession, m.TransID, "", "START_SESSION without sigSessID"))
 		return
 	}
+	js := e.cfg.Shape == ShapeRtcommJS
+	if js && e.busy() {
+		// rtcomm.js: an endpoint already in a session is not available (RtcommEndpoint.js
+		// newSession -> SigSession.js fail('Busy')).
+		e.nBusy.Add(1)
+		e.client.PublishAsync(reply, e.cfg.QoS, false, e.failureBytes(spec.MethodStartSession, m.TransID, m.SigSessID, m.Protocols, "Busy"))
+		return
+	}
 	common := e.cfg.Protocols
-	if len(m.Protocols) > 0 {
+	if len(m.Protocols) > 0 || js {
 		common = spec.CommonProtocols(m.Protocols, e.cfg.Protocols)
 	}
 	if len(common) == 0 {
-		e.publishAsync(reply, failure(e.addr, spec.MethodStartSession, m.TransID, m.SigSessID, "no protocol in common"))
+		reason := "no protocol in common"
+		if js {
+			reason = "No common protocols" // RtcommEndpoint.js newSession
+		}
+		e.client.PublishAsync(reply, e.cfg.QoS, false, e.failureBytes(spec.MethodStartSession, m.TransID, m.SigSessID, m.Protocols, reason))
 		return
 	}
 	s := e.newSession(m.SigSessID, false, nil)
@@ -679,6 +764,16 @@ func (e *Endpoint) onStartSession(from string, m *spec.Message) {
 	s.mu.Lock()
 	s.armLocked(e.cfg.InviteTimeout)
 	s.mu.Unlock()
+	if js {
+		// rtcomm.js PRANSWERs at once: without payload when it alerts (Chat.js
+		// _processMessage, RtcommEndpoint.js newSession), then, for a webrtc offer, with
+		// {type: pranswer, sdp: ""} once the offer is set (WebRTCConnection.js _processMessage).
+		e.client.PublishAsync(reply, e.cfg.QoS, false, s.pranswerBytes(PranswerOptions{}))
+		if p, ok, _ := m.WebRTC(); ok && p.Type == spec.SDPOffer {
+			e.client.PublishAsync(reply, e.cfg.QoS, false, s.pranswerBytes(PranswerOptions{
+				Payload: json.RawMessage(`{"webrtc":{"type":"pranswer","sdp":""}}`)}))
+		}
+	}
 	inv := &Invite{s: s}
 	if e.cfg.OnInvite != nil {
 		e.cfg.OnInvite(inv)
@@ -689,8 +784,16 @@ func (e *Endpoint) onStartSession(from string, m *spec.Message) {
 	default:
 		e.nBusy.Add(1)
 		s.end(&Rejected{Reason: "busy"})
-		e.publishAsync(reply, failure(e.addr, spec.MethodStartSession, m.TransID, m.SigSessID, "busy"))
+		e.client.PublishAsync(reply, e.cfg.QoS, false, e.failureBytes(spec.MethodStartSession, m.TransID, m.SigSessID, m.Protocols, "busy"))
 	}
+}
+
+// busy reports whether the endpoint holds a live session (rtcomm.js's single
+// RtcommEndpoint is then not available).
+func (e *Endpoint) busy() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.sessions) > 0
 }
 
 // Refer is an inbound REFER: the connector asks this endpoint to call someone.
@@ -734,7 +837,14 @@ func (r *Refer) answer(ctx context.Context, result, reason string) error {
 	}
 	m := &spec.Message{Method: spec.MethodResponse, Orig: spec.MethodRefer, FromTopic: r.e.addr,
 		TransID: r.m.TransID, Result: result, Reason: reason}
-	if err := r.e.publish(ctx, spec.Join(r.m.FromTopic, r.e.cfg.ID), m); err != nil {
+	if r.e.cfg.Shape == ShapeRtcommJS {
+		m.FromTopic = "" // SigSession.js: createResponse('REFER') leaves fromTopic null
+	}
+	b, err := r.e.encode(m, "fromTopic")
+	if err == nil {
+		err = r.e.client.Publish(ctx, spec.Join(r.m.FromTopic, r.e.cfg.ID), r.e.cfg.QoS, false, b)
+	}
+	if err != nil {
 		return fmt.Errorf("refer %s: %w", r.m.TransID, err)
 	}
 	return nil
@@ -742,14 +852,54 @@ func (r *Refer) answer(ctx context.Context, result, reason string) error {
 
 // Accept answers RESPONSE SUCCESS to <fromTopic>/<myID>, then calls Target with the
 // REFER's sessionID as sigSessID (as rtcomm.js does). Pass the offer with WithPayload.
+//
+// In ShapeRtcommJS the order is rtcomm.js's (SigSession.js start: session_started and
+// session_failed finish the referral transaction): the call first, the REFER's RESPONSE
+// only once the referred session is answered (SUCCESS) or has failed (FAILURE, its reason),
+// and none if neither happens within ReferTimeout.
 func (r *Refer) Accept(ctx context.Context, opts ...CallOption) (*Session, error) {
-	if err := r.answer(ctx, spec.ResultSuccess, ""); err != nil {
-		return nil, err
-	}
 	if r.details.SessionID != "" {
 		opts = append([]CallOption{WithSessionID(r.details.SessionID)}, opts...)
 	}
+	if r.e.cfg.Shape == ShapeRtcommJS {
+		if r.m.AppContext != "" {
+			opts = append(opts, WithAppContext(r.m.AppContext)) // SigSession.js: appContext of the REFER
+		}
+		s, err := r.e.Call(ctx, r.Target(), nil, opts...)
+		if err != nil {
+			return nil, err
+		}
+		go r.answerOutcome(s)
+		return s, nil
+	}
+	if err := r.answer(ctx, spec.ResultSuccess, ""); err != nil {
+		return nil, err
+	}
 	return r.e.Call(ctx, r.Target(), nil, opts...)
+}
+
+// answerOutcome answers the REFER with the referred session's outcome (ShapeRtcommJS).
+func (r *Refer) answerOutcome(s *Session) {
+	left := r.e.cfg.ReferTimeout - time.Since(r.at)
+	ctx, cancel := context.WithTimeout(context.Background(), left)
+	defer cancel()
+	_, err := s.Await(ctx)
+	if ctx.Err() != nil {
+		return // rtcomm.js's referral transaction times out silently
+	}
+	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer pcancel()
+	result, reason := spec.ResultSuccess, ""
+	if err != nil {
+		result, reason = spec.ResultFailure, "Session Start failed for unknown reason"
+		var rej *Rejected
+		if errors.As(err, &rej) && rej.Reason != "" {
+			reason = rej.Reason
+		}
+	}
+	if aerr := r.answer(pctx, result, reason); aerr != nil {
+		r.e.log.Warn("REFER answer after the referred session", "endpoint", r.e.cfg.ID, "err", aerr)
+	}
 }
 
 // Reject answers RESPONSE FAILURE with reason.
