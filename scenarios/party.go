@@ -40,7 +40,18 @@ type PartyOptions struct {
 	Configure func(*endpoint.Config)
 	// NoValidate: do not validate what this party receives (robustness scenarios).
 	NoValidate bool
+	// Shape endpoint.ShapeRtcommJS makes the party behave like the official web client on
+	// the wire (see endpoint.ShapeRtcommJS): its inbox is <path><random client ID> (the ID's
+	// own in secure mode), protocols [webrtc, chat], MESSAGEs held back until the first
+	// reply. What it receives is judged in the client profile: the target relays the
+	// official client's own shapes, which the strict profile would blame on the target.
+	Shape endpoint.Shape
+	// PresenceGroup registers at <path>sphere/<group>/<id>, as rtcomm.js with presence.topic.
+	PresenceGroup string
 }
+
+// JS is the PartyOptions of an rtcomm.js-shaped party.
+func JS() PartyOptions { return PartyOptions{Shape: endpoint.ShapeRtcommJS} }
 
 // Party connects, registers and queries services for a harness endpoint. The DOCUMENT
 // uses the field of the target's profile: `topic` (strict) or `addressTopic` (client).
@@ -67,12 +78,30 @@ func (e *Env) Party(role string, o PartyOptions) *Party {
 		cfg.Username, cfg.Password = e.Decl.Broker.Username, e.Decl.Broker.Password
 	}
 	validate := !o.NoValidate
+	check := e.check
+	cfg.PresenceGroup = o.PresenceGroup
+	if o.Shape == endpoint.ShapeRtcommJS {
+		cfg.Shape, cfg.Protocols, cfg.SendEarly = endpoint.ShapeRtcommJS, []string{spec.ProtoWebRTC, spec.ProtoChat}, false
+		cfg.AddressFromClientID = !e.Secure // rtcomm.js's inbox is <path><clientID>; secure mode needs the ID's own
+		if e.Decl.Profile != ProfileClient {
+			d := *e.Decl
+			d.Profile = ProfileClient
+			v := messageValidator(&d, e.Topics)
+			check = func(topic string, raw []byte) {
+				if fs := v(topic, raw); len(fs) > 0 {
+					e.mu.Lock()
+					e.violations = append(e.violations, fs...)
+					e.mu.Unlock()
+				}
+			}
+		}
+	}
 	cfg.OnMessage = func(topic string, _ *spec.Message, raw []byte, at time.Time) {
 		if !e.tapped() {
 			e.trace.Add(DirRecv, role, topic, false, 0, raw)
 		}
 		if validate {
-			e.check(topic, raw)
+			check(topic, raw)
 		}
 		p.in.add(Msg{Topic: topic, Payload: append([]byte(nil), raw...), At: at})
 	}
@@ -89,7 +118,7 @@ func (e *Env) Party(role string, o PartyOptions) *Party {
 	e.mu.Unlock()
 	if !o.NoRegister {
 		opts := append([]endpoint.RegisterOption{}, o.Register...)
-		if len(o.Register) == 0 && e.Decl.Profile == ProfileStrict {
+		if len(o.Register) == 0 && e.Decl.Profile == ProfileStrict && o.Shape != endpoint.ShapeRtcommJS {
 			opts = append(opts, endpoint.WithStrictDocument())
 		}
 		Harness(ep.Register(ctx, opts...), "harness: register "+id)

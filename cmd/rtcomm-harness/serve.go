@@ -104,7 +104,7 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 	f.StringVar(&o.queueGroup, "queue-group", connector.DefaultQueueGroup, "shared-subscription group of queue agents")
 	f.StringVar(&o.queueShare, "queue-share-syntax", connector.DefaultQueueShare,
 		"the broker's shared-subscription prefix, {group} standing for --queue-group: queues are advertised as <prefix><path><queue>/#, "+
-			"which agents subscribe to as given (MessageSight: '$SharedSubscription/{group}/')")
+			"which agents subscribe to as given (MessageSight: '$SharedSubscription/{group}/'; 'none': a plain filter, for brokers without shared subscriptions: every agent gets every call)")
 	f.StringSliceVar(&o.schemes, "scheme", nil, "scheme route SCHEME=TOPIC, e.g. sip=/rtcomm/sipgw (repeatable)")
 	f.StringVar(&o.sharedGroup, "shared-group", "", "run as one of several replicas: share routing topics in this group")
 	f.IntVar(&o.maxPayload, "max-payload", 1<<20, "embedded broker: largest PUBLISH payload in bytes")

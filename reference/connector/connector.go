@@ -35,6 +35,7 @@ const (
 	NoReplaceGrace         = time.Duration(-1) // Config.ReplaceGrace: no grace window
 	DefaultQueueGroup      = "rtcomm-queue"
 	DefaultQueueShare      = "$share/{group}/"
+	QueueShareNone         = "none"
 	DefaultMaxSessions     = 100000
 	DefaultAppContext      = "rtcomm" // rtcomm.js's default; events of sessions without one carry it
 	// DefaultMaxPayload matches the embedded broker's default limit.
@@ -75,7 +76,9 @@ type Config struct {
 	// QueueGroup: a queue is advertised as <QueueShare><path><queue>/#, the filter an agent
 	// subscribes to as given (rtcomm.js EndpointProvider.js joinQueue). Default
 	// "$share/{group}/" (MQTT 5; mosquitto, mochi); MessageSight spells it
-	// "$SharedSubscription/{group}/". QUE-001
+	// "$SharedSubscription/{group}/". QueueShareNone advertises the plain filter, for a
+	// broker without shared subscriptions: every agent then gets every call (QUE-002 fails
+	// with more than one agent). QUE-001
 	QueueShare string
 	Schemes      []SchemeRoute
 	// SharedGroup makes this connector one replica of a group: routing topics are
@@ -291,7 +294,11 @@ func New(cfg Config) (*Connector, error) {
 		c.queues[q] = topics.Inbox(q)
 		// The advertised topic is a filter agents use as given; the connector publishes each
 		// queued START_SESSION behind it, so the broker hands it to exactly one agent. QUE-001 QUE-002
-		f := strings.ReplaceAll(cfg.QueueShare, "{group}", cfg.QueueGroup) + c.queues[q] + "/#"
+		prefix := strings.ReplaceAll(cfg.QueueShare, "{group}", cfg.QueueGroup)
+		if cfg.QueueShare == QueueShareNone {
+			prefix = ""
+		}
+		f := prefix + c.queues[q] + "/#"
 		if err := spec.ValidateFilter(f); err != nil || spec.QueueTopic(f) != c.queues[q] {
 			return nil, fmt.Errorf("connector: queue %q: share syntax %q gives filter %q, not one behind which %s lies (%v)",
 				q, cfg.QueueShare, f, c.queues[q], err)
