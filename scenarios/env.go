@@ -40,6 +40,8 @@ type Env struct {
 	mu         sync.Mutex
 	tearing    bool
 	parties    []*Party
+	jsIDs      map[string]bool // IDs of rtcomm.js-shaped parties (party.go)
+	jsValidate func(topic string, payload []byte) []Finding
 	tap        *Conn
 	conns      []*Conn
 	ids        []string

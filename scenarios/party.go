@@ -43,8 +43,8 @@ type PartyOptions struct {
 	// Shape endpoint.ShapeRtcommJS makes the party behave like the official web client on
 	// the wire (see endpoint.ShapeRtcommJS): its inbox is <path><random client ID> (the ID's
 	// own in secure mode), protocols [webrtc, chat], MESSAGEs held back until the first
-	// reply. What it receives is judged in the client profile: the target relays the
-	// official client's own shapes, which the strict profile would blame on the target.
+	// reply. What it sends is judged in the client profile wherever a party receives it
+	// (Env.checkFrom).
 	Shape endpoint.Shape
 	// PresenceGroup registers at <path>sphere/<group>/<id>, as rtcomm.js with presence.topic.
 	PresenceGroup string
@@ -78,24 +78,18 @@ func (e *Env) Party(role string, o PartyOptions) *Party {
 		cfg.Username, cfg.Password = e.Decl.Broker.Username, e.Decl.Broker.Password
 	}
 	validate := !o.NoValidate
-	check := e.check
 	cfg.PresenceGroup = o.PresenceGroup
 	if o.Shape == endpoint.ShapeRtcommJS {
 		cfg.Shape, cfg.Protocols, cfg.SendEarly = endpoint.ShapeRtcommJS, []string{spec.ProtoWebRTC, spec.ProtoChat}, false
 		cfg.AddressFromClientID = !e.Secure // rtcomm.js's inbox is <path><clientID>; secure mode needs the ID's own
-		if e.Decl.Profile != ProfileClient {
-			d := *e.Decl
-			d.Profile = ProfileClient
-			v := messageValidator(&d, e.Topics)
-			check = func(topic string, raw []byte) {
-				if fs := v(topic, raw); len(fs) > 0 {
-					e.mu.Lock()
-					e.violations = append(e.violations, fs...)
-					e.mu.Unlock()
-				}
-			}
+		e.mu.Lock()
+		if e.jsIDs == nil {
+			e.jsIDs = map[string]bool{}
 		}
+		e.jsIDs[id] = true
+		e.mu.Unlock()
 	}
+	check := e.checkFrom
 	cfg.OnMessage = func(topic string, _ *spec.Message, raw []byte, at time.Time) {
 		if !e.tapped() {
 			e.trace.Add(DirRecv, role, topic, false, 0, raw)
@@ -133,6 +127,31 @@ func (e *Env) Party(role string, o PartyOptions) *Party {
 		e.settle()
 	}
 	return p
+}
+
+// checkFrom validates what a party received. A message sent by an rtcomm.js-shaped party
+// (the topic's last level names it, relayed or not) is the official client's traffic and
+// is judged in the client profile: the strict profile would blame the target for the
+// client's own shapes, such as a STOP_SESSION without a reason.
+func (e *Env) checkFrom(topic string, raw []byte) {
+	e.mu.Lock()
+	js := e.jsIDs[spec.Sender(topic)] && e.Decl.Profile != ProfileClient
+	if js && e.jsValidate == nil {
+		d := *e.Decl
+		d.Profile = ProfileClient
+		e.jsValidate = messageValidator(&d, e.Topics)
+	}
+	v := e.jsValidate
+	e.mu.Unlock()
+	if !js {
+		e.check(topic, raw)
+		return
+	}
+	if fs := v(topic, raw); len(fs) > 0 {
+		e.mu.Lock()
+		e.violations = append(e.violations, fs...)
+		e.mu.Unlock()
+	}
 }
 
 // Inbox is every publish this party received.
