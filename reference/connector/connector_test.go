@@ -206,7 +206,7 @@ func TestServiceQuery(t *testing.T) {
 		spec.ServiceConnector: {Topic: p.Connector(), SphereTopic: p.SphereRoot(),
 			IceURL: "stun:a.example:3478,turn:b.example:3478", EventMonitoringTopic: p.Events()},
 		spec.ServiceCallControl:  {Topic: p.CallControl()},
-		spec.ServiceCallQueue:    {Queues: []spec.Queue{{EndpointID: "support", Topic: p.Inbox("support")}}},
+		spec.ServiceCallQueue:    {Queues: []spec.Queue{{EndpointID: "support", Topic: "$share/" + DefaultQueueGroup + "/" + p.Inbox("support") + "/#"}}},
 		SchemeServiceName("sip"): {Schemes: []string{"sip"}, Topic: "/gw/sip"},
 	}
 	wb, _ := json.Marshal(want)
