@@ -270,7 +270,7 @@ var catalog = []Requirement{
 		Sentence: "Note: no response is sent after a stop session."},
 	{ID: "SESS-009", Area: "sessions", Level: Should, Profiles: both, Subject: SubjectConnector,
 		Text:   "A session not answered within the final timeout (30 s, or the PRANSWER's `holdTimeout`) is reaped: FAILURE to the caller, STOP_SESSION to the callee.",
-		Source: srcJS + "src/rtcomm/connection/SigSession.js (initialTimeout 5 s, finalTimeout 30 s, holdTimeout) ; " + srcSig + "PRANSWER table (holdTimeout)"},
+		Source: srcJS + "src/rtcomm/connection/SigSession.js (initialTimeout 5 s, finalTimeout 30 s, holdTimeout); " + srcSig + "PRANSWER table (holdTimeout)"},
 	{ID: "SESS-010", Area: "sessions", Level: Must, Profiles: both, Subject: SubjectEndpoint,
 		Text:     "PRANSWER and a SUCCESS RESPONSE to START_SESSION carry `transID`, `sigSessID` and `protocols`, a PRANSWER also `fromTopic`, and `holdTimeout`/`queuePosition` are non-negative integers.",
 		Source:   srcSig + "Signaling for peer to peer sessions (PRANSWER and RESPONSE tables); " + srcJS + "src/rtcomm/connection/SigSession.js pranswer, respond",
