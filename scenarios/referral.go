@@ -72,6 +72,19 @@ func awaitRefer(e *Env, caller *Party) *endpoint.Refer {
 	}
 }
 
+// referredCall has ctl ask the connector to make caller call callee: it awaits the REFER
+// (REF-003), accepts it with an offer and returns the callee's invite (REF-005).
+func referredCall(e *Env, ctl *controller, caller, callee *Party) (tid string, ref *endpoint.Refer, inv *endpoint.Invite) {
+	GinkgoHelper()
+	tid = ctl.place(caller.ID(), callee.ID())
+	ref = awaitRefer(e, caller)
+	c, cancel := e.opCtx()
+	defer cancel()
+	_, err := ref.Accept(c, endpoint.WithPayload(mustOffer("chrome-audio-offer")))
+	Harness(err, "accept REFER")
+	return tid, ref, callee.Invite("REF-005")
+}
+
 // Referral and third-party call control (rtcomm.service.proto.spec.md; lib.rtcomm.node).
 var _ = Describe("Referral and third-party call control", Area("referral"), func() {
 
@@ -124,13 +137,9 @@ var _ = Describe("Referral and third-party call control", Area("referral"), func
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
 		ctl := newController(e)
-		tid := ctl.place(alice.ID(), bob.ID())
-		ref := awaitRefer(e, alice)
+		tid, _, inv := referredCall(e, ctl, alice, bob)
 		c, cancel := e.opCtx()
 		defer cancel()
-		_, err := ref.Accept(c, endpoint.WithPayload(mustOffer("chrome-audio-offer")))
-		Harness(err, "accept REFER")
-		inv := bob.Invite("REF-005")
 		Harness(inv.Reject(c, "not now"), "reject")
 		am, ok := ctl.answer(e, tid)
 		a := am.Decode()

@@ -16,23 +16,6 @@ var _ = Describe("Registration", Area("registration"), func() {
 	offer := func() []byte { return mustOffer("chrome-audio-offer") }
 	answer := func() []byte { return mustAnswer("chrome-audio-offer") }
 
-	// reachable calls callee from caller and reports whether the START_SESSION arrived at
-	// the callee (the connector found its registration), rejecting it to end the call.
-	reachable := func(e *Env, caller, callee *Party, req string) bool {
-		GinkgoHelper()
-		s := caller.Call(callee.ID(), offer())
-		select {
-		case inv := <-callee.Incoming():
-			ctx, cancel := e.opCtx()
-			defer cancel()
-			Harness(inv.Reject(ctx, "test over"), "reject")
-			_, _ = caller.Await(s)
-			return true
-		case <-time.After(e.Reply()):
-			return false
-		}
-	}
-
 	It("routes a call to an endpoint registered with a retained DOCUMENT, at the address the DOCUMENT names", Req("REG-001", "REG-005"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
 		// The address is <path><MQTT client ID>, not <path><ID>, as rtcomm.js registers:
@@ -215,3 +198,20 @@ var _ = Describe("Registration", Area("registration"), func() {
 		Check("BRK-001", ok, "the monitor sees bob's empty unregister message", "%s", mon.Inbox().Summary())
 	}, SpecTimeout(time.Minute))
 })
+
+// reachable calls callee from caller and reports whether the START_SESSION arrived at the
+// callee (the connector found its registration), rejecting it to end the call.
+func reachable(e *Env, caller, callee *Party, req string) bool {
+	GinkgoHelper()
+	s := caller.Call(callee.ID(), mustOffer("chrome-audio-offer"))
+	select {
+	case inv := <-callee.Incoming():
+		ctx, cancel := e.opCtx()
+		defer cancel()
+		Harness(inv.Reject(ctx, "test over"), "reject")
+		_, _ = caller.Await(s)
+		return true
+	case <-time.After(e.Reply()):
+		return false
+	}
+}

@@ -18,8 +18,6 @@ import (
 // REFER answered after the referred session, presence groups, a reset 500 ms after
 // DOCUMENT_REPLACED. The call-queue scenarios (queues.go) mix both kinds of agent.
 
-// jsInvite waits for an inbound call at an rtcomm.js-shaped party (it has PRANSWERed it).
-func jsInvite(p *Party, req string) *endpoint.Invite { GinkgoHelper(); return p.Invite(req) }
 
 // candidateLine is the candidate string of an icecandidate MESSAGE ("" otherwise).
 func candidateLine(m Msg) string {
@@ -45,7 +43,7 @@ var _ = Describe("Sessions with rtcomm.js-shaped parties", Area("sessions"), fun
 		alice := e.Party("alice", JS())
 		carol := e.Party("carol", JS())
 		out := alice.Call(bob.ID(), mustOffer("chrome-av-offer"))
-		inv := jsInvite(bob, "SESS-002")
+		inv := bob.Invite("SESS-002")
 		That("SESS-002", inv.Caller(), gomega.Equal(alice.ID()), "START_SESSION at a topic ending in /"+alice.ID())
 		// rtcomm.js PRANSWERs twice (no payload, then {type: pranswer, sdp: ""}): both reach alice.
 		for i := 0; i < 2; i++ {
@@ -91,16 +89,12 @@ var _ = Describe("Referral with rtcomm.js-shaped parties", Area("referral"), fun
 		bob := e.Party("bob", JS())
 		alice := e.Party("alice", JS())
 		ctl := newController(e)
-		tid := ctl.place(alice.ID(), bob.ID())
-		ref := awaitRefer(e, alice)
+		tid, ref, inv := referredCall(e, ctl, alice, bob) // alice answers the REFER only after bob does
 		c, cancel := e.opCtx()
 		defer cancel()
-		_, err := ref.Accept(c, endpoint.WithPayload(mustOffer("chrome-audio-offer")))
-		Harness(err, "accept REFER")
-		inv := jsInvite(bob, "REF-005")
 		Check("REF-006", inv.Message().SigSessID == ref.Details().SessionID, "the referred session uses details.sessionID",
 			"%q vs %q", inv.Message().SigSessID, ref.Details().SessionID)
-		_, err = inv.Accept(c, mustAnswer("chrome-audio-offer"))
+		_, err := inv.Accept(c, mustAnswer("chrome-audio-offer"))
 		Harness(err, "accept")
 		am, ok := ctl.answer(e, tid)
 		a := am.Decode()
@@ -118,16 +112,7 @@ var _ = Describe("Registration with rtcomm.js-shaped parties", Area("registratio
 		alice := e.Party("alice", JS())
 		reach := func(p *Party, req, expected string) {
 			GinkgoHelper()
-			s := alice.Call(id, mustOffer("chrome-audio-offer"))
-			select {
-			case inv := <-p.Incoming():
-				c, cancel := e.opCtx()
-				defer cancel()
-				Harness(inv.Reject(c, "test over"), "reject")
-				_, _ = alice.Await(s)
-			case <-time.After(e.Reply()):
-				Violate(req, expected, "nothing arrived; %s received %s", p.Role, p.Inbox().Summary())
-			}
+			Check(req, reachable(e, alice, p, req), expected, "nothing arrived; %s received %s", p.Role, p.Inbox().Summary())
 		}
 		reach(older, "REG-006", "a call reaches bob registered in the presence group agents")
 		newer := e.Party("bob-new", PartyOptions{ID: id, Shape: endpoint.ShapeRtcommJS, PresenceGroup: "agents"})
