@@ -18,7 +18,6 @@ import (
 // REFER answered after the referred session, presence groups, a reset 500 ms after
 // DOCUMENT_REPLACED. The call-queue scenarios (queues.go) mix both kinds of agent.
 
-
 // candidateLine is the candidate string of an icecandidate MESSAGE ("" otherwise).
 func candidateLine(m Msg) string {
 	d := m.Decode()

@@ -49,12 +49,7 @@ func TestPresenceGroups(t *testing.T) {
 // reason-less STOP_SESSION with payload null (SigSession.js pranswer, send, respond, stop).
 func TestRtcommJSSessionShapes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.connector(nil)
-	alice, bob := e.endpoint("alice"), e.endpoint("bob")
-	alice.register("rtcomm")
-	bob.register("rtcomm")
-	waitRegistrations(t, c, 2)
+	_, c, alice, bob := registeredPair(t)
 	start, sid := call(t, c, alice, bob)
 	tid := start.m.TransID
 	reply := spec.Join(start.m.FromTopic, "bob")
@@ -95,4 +90,17 @@ func TestRtcommJSSessionShapes(t *testing.T) {
 	alice.pubJSON(spec.Join(r.m.FromTopic, "alice"), map[string]any{"rtcommVer": spec.Version, "method": "STOP_SESSION",
 		"fromTopic": alice.address, "sigSessID": sid, "payload": nil, "toEndpointID": "bob", "protocols": []string{"webrtc"}})
 	bob.expectMethod(spec.MethodStopSession, spec.Join(bob.address, "alice"))
+}
+
+// registeredPair starts a connector and registers alice and bob with it.
+func registeredPair(t *testing.T) (*env, *Connector, *ep, *ep) {
+	t.Helper()
+	e := newEnv(t)
+	c := e.connector(nil)
+	alice, bob := e.endpoint("alice"), e.endpoint("bob")
+	for _, p := range []*ep{alice, bob} {
+		p.register("rtcomm")
+	}
+	waitRegistrations(t, c, 2)
+	return e, c, alice, bob
 }
