@@ -224,6 +224,10 @@ func New(cfg Config) (*Connector, error) {
 	if len(cfg.ICEURLs) == 0 {
 		cfg.ICEURLs = []string{DefaultICEURL}
 	}
+	if vs := spec.CheckIceURL(strings.Join(cfg.ICEURLs, ","), spec.ProfileStrict); len(vs) > 0 {
+		return nil, fmt.Errorf("connector: ICE URL %s: want stun:host[:port], turn:host[:port][?transport=udp|tcp] "+
+			"or turn:<user>@<host>:<port>:credential:<password> (SQ-007)", vs[0].Actual)
+	}
 	if cfg.AnswerTimeout <= 0 {
 		cfg.AnswerTimeout = DefaultAnswerTimeout
 	}
@@ -256,6 +260,10 @@ func New(cfg Config) (*Connector, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("connector", cfg.ClientID)
+	for _, v := range spec.CheckIceURL(strings.Join(cfg.ICEURLs, ","), spec.ProfileClient) {
+		// rtcomm.js's WebRTCConnection.js buildTURNobject throws on any other TURN URL. SQ-009
+		log.Warn("ICE URL rtcomm.js cannot parse: write TURN servers as turn:<user>@<host>:<port>:credential:<password>", "url", v.Actual)
+	}
 
 	c := &Connector{
 		cfg:          cfg,
