@@ -91,62 +91,17 @@ func missing(sent []json.RawMessage, got []Msg) int {
 // ICE candidate trickle (PROTOCOL.md, "Flows: Call": both sides trickle candidates in MESSAGEs).
 var _ = Describe("ICE exchange", Area("ice"), func() {
 
-	It("relays realistic candidate sets both ways, before and after the answer, in order, none lost or duplicated", Req("ICE-001", "ICE-002", "ICE-003", "MSG-001"), func(ctx SpecContext) {
+	It("relays realistic candidate sets both ways, before and after the answer, in order, none lost or duplicated (native and rtcomm.js-shaped parties)", Req("ICE-001", "ICE-002", "ICE-003", "MSG-001"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
-		bob := e.Party("bob", PartyOptions{})
-		alice := e.Party("alice", PartyOptions{})
-		callerSet, err := fixtures.CandidatePayloads("caller-full")
-		Harness(err, "fixture")
-		calleeSet, err := fixtures.CandidatePayloads("callee-full")
-		Harness(err, "fixture")
-		Harness(errIf(len(callerSet) < 20 || len(calleeSet) < 20, "candidate fixtures smaller than 20"), "fixture")
-
-		out := alice.Call(bob.ID(), mustOffer("chrome-av-offer"))
-		half := len(callerSet) / 2
-		sendAll(e, out, callerSet[:half]) // before the callee even answered
-		inv := bob.Invite("SESS-002")
-		c, cancel := e.opCtx()
-		defer cancel()
-		Harness(inv.Pranswer(c, endpoint.PranswerOptions{}), "pranswer")
-		alice.Expect("SESS-005", "PRANSWER at alice", And(IsMethod(spec.MethodPranswer), InSession(out.ID())))
-		calleeHalf := len(calleeSet) / 2
-		sendAll(e, inv.Session(), calleeSet[:calleeHalf]) // callee trickles before its answer
-		in, err := inv.Accept(c, mustAnswer("chrome-av-offer"))
-		Harness(err, "accept")
-		_, err = alice.Await(out)
-		Harness(err, "await answer")
-		sendAll(e, out, callerSet[half:])
-		sendAll(e, in, calleeSet[calleeHalf:])
-		// Browsers re-send candidates (rtcomm.js does): duplicates sent are duplicates delivered.
-		resent := []json.RawMessage{callerSet[0], callerSet[1]}
-		sendAll(e, out, resent)
-		callerSent := append(append([]json.RawMessage{}, callerSet...), resent...)
-
-		atBob := bob.Inbox().Collect(e.Ctx, e.Reply(), len(callerSent), candidateMsgs(out.ID()))
-		atBob = append(atBob, bob.Inbox().Collect(e.Ctx, e.Quiet(), 0, candidateMsgs(out.ID()))...)
-		atAlice := alice.Inbox().Collect(e.Ctx, e.Reply(), len(calleeSet), candidateMsgs(out.ID()))
-		atAlice = append(atAlice, alice.Inbox().Collect(e.Ctx, e.Quiet(), 0, candidateMsgs(out.ID()))...)
-
-		e.CheckSoft("ICE-002", len(atBob) > 0 && len(atAlice) > 0, "candidates relayed in both directions",
-			"%d reached bob, %d reached alice", len(atBob), len(atAlice))
-		e.CheckSoft("ICE-002", missing(callerSet[:half], atBob) == 0 && missing(calleeSet[:calleeHalf], atAlice) == 0,
-			"candidates trickled before the answer relayed both ways",
-			"%d of alice's %d and %d of bob's %d early candidates missing", missing(callerSet[:half], atBob), half,
-			missing(calleeSet[:calleeHalf], atAlice), calleeHalf)
-		e.CheckSoft("ICE-002", missing(callerSet[half:], atBob) == 0 && missing(calleeSet[calleeHalf:], atAlice) == 0,
-			"candidates trickled after the answer relayed both ways",
-			"%d of alice's and %d of bob's later candidates missing", missing(callerSet[half:], atBob), missing(calleeSet[calleeHalf:], atAlice))
-		ok, why := candidateSequence(callerSent, atBob)
-		e.CheckSoft("ICE-003", ok, fmt.Sprintf("alice's %d candidates (2 re-sent) at bob, once each, in order", len(callerSent)), "%s", why)
-		ok, why = candidateSequence(calleeSet, atAlice)
-		e.CheckSoft("ICE-003", ok, fmt.Sprintf("bob's %d candidates at alice, once each, in order", len(calleeSet)), "%s", why)
-		var wrongTopic []string
-		for _, m := range atBob {
-			if m.Sender() != alice.ID() {
-				wrongTopic = append(wrongTopic, m.Topic)
-			}
+		// The same call twice in one Env: Go-native parties, then rtcomm.js-shaped ones (they
+		// hold early candidates back until the PRANSWER, then send them with the
+		// START_SESSION's transID to the connector's topic).
+		for _, shape := range []struct {
+			suffix string
+			o      PartyOptions
+		}{{"", PartyOptions{}}, {"-js", JS()}} {
+			trickleBothWays(e, e.Party("bob"+shape.suffix, shape.o), e.Party("alice"+shape.suffix, shape.o))
 		}
-		e.CheckSoft("MSG-002", len(wrongTopic) == 0, "candidate MESSAGEs at topics ending in /"+alice.ID(), "%s", strings.Join(first(wrongTopic, 3), "; "))
 	}, SpecTimeout(2*time.Minute))
 
 	It("passes IPv4, IPv6, mDNS, srflx, relay and TCP candidates and end-of-candidates byte-for-byte", Req("ICE-004", "ICE-001"), func(ctx SpecContext) {
@@ -173,3 +128,61 @@ var _ = Describe("ICE exchange", Area("ice"), func() {
 		Check("ICE-004", len(altered) == 0, "every candidate payload unchanged", "%s", strings.Join(first(altered, 2), "; "))
 	}, SpecTimeout(time.Minute))
 })
+
+// trickleBothWays runs one call from alice to bob with full candidate sets trickled both
+// ways, before and after the answer, and checks what arrived. ICE-002 ICE-003 MSG-002
+func trickleBothWays(e *Env, bob, alice *Party) {
+	GinkgoHelper()
+	callerSet, err := fixtures.CandidatePayloads("caller-full")
+	Harness(err, "fixture")
+	calleeSet, err := fixtures.CandidatePayloads("callee-full")
+	Harness(err, "fixture")
+	Harness(errIf(len(callerSet) < 20 || len(calleeSet) < 20, "candidate fixtures smaller than 20"), "fixture")
+
+	out := alice.Call(bob.ID(), mustOffer("chrome-av-offer"))
+	half := len(callerSet) / 2
+	sendAll(e, out, callerSet[:half]) // before the callee even answered
+	inv := bob.Invite("SESS-002")
+	c, cancel := e.opCtx()
+	defer cancel()
+	Harness(inv.Pranswer(c, endpoint.PranswerOptions{}), "pranswer")
+	alice.Expect("SESS-005", "PRANSWER at alice", And(IsMethod(spec.MethodPranswer), InSession(out.ID())))
+	calleeHalf := len(calleeSet) / 2
+	sendAll(e, inv.Session(), calleeSet[:calleeHalf]) // callee trickles before its answer
+	in, err := inv.Accept(c, mustAnswer("chrome-av-offer"))
+	Harness(err, "accept")
+	_, err = alice.Await(out)
+	Harness(err, "await answer")
+	sendAll(e, out, callerSet[half:])
+	sendAll(e, in, calleeSet[calleeHalf:])
+	// Browsers re-send candidates (rtcomm.js does): duplicates sent are duplicates delivered.
+	resent := []json.RawMessage{callerSet[0], callerSet[1]}
+	sendAll(e, out, resent)
+	callerSent := append(append([]json.RawMessage{}, callerSet...), resent...)
+
+	atBob := bob.Inbox().Collect(e.Ctx, e.Reply(), len(callerSent), candidateMsgs(out.ID()))
+	atBob = append(atBob, bob.Inbox().Collect(e.Ctx, e.Quiet(), 0, candidateMsgs(out.ID()))...)
+	atAlice := alice.Inbox().Collect(e.Ctx, e.Reply(), len(calleeSet), candidateMsgs(out.ID()))
+	atAlice = append(atAlice, alice.Inbox().Collect(e.Ctx, e.Quiet(), 0, candidateMsgs(out.ID()))...)
+
+	e.CheckSoft("ICE-002", len(atBob) > 0 && len(atAlice) > 0, "candidates relayed in both directions",
+		"%d reached bob, %d reached alice", len(atBob), len(atAlice))
+	e.CheckSoft("ICE-002", missing(callerSet[:half], atBob) == 0 && missing(calleeSet[:calleeHalf], atAlice) == 0,
+		"candidates trickled before the answer relayed both ways",
+		"%d of alice's %d and %d of bob's %d early candidates missing", missing(callerSet[:half], atBob), half,
+		missing(calleeSet[:calleeHalf], atAlice), calleeHalf)
+	e.CheckSoft("ICE-002", missing(callerSet[half:], atBob) == 0 && missing(calleeSet[calleeHalf:], atAlice) == 0,
+		"candidates trickled after the answer relayed both ways",
+		"%d of alice's and %d of bob's later candidates missing", missing(callerSet[half:], atBob), missing(calleeSet[calleeHalf:], atAlice))
+	ok, why := candidateSequence(callerSent, atBob)
+	e.CheckSoft("ICE-003", ok, fmt.Sprintf("alice's %d candidates (2 re-sent) at bob, once each, in order", len(callerSent)), "%s", why)
+	ok, why = candidateSequence(calleeSet, atAlice)
+	e.CheckSoft("ICE-003", ok, fmt.Sprintf("bob's %d candidates at alice, once each, in order", len(calleeSet)), "%s", why)
+	var wrongTopic []string
+	for _, m := range atBob {
+		if m.Sender() != alice.ID() {
+			wrongTopic = append(wrongTopic, m.Topic)
+		}
+	}
+	e.CheckSoft("MSG-002", len(wrongTopic) == 0, "candidate MESSAGEs at topics ending in /"+alice.ID(), "%s", strings.Join(first(wrongTopic, 3), "; "))
+}
