@@ -16,19 +16,30 @@ var _ = Describe("Registration", Area("registration"), func() {
 	offer := func() []byte { return mustOffer("chrome-audio-offer") }
 	answer := func() []byte { return mustAnswer("chrome-audio-offer") }
 
-	It("routes a call to an endpoint registered with a retained DOCUMENT, at the address the DOCUMENT names", Req("REG-001", "REG-005"), func(ctx SpecContext) {
+	It("routes a call to an endpoint registered with a retained DOCUMENT, at the address the DOCUMENT names (native, rtcomm.js-shaped, in a presence group)", Req("REG-001", "REG-005"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
+		alice := e.Party("alice", PartyOptions{})
+		grouped := JS()
+		grouped.PresenceGroup = "agents"
 		// The address is <path><MQTT client ID>, not <path><ID>, as rtcomm.js registers:
 		// only a connector that reads the DOCUMENT's address can reach bob.
-		bob := e.Party("bob", PartyOptions{Configure: func(c *endpoint.Config) { c.AddressFromClientID = true }})
-		alice := e.Party("alice", PartyOptions{})
-		mon := e.MustConnect("REG-001", "monitor", ConnOptions{})
-		Harness(mon.Subscribe(e.Topics.Sphere(bob.ID()), 0), "subscribe presence")
-		doc, ok := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return m.Retained && len(m.Payload) > 0 })
-		Check("REG-001", ok && doc.Decode() != nil && doc.Decode().Method == spec.MethodDocument,
-			"bob's retained DOCUMENT at "+e.Topics.Sphere(bob.ID()), "%s", mon.Inbox().Summary())
-		Check("REG-005", reachable(e, alice, bob, "REG-005"),
-			"START_SESSION for bob delivered at the address of his DOCUMENT ("+bob.Address()+")", "nothing arrived within %s; bob received %s", e.Reply(), bob.Inbox().Summary())
+		for _, b := range []struct {
+			role string
+			o    PartyOptions
+		}{
+			{"bob", PartyOptions{Configure: func(c *endpoint.Config) { c.AddressFromClientID = true }}},
+			{"bob-js", JS()},
+			{"bob-group", grouped}, // <path>sphere/agents/<id>, rtcomm.js with presence.topic
+		} {
+			bob := e.Party(b.role, b.o)
+			mon := e.MustConnect("REG-001", "monitor-"+b.role, ConnOptions{})
+			Harness(mon.Subscribe(bob.Presence(), 0), "subscribe presence")
+			doc, ok := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return m.Retained && len(m.Payload) > 0 })
+			Check("REG-001", ok && doc.Decode() != nil && doc.Decode().Method == spec.MethodDocument,
+				b.role+"'s retained DOCUMENT at "+bob.Presence(), "%s", mon.Inbox().Summary())
+			Check("REG-005", reachable(e, alice, bob, "REG-005"),
+				"START_SESSION for "+b.role+" delivered at the address of its DOCUMENT ("+bob.Address()+")", "nothing arrived within %s; it received %s", e.Reply(), bob.Inbox().Summary())
+		}
 	}, SpecTimeout(time.Minute))
 
 	It("takes the address from `topic` (written spec) and from `addressTopic` (rtcomm.js)", Req("REG-005", "REG-003", "REG-004"), func(ctx SpecContext) {
