@@ -74,19 +74,25 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 			"result SUCCESS, sigSessID "+out.ID()+", the answer payload unchanged", "%s", describe(r))
 	}, SpecTimeout(time.Minute))
 
-	It("relays the callee's rejection as RESPONSE FAILURE with its reason", Req("SESS-004"), func(ctx SpecContext) {
+	It("relays the callee's rejection as RESPONSE FAILURE with its reason (native and rtcomm.js-shaped callee)", Req("SESS-004"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
-		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
-		out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
-		inv := bob.Invite("SESS-002")
-		c, cancel := e.opCtx()
-		defer cancel()
-		Harness(inv.Reject(c, "busy here"), "reject")
-		rm := alice.Expect("SESS-004", "RESPONSE FAILURE at alice", IsResponse(spec.MethodStartSession, out.TransID()))
-		r := rm.Decode()
-		Check("SESS-004", rm.Sender() == bob.ID() && r.Result == spec.ResultFailure && r.Reason == "busy here" && r.SigSessID == out.ID(),
-			"FAILURE with reason \"busy here\" and sigSessID "+out.ID()+" at a topic ending in /"+bob.ID(), "%s at %s", describe(r), rm.Topic)
+		// rtcomm.js rejects with fromTopic null, payload null and its protocols (SigSession.js respond).
+		for _, b := range []struct {
+			role string
+			o    PartyOptions
+		}{{"bob", PartyOptions{}}, {"bob-js", JS()}} {
+			bob := e.Party(b.role, b.o)
+			out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
+			inv := bob.Invite("SESS-002")
+			c, cancel := e.opCtx()
+			Harness(inv.Reject(c, "busy here"), "reject")
+			cancel()
+			rm := alice.Expect("SESS-004", "RESPONSE FAILURE at alice", IsResponse(spec.MethodStartSession, out.TransID()))
+			r := rm.Decode()
+			Check("SESS-004", rm.Sender() == bob.ID() && r.Result == spec.ResultFailure && r.Reason == "busy here" && r.SigSessID == out.ID(),
+				"FAILURE with reason \"busy here\" and sigSessID "+out.ID()+" at a topic ending in /"+bob.ID(), "%s at %s", describe(r), rm.Topic)
+		}
 	}, SpecTimeout(time.Minute))
 
 	It("answers a call to an unregistered callee with RESPONSE FAILURE and a reason", Req("SESS-003"), func(ctx SpecContext) {
