@@ -24,13 +24,18 @@ const (
 	Setup                       // START_SESSION until RESPONSE
 	ICE                         // one ICE candidate MESSAGE, one way
 	Teardown                    // STOP_SESSION until the peer sees it
+	// SetupFailed is START_SESSION until the outcome of a call that failed or timed out
+	// (RESPONSE FAILURE from the target, a local error, or the caller's timeout): setup
+	// holds successful calls only, so without it failures would flatter the latency.
+	// Rejected and unanswered calls are the simulated user's choice and are in neither.
+	SetupFailed
 )
 
 // NumMetrics is the number of metrics; Metric values are 0..NumMetrics-1.
-const NumMetrics = int(Teardown) + 1
+const NumMetrics = int(SetupFailed) + 1
 
 var metricNames = [NumMetrics]string{
-	"connect", "register", "service_query", "post_dial_delay", "setup", "ice", "teardown",
+	"connect", "register", "service_query", "post_dial_delay", "setup", "ice", "teardown", "setup_failed",
 }
 
 // String returns the metric's name as used in files, tags and SLOs.

@@ -12,15 +12,19 @@ import (
 // Counter names a message counter that callers add to.
 type Counter uint8
 
-// Message counters. Sent, Delivered and Lost must balance: each sent message is later
-// counted once as delivered or lost, or is in flight when the run ends.
+// Message counters. Sent, Delivered and Lost must balance with the in-flight count of the
+// trackers (TrackInFlight): each sent message is later counted once as delivered or lost,
+// or is in flight when the run ends.
 const (
 	Sent       Counter = iota // a message the harness expects to see arrive was published
-	Delivered                 // such a message arrived at its receiver
+	Delivered                 // such a message arrived intact at its receiver
 	Lost                      // such a message was given up on
-	Unexpected                // a message nobody waited for arrived (including duplicates)
-	OutOfOrder                // a message overtook one sent earlier on the same path
+	Unexpected                // a message nothing of ours caused arrived
+	OutOfOrder                // an ICE candidate arrived after a later one on the same path
 	Malformed                 // a payload was not valid rtcomm JSON
+	Duplicated                // another copy of a delivered message arrived
+	Misrouted                 // a message arrived at the wrong inbox or with the wrong sender level
+	Altered                   // a message arrived with its content or transID changed
 	numCounters
 )
 
@@ -49,8 +53,40 @@ type Recorder struct {
 	lateMax  atomic.Int64 // µs
 	clamped  atomic.Uint64
 
+	trackMu  sync.Mutex
+	trackers map[any]func() uint64 // TrackInFlight: who counts open messages
+
 	closed atomic.Bool
 	final  Tally // set by Close
+}
+
+// TrackInFlight registers f as a count of the checked messages its owner holds that are
+// neither delivered nor lost; the tally's InFlight is the sum over all trackers, read from
+// the messages' own states, so Tally.Check compares independently kept counts. key
+// identifies the owner (registering it again replaces f). A recorder without trackers
+// derives InFlight as Sent - Delivered - Lost, which balances by construction: every
+// recorder the load generator uses for messages has a tracker.
+func (r *Recorder) TrackInFlight(key any, f func() uint64) {
+	r.trackMu.Lock()
+	if r.trackers == nil {
+		r.trackers = make(map[any]func() uint64)
+	}
+	r.trackers[key] = f
+	r.trackMu.Unlock()
+}
+
+// inFlight returns the trackers' count, and false without trackers.
+func (r *Recorder) inFlight() (uint64, bool) {
+	r.trackMu.Lock()
+	defer r.trackMu.Unlock()
+	if len(r.trackers) == 0 {
+		return 0, false
+	}
+	var n uint64
+	for _, f := range r.trackers {
+		n += f()
+	}
+	return n, true
 }
 
 // series is one metric: the current interval and the total of earlier intervals, each
@@ -276,9 +312,14 @@ func (r *Recorder) tally() Tally {
 	t.Delivered = r.counters[Delivered].Load()
 	t.Lost = r.counters[Lost].Load()
 	t.Sent = r.counters[Sent].Load()
-	if done := t.Delivered + t.Lost; t.Sent > done {
+	if n, ok := r.inFlight(); ok {
+		t.InFlight = n
+	} else if done := t.Delivered + t.Lost; t.Sent > done {
 		t.InFlight = t.Sent - done
 	} // else: more arrivals than sends, a caller bug that Check reports.
+	t.Duplicated = r.counters[Duplicated].Load()
+	t.Misrouted = r.counters[Misrouted].Load()
+	t.Altered = r.counters[Altered].Load()
 	t.Unexpected = r.counters[Unexpected].Load()
 	t.OutOfOrder = r.counters[OutOfOrder].Load()
 	t.Malformed = r.counters[Malformed].Load()

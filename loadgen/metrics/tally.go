@@ -79,13 +79,21 @@ type Tally struct {
 	Outcomes Outcomes          `json:"outcomes"`          // attempts ended, by outcome
 	Reasons  map[string]uint64 `json:"reasons,omitempty"` // "<outcome>: <reason>" for non-success ends
 
-	Sent      uint64 `json:"sent"`      // messages sent that the harness expects to see arrive
-	Delivered uint64 `json:"delivered"` // of those, seen at their receiver
-	Lost      uint64 `json:"lost"`      // of those, declared lost (not seen in time)
-	InFlight  uint64 `json:"in_flight"` // of those, neither delivered nor lost (yet, or at end)
+	Sent      uint64 `json:"sent"`      // messages sent that the harness expects to see arrive (checked)
+	Delivered uint64 `json:"delivered"` // of those, seen intact at their receiver
+	Lost      uint64 `json:"lost"`      // of those, not seen intact within the loss timeout of their send
+	// InFlight: of those, neither delivered nor lost (yet, or at the end). Counted from the
+	// messages' own states by the tracker that holds them (Recorder.TrackInFlight), not as
+	// the difference of the other three, so the balance can fail.
+	InFlight uint64 `json:"in_flight"`
 
-	Unexpected uint64 `json:"unexpected"`   // messages nobody was waiting for (incl. duplicates)
-	OutOfOrder uint64 `json:"out_of_order"` // messages seen before one sent earlier on the same path
+	// Deliveries that did not deliver a checked message as sent. Each is matched to its
+	// cause by method, transID, sigSessID, sender level and content digest.
+	Duplicated uint64 `json:"duplicated"`   // a second (or later) copy of a delivered message
+	Misrouted  uint64 `json:"misrouted"`    // a message of ours at the wrong inbox or with the wrong sender level
+	Altered    uint64 `json:"altered"`      // a message of ours whose content or transID changed on the way
+	Unexpected uint64 `json:"unexpected"`   // a message nothing of ours caused (made up by the target)
+	OutOfOrder uint64 `json:"out_of_order"` // an ICE candidate delivered after a later one of the same session and direction
 	Malformed  uint64 `json:"malformed"`    // payloads that are not valid rtcomm JSON
 
 	LateStarts   uint64 `json:"late_starts"`     // calls the generator started later than the threshold
@@ -150,7 +158,8 @@ func (t Tally) Settled() Tally {
 
 // Check verifies the accounting invariants of a closed tally: every attempt has exactly one
 // outcome (attempts == sum of outcomes) and every message is accounted for
-// (sent == delivered + lost + in-flight).
+// (sent == delivered + lost + in-flight, three counts kept by different parties: the
+// senders, the receivers and the loss sweep, and the tracker's count of open messages).
 func (t Tally) Check() error {
 	var errs []error
 	if e := t.Ended(); e != t.Attempts {
@@ -202,6 +211,9 @@ func (t Tally) Add(o Tally) Tally {
 	s.Delivered += o.Delivered
 	s.Lost += o.Lost
 	s.InFlight += o.InFlight
+	s.Duplicated += o.Duplicated
+	s.Misrouted += o.Misrouted
+	s.Altered += o.Altered
 	s.Unexpected += o.Unexpected
 	s.OutOfOrder += o.OutOfOrder
 	s.Malformed += o.Malformed

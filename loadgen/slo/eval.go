@@ -96,7 +96,20 @@ func counts(q string, t metrics.Tally) (n, d uint64, denominator string) {
 		return t.Outcomes[metrics.Timeout], t.Completed(), "completed calls"
 	case "lost":
 		return t.Lost, t.Sent, "messages sent"
-	default: // late_starts
+	case "in_flight":
+		return t.InFlight, t.Sent, "messages sent"
+	case "duplicated":
+		return t.Duplicated, t.Sent, "messages sent"
+	case "misrouted":
+		return t.Misrouted, t.Sent, "messages sent"
+	case "altered":
+		return t.Altered, t.Sent, "messages sent"
+	case "unexpected":
+		return t.Unexpected, t.Sent, "messages sent"
+	case "out_of_order":
+		return t.OutOfOrder, t.Sent, "messages sent"
+	case "late_starts":
 		return t.LateStarts, t.Attempts, "call attempts"
 	}
+	return 0, 0, "count for " + q // unreachable: parseClause admits only `counted`; no data fails
 }

@@ -6,7 +6,13 @@
 //	<metric>.pN  <duration>   corrected latency percentile, 0 < N <= 100 (p50, p99.9); .max = p100
 //	errors       N% | N       non-success calls among completed ones (aborted excluded); N = a count
 //	timeouts     N% | N       timed-out calls among completed ones
-//	lost         N% | N       lost messages among sent ones
+//	lost         N% | N       lost messages among sent (checked) ones
+//	in_flight    N% | N       sent messages neither delivered nor lost when the run ended
+//	duplicated   N% | N       extra copies of delivered messages, per message sent
+//	misrouted    N% | N       messages at the wrong inbox or with the wrong sender level, per message sent
+//	altered      N% | N       messages whose content or transID changed, per message sent
+//	unexpected   N% | N       messages nothing of ours caused, per message sent
+//	out_of_order N% | N       ICE candidates delivered after a later one, per message sent
 //	late_starts  N% | N       late starts among attempts
 //	rate         N/s | N/min  achieved call-start rate
 //
@@ -67,7 +73,7 @@ func (o Op) holds(v, limit float64) bool {
 
 // Threshold is one parsed clause.
 type Threshold struct {
-	Quantity   string         // "setup.p99", "errors", "timeouts", "lost", "late_starts" or "rate"
+	Quantity   string         // "setup.p99", "rate", or one of the counted quantities (errors, lost, ...)
 	Kind       Kind           // what Limit means
 	Metric     metrics.Metric // for Latency
 	Percentile float64        // for Latency, in (0, 100]
@@ -80,7 +86,8 @@ type Threshold struct {
 func (t Threshold) String() string { return t.Quantity + t.Op.String() + t.text }
 
 // counted are the quantities that take a percentage or a count.
-var counted = []string{"errors", "timeouts", "lost", "late_starts"}
+var counted = []string{"errors", "timeouts", "lost", "in_flight", "duplicated", "misrouted", "altered",
+	"unexpected", "out_of_order", "late_starts"}
 
 // Parse parses a comma-separated SLO spec; the empty spec has no thresholds. Every bad clause
 // is reported.

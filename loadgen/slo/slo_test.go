@@ -158,3 +158,50 @@ func TestEvaluate(t *testing.T) {
 		t.Error("AnyFailed true for passing verdicts")
 	}
 }
+
+// TestEvaluateDelivery: every delivery quantity of the tally has its own clause, judged as a
+// count or as a share of the messages sent; one fault in each fails only its own clause.
+func TestEvaluateDelivery(t *testing.T) {
+	t.Parallel()
+	clauses := []string{"lost", "in_flight", "duplicated", "misrouted", "altered", "unexpected", "out_of_order"}
+	set := map[string]func(*metrics.Tally){
+		"lost":         func(t *metrics.Tally) { t.Lost = 1 },
+		"in_flight":    func(t *metrics.Tally) { t.InFlight = 1 },
+		"duplicated":   func(t *metrics.Tally) { t.Duplicated = 1 },
+		"misrouted":    func(t *metrics.Tally) { t.Misrouted = 1 },
+		"altered":      func(t *metrics.Tally) { t.Altered = 1 },
+		"unexpected":   func(t *metrics.Tally) { t.Unexpected = 1 },
+		"out_of_order": func(t *metrics.Tally) { t.OutOfOrder = 1 },
+	}
+	spec := strings.Join(clauses, "<=0,") + "<=0"
+	ths, err := Parse(spec)
+	if err != nil {
+		t.Fatalf("Parse(%q): expected ok, actual %v", spec, err)
+	}
+	clean := metrics.Tally{Sent: 200, Delivered: 200}
+	if vs := Evaluate(ths, fakeSource{tally: clean}); vs.AnyFailed() {
+		t.Errorf("clean tally: expected every clause to pass, actual %+v", vs)
+	}
+	for i, q := range clauses {
+		tl := clean
+		set[q](&tl)
+		vs := Evaluate(ths, fakeSource{tally: tl})
+		for j, v := range vs {
+			if want := j != i; v.Pass != want {
+				t.Errorf("one %s: clause %s: expected pass=%v, actual %v (measured %s)", q, v.Threshold, want, v.Pass, v.Measured)
+			}
+		}
+	}
+	r, err := Parse("duplicated<1%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := clean
+	tl.Duplicated = 2
+	if v := Evaluate(r, fakeSource{tally: tl})[0]; v.Pass || v.Measured != "1% (2 of 200)" {
+		t.Errorf("duplicated<1%% with 2 of 200: expected FAIL measured 1%% (2 of 200), actual pass=%v %q", v.Pass, v.Measured)
+	}
+	if v := Evaluate(ths[:1], fakeSource{})[0]; v.Pass {
+		t.Errorf("lost<=0 with nothing sent: expected fail (no evidence), actual pass")
+	}
+}
