@@ -499,6 +499,7 @@ type callOptions struct {
 	protocols  []string
 	appContext string
 	sessionID  string
+	transID    string
 	topic      string
 	payload    json.RawMessage
 	handler    func(*Session, *spec.Message)
@@ -512,6 +513,10 @@ func WithAppContext(a string) CallOption { return func(o *callOptions) { o.appCo
 
 // WithSessionID uses id as sigSessID instead of a new UUID (REFER carries one).
 func WithSessionID(id string) CallOption { return func(o *callOptions) { o.sessionID = id } }
+
+// WithTransID uses id as the START_SESSION's transID instead of a new UUID (the load
+// generator matches every reply to the request it answers before Call returns).
+func WithTransID(id string) CallOption { return func(o *callOptions) { o.transID = id } }
 
 // WithTopic sends the START_SESSION to topic (plus "/<myID>"), e.g. a call queue's.
 func WithTopic(t string) CallOption { return func(o *callOptions) { o.topic = t } }
@@ -556,7 +561,10 @@ func (e *Endpoint) Call(ctx context.Context, callee string, payload json.RawMess
 		id = uuid.NewString()
 	}
 	s := e.newSession(id, true, o.handler)
-	s.transID = uuid.NewString()
+	s.transID = o.transID
+	if s.transID == "" {
+		s.transID = uuid.NewString()
+	}
 	s.peer = callee
 	s.peerTopic = target
 	s.startTopic = target
