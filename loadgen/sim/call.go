@@ -39,18 +39,6 @@ const (
 	nKinds
 )
 
-const (
-	unsent uint8 = iota
-	inFlight
-	delivered
-	lost
-)
-
-type check struct {
-	sent  time.Time
-	state uint8
-}
-
 // call is one simulated call, shared by its caller and callee (both in this process).
 type call struct {
 	st             *stepRun
@@ -59,11 +47,14 @@ type call struct {
 	mode           mode
 	hold           time.Duration
 	intended       time.Time
+	transID        string // of the START_SESSION, and so of its PRANSWER and RESPONSE
 
 	mu          sync.Mutex
 	msgs        [nKinds]check
 	ice         [2][]check // [0] caller->callee, [1] callee->caller
 	iceMax      [2]int     // highest candidate index delivered per direction, -1 none
+	stopSide    int        // who sent the checked STOP_SESSION: 0 caller, 1 callee
+	stopDigest  uint64     // its content digest (the reason)
 	startSent   time.Time
 	pranswered  bool
 	responseAt  time.Time
@@ -73,7 +64,7 @@ type call struct {
 	measureStop bool // the STOP is a measured teardown
 	established bool
 	ended       bool // no more messages are sent
-	finished    bool // settle scheduled
+	finished    bool // retirement scheduled
 	quiet       bool // hung up unmeasured at the end of a step: arrivals are ignored
 	timedOut    bool // the caller's endpoint gave up and sent its own STOP_SESSION (unchecked)
 }
@@ -138,8 +129,13 @@ type stepRun struct {
 	offer   json.RawMessage
 	answer  json.RawMessage
 	cands   [2][]spec.ICECandidate
-	candIdx [2]map[string]int
 	callCtx context.Context // ends when draining is over
+
+	led *ledger    // checked messages, the loss sweep and the in-flight count
+	dig *digester  // content digests of deliveries
+	// Expected content digests: the fixtures every call sends.
+	digOffer, digPranswer, digAccept, digReject uint64
+	digICE                                      map[uint64]iceRef
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -150,9 +146,10 @@ type stepRun struct {
 	rxMsgs, rxBytes atomic.Uint64
 	sizeMu          sync.Mutex
 	sizes           []int // a sample of their sizes
-
-	duplicates atomic.Uint64
 }
+
+// iceRef names one candidate a call trickles: direction (0 caller->callee) and index.
+type iceRef struct{ dir, k int }
 
 func (st *stepRun) float() float64 {
 	st.rngMu.Lock()
@@ -174,7 +171,8 @@ func (st *stepRun) place(intended time.Time) {
 		a.End(metrics.Failure, "fewer than two registered endpoints")
 		return
 	}
-	c := &call{st: st, id: uuid.NewString(), caller: caller, callee: callee, intended: intended, iceMax: [2]int{-1, -1}}
+	c := &call{st: st, id: st.p.sessIDs.next(), transID: uuid.NewString(), caller: caller, callee: callee,
+		intended: intended, iceMax: [2]int{-1, -1}}
 	switch {
 	case u < m.RejectShare:
 		c.mode = modeReject
@@ -193,19 +191,19 @@ func (st *stepRun) place(intended time.Time) {
 	st.p.calls.put(c)
 
 	c.mu.Lock()
-	c.startSent = time.Now()
-	c.msgs[kStart] = check{sent: c.startSent, state: inFlight}
+	st.led.open(&c.msgs[kStart])
+	c.startSent = c.msgs[kStart].sent
 	c.mu.Unlock()
-	s, err := caller.ep.Call(st.callCtx, callee.id, st.offer, endpoint.WithSessionID(c.id))
+	s, err := caller.ep.Call(st.callCtx, callee.id, st.offer, endpoint.WithSessionID(c.id), endpoint.WithTransID(c.transID))
+	st.led.closeSend(&c.msgs[kStart], err)
 	if err != nil {
-		c.failedSend(&c.msgs[kStart], err)
 		if st.callCtx.Err() == nil {
 			a.End(metrics.Failure, "send START_SESSION: "+short(err))
+			rec.Record(metrics.SetupFailed, intended, c.startSent, time.Now())
 		}
 		c.finish()
 		return
 	}
-	rec.Add(metrics.Sent, 1)
 	c.mu.Lock()
 	c.callerSess = s
 	c.mu.Unlock()
@@ -217,6 +215,13 @@ func (st *stepRun) place(intended time.Time) {
 	c.mu.Lock()
 	respAt, startSent, pranswered := c.responseAt, c.startSent, c.pranswered
 	c.mu.Unlock()
+	// end records the outcome; failures and timeouts also get their setup time (until the
+	// outcome was known) in setup_failed, so failing calls do not flatter the latency.
+	end := func(o metrics.Outcome, reason string) {
+		if a.End(o, reason) && (o == metrics.Failure || o == metrics.Timeout) {
+			rec.Record(metrics.SetupFailed, intended, startSent, time.Now())
+		}
+	}
 	var rj *endpoint.Rejected
 	var stopped *endpoint.Stopped
 	switch {
@@ -237,39 +242,39 @@ func (st *stepRun) place(intended time.Time) {
 		c.endNoSend()
 		switch {
 		case c.mode == modeReject && rj.Reason == RejectReason:
-			a.End(metrics.Rejected, RejectReason)
+			end(metrics.Rejected, RejectReason)
 		case strings.Contains(strings.ToLower(rj.Reason), "timeout"):
-			a.End(metrics.Timeout, "connector: "+rj.Reason)
+			end(metrics.Timeout, "connector: "+rj.Reason)
 		default:
-			a.End(metrics.Failure, rj.Reason)
+			end(metrics.Failure, rj.Reason)
 		}
 	case errors.Is(err, endpoint.ErrTimeout):
 		c.mu.Lock()
 		c.ended, c.timedOut = true, true // the endpoint cancels with STOP_SESSION itself
 		c.mu.Unlock()
 		if pranswered {
-			a.End(metrics.Timeout, "no final RESPONSE after PRANSWER")
+			end(metrics.Timeout, "no final RESPONSE after PRANSWER")
 		} else {
-			a.End(metrics.Timeout, "no reply to START_SESSION within "+m.SetupTimeout.String())
+			end(metrics.Timeout, "no reply to START_SESSION within "+m.SetupTimeout.String())
 		}
 	case errors.As(err, &stopped):
 		c.endNoSend()
-		a.End(metrics.Failure, "STOP_SESSION before the answer: "+stopped.Reason)
+		end(metrics.Failure, "STOP_SESSION before the answer: "+stopped.Reason)
 	case st.callCtx.Err() != nil:
 		// Draining is over: the attempt stays open and the recorder counts it aborted.
 		c.endNoSend()
 	case actx.Err() != nil:
 		// Ring timeout: the caller gives up and cancels, as a user would.
 		if pranswered {
-			a.End(metrics.NoAnswer, "no answer within "+m.RingTimeout.String())
+			end(metrics.NoAnswer, "no answer within "+m.RingTimeout.String())
 		} else {
-			a.End(metrics.Timeout, "no final RESPONSE within "+m.RingTimeout.String())
+			end(metrics.Timeout, "no final RESPONSE within "+m.RingTimeout.String())
 		}
 		c.hangupFrom(0, false, "no answer")
 		return
 	default:
 		c.endNoSend()
-		a.End(metrics.Failure, short(err))
+		end(metrics.Failure, short(err))
 	}
 	c.finish()
 }
@@ -306,51 +311,24 @@ func (c *call) sendICE(side, k int, s *endpoint.Session) {
 	}
 	slot := &c.ice[side][k]
 	if checked {
-		*slot = check{sent: time.Now(), state: inFlight}
+		st.led.open(slot)
+	} else {
+		slot.state.Store(unchecked)
 	}
 	c.mu.Unlock()
-	if err := s.SendCandidate(st.callCtx, st.cands[side][k]); err != nil {
-		if checked {
-			c.failedSend(slot, err)
-		}
-		return
-	}
+	err := s.SendCandidate(st.callCtx, st.cands[side][k])
 	if checked {
-		st.rec.Add(metrics.Sent, 1)
+		st.led.closeSend(slot, err)
 	}
-}
-
-// failedSend settles the bookkeeping of a publish that returned err. A context error
-// means only that the wait for the client was cut short (typically callCtx ending at the
-// end of the drain): the message had already been handed to paho and normally still goes
-// out, so it stays in flight and counts as sent, and its arrival is a delivery, not an
-// unexpected message. Any other error withdraws it.
-func (c *call) failedSend(slot *check, err error) {
-	if mayHaveGoneOut(err) {
-		c.st.rec.Add(metrics.Sent, 1)
-		return
-	}
-	c.unsend(slot)
 }
 
 // mayHaveGoneOut reports whether a failed publish may still reach its recipient: the
 // context ended while waiting for the client (reference/mqttc hands the message to paho
-// before it waits), and the session had not ended before the send.
+// before it waits), and the session had not ended before the send. Such a message stays
+// in flight and counts as sent, and its arrival is a delivery; any other error withdraws it.
 func mayHaveGoneOut(err error) bool {
 	return !errors.Is(err, endpoint.ErrSessionEnded) &&
 		(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
-}
-
-// unsend withdraws a message whose publish failed before it went out.
-func (c *call) unsend(slot *check) {
-	c.mu.Lock()
-	if slot.state == inFlight {
-		slot.state = unsent
-	} else if slot.state == delivered {
-		// It arrived although the publish reported an error: count the send after all.
-		c.st.rec.Add(metrics.Sent, 1)
-	}
-	c.mu.Unlock()
 }
 
 // endNoSend marks the call over without a message of ours.
@@ -386,9 +364,12 @@ func (c *call) hangupFrom(side int, measured bool, reason string) {
 	if s == nil { // the callee's session is unknown until its invite arrived
 		s, side = c.callerSess, 0
 	}
-	checked := !c.quiet
+	// A session the target already ended sends no STOP_SESSION (endpoint.Session.Stop);
+	// after the step stopped (callCtx) no new message is checked: the drain is settling them.
+	checked := !c.quiet && c.st.callCtx.Err() == nil && s != nil && s.Err() == nil
 	if checked {
-		c.msgs[kStop] = check{sent: time.Now(), state: inFlight}
+		c.stopSide, c.stopDigest = side, c.st.dig.parts("", reason, nil)
+		c.st.led.open(&c.msgs[kStop])
 		c.measureStop = measured
 	}
 	c.mu.Unlock()
@@ -397,18 +378,17 @@ func (c *call) hangupFrom(side int, measured bool, reason string) {
 		err := s.Stop(ctx, reason)
 		cancel()
 		if checked {
-			if err != nil {
-				c.failedSend(&c.msgs[kStop], err)
-			} else {
-				c.st.rec.Add(metrics.Sent, 1)
-			}
+			c.st.led.closeSend(&c.msgs[kStop], err)
 		}
 	}
 	c.finish()
 }
 
-// finish schedules the settling of the call's checked messages: whatever has not arrived
-// LossTimeout after the call ended is lost.
+// finish marks the call over (no more sends) and schedules its retirement from the call
+// table: the loss sweep settles its messages within the loss timeout, and copies that
+// arrive within a second timeout are still matched (counted as duplicates); later ones are
+// ignored. Session IDs stay recognizable (sessionIDs), so a retired call's late messages
+// are never taken for made-up ones.
 func (c *call) finish() {
 	c.mu.Lock()
 	if c.finished {
@@ -419,31 +399,7 @@ func (c *call) finish() {
 	c.mu.Unlock()
 	c.caller.busy.Add(-1)
 	c.callee.busy.Add(-1)
-	time.AfterFunc(c.st.model.LossTimeout, c.settle)
-}
-
-func (c *call) settle() {
-	var n uint64
-	c.mu.Lock()
-	mark := func(ck *check) {
-		if ck.state == inFlight {
-			ck.state = lost
-			n++
-		}
-	}
-	for i := range c.msgs {
-		mark(&c.msgs[i])
-	}
-	for d := range c.ice {
-		for i := range c.ice[d] {
-			mark(&c.ice[d][i])
-		}
-	}
-	c.mu.Unlock()
-	if n > 0 {
-		c.st.rec.Add(metrics.Lost, n)
-	}
-	c.st.p.calls.del(c.id)
+	time.AfterFunc(2*c.st.model.LossTimeout, func() { c.st.p.calls.del(c.id) })
 }
 
 // onInvite runs on the callee's receive goroutine: the callee's behaviour is scheduled
@@ -487,14 +443,11 @@ func (c *call) answer(inv *endpoint.Invite, arrived time.Time) {
 			c.mu.Unlock()
 			return false
 		}
-		c.msgs[kind] = check{sent: time.Now(), state: inFlight}
+		st.led.open(&c.msgs[kind])
 		c.mu.Unlock()
-		if err := f(); err != nil {
-			c.failedSend(&c.msgs[kind], err)
-			return false
-		}
-		st.rec.Add(metrics.Sent, 1)
-		return true
+		err := f()
+		st.led.closeSend(&c.msgs[kind], err)
+		return err == nil
 	}
 	if m.PranswerDelay >= 0 || c.mode == modeNoAnswer {
 		if !wait(max(m.PranswerDelay, 0)) {
@@ -526,7 +479,7 @@ func (c *call) answer(inv *endpoint.Invite, arrived time.Time) {
 
 // onMessage sees every publish an endpoint receives (on its receive goroutine) and
 // measures the ones that belong to a call of this pool.
-func (p *Pool) onMessage(se *simEP, m *spec.Message, raw []byte, at time.Time) {
+func (p *Pool) onMessage(se *simEP, topic string, m *spec.Message, raw []byte, at time.Time) {
 	if m == nil {
 		if st := p.cur.Load(); st != nil && len(raw) > 0 {
 			st.rec.Add(metrics.Malformed, 1)
@@ -534,98 +487,133 @@ func (p *Pool) onMessage(se *simEP, m *spec.Message, raw []byte, at time.Time) {
 		return
 	}
 	if m.SigSessID == "" {
-		return
+		return // not in a session: registration and service traffic
 	}
 	c := p.calls.get(m.SigSessID)
 	if c == nil {
+		// A session this pool never created: the target made it up. (A retired call's
+		// late copy carries an ID the pool issued and is ignored.)
+		if st := p.cur.Load(); st != nil && !p.sessIDs.issued(m.SigSessID) {
+			st.rec.Add(metrics.Unexpected, 1)
+		}
 		return
 	}
 	st := c.st
-	rec := st.rec
 	st.rxMsgs.Add(1)
 	st.rxBytes.Add(uint64(len(raw)))
 	st.sampleSize(len(raw))
-	atCallee := se == c.callee
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.quiet {
 		return
 	}
-	deliver := func(ck *check) bool {
-		switch ck.state {
-		case inFlight:
-			ck.state = delivered
-			rec.Add(metrics.Delivered, 1)
-			return true
-		case delivered:
-			st.duplicates.Add(1)
-			rec.Add(metrics.Unexpected, 1)
-		case unsent:
-			rec.Add(metrics.Unexpected, 1)
+	st.match(c, se, topic, m, at)
+}
+
+// match finds the message of c that caused delivery m at endpoint se (topic is the
+// publish's topic, whose last level is the sender) and counts what it was: the delivery of
+// a message in flight, or a duplicate, a misrouted, an altered or an unexpected message.
+// The cause is identified by method (and orig), transID, sigSessID (c), sender level,
+// receiving inbox and content digest. Runs under c.mu.
+func (st *stepRun) match(c *call, se *simEP, topic string, m *spec.Message, at time.Time) {
+	rec := st.rec
+	var (
+		ck       *check
+		from, to *simEP
+		transID  string // expected
+		digest   uint64 // expected; for candidates the digest found them
+		ice      = iceRef{dir: -1}
+	)
+	caller, callee := c.caller, c.callee
+	switch {
+	case m.Method == spec.MethodStartSession:
+		ck, from, to, transID, digest = &c.msgs[kStart], caller, callee, c.transID, st.digOffer
+	case m.Method == spec.MethodPranswer:
+		ck, from, to, transID, digest = &c.msgs[kPranswer], callee, caller, c.transID, st.digPranswer
+	case m.Method == spec.MethodResponse && m.Orig == spec.MethodStartSession:
+		ck, from, to, transID, digest = &c.msgs[kResponse], callee, caller, c.transID, st.digAccept
+		if c.mode == modeReject {
+			digest = st.digReject
 		}
-		return false // lost already: counted as lost, arrived late
+	case m.Method == spec.MethodStopSession:
+		ck, from, to, digest = &c.msgs[kStop], caller, callee, c.stopDigest
+		if c.stopSide == 1 {
+			from, to = callee, caller
+		}
+	case m.Method == spec.MethodMessage:
+		d := st.dig.message(m)
+		ref, ok := st.digICE[d]
+		if !ok {
+			if isCandidate(m) {
+				rec.Add(metrics.Altered, 1) // a candidate, but none of ours: changed on the way
+			} else {
+				rec.Add(metrics.Unexpected, 1)
+			}
+			return
+		}
+		ice, ck, digest = ref, &c.ice[ref.dir][ref.k], d
+		from, to = caller, callee
+		if ref.dir == 1 {
+			from, to = callee, caller
+		}
+	default:
+		rec.Add(metrics.Unexpected, 1)
+		return
 	}
+	sender := spec.Sender(topic)
+	switch ck.state.Load() {
+	case unchecked:
+		return // sent, deliberately not checked (see sendICE)
+	case unsent:
+		switch {
+		case m.Method == spec.MethodStopSession && c.timedOut && se == callee && sender == caller.id:
+			return // the caller endpoint's own cancel after its timeout (not checked)
+		case (m.Method == spec.MethodStopSession || m.Method == spec.MethodResponse && m.Result != spec.ResultSuccess) &&
+			sender != caller.id && sender != callee.id:
+			return // the target itself ends the call (sender level its own): the outcome counts it
+		}
+		rec.Add(metrics.Unexpected, 1) // nothing of ours was sent that it could be
+		return
+	}
+	if se != to || sender != from.id {
+		rec.Add(metrics.Misrouted, 1)
+		return
+	}
+	if m.TransID != transID || (ice.dir < 0 && st.dig.message(m) != digest) {
+		rec.Add(metrics.Altered, 1)
+		return
+	}
+	if !ck.state.CompareAndSwap(inFlight, delivered) {
+		if ck.state.Load() == delivered {
+			rec.Add(metrics.Duplicated, 1)
+		}
+		return // declared lost before it came: it stays lost
+	}
+	rec.Add(metrics.Delivered, 1)
+	sent := ck.sent
 	switch m.Method {
-	case spec.MethodStartSession:
-		if atCallee {
-			deliver(&c.msgs[kStart])
-		}
 	case spec.MethodPranswer:
-		if !atCallee && deliver(&c.msgs[kPranswer]) {
-			c.pranswered = true
-			rec.Record(metrics.PostDialDelay, c.intended, c.startSent, at)
-		}
+		c.pranswered = true
+		rec.Record(metrics.PostDialDelay, c.intended, c.startSent, at)
 	case spec.MethodResponse:
-		if !atCallee && deliver(&c.msgs[kResponse]) {
-			c.responseAt = at
-		}
+		c.responseAt = at
 	case spec.MethodStopSession:
-		ck := &c.msgs[kStop]
-		if ck.state == unsent && c.timedOut {
-			return // the caller's cancel after its timeout: expected, not checked
-		}
-		sent := ck.sent
-		if deliver(ck) && c.measureStop {
+		if c.measureStop {
 			rec.Record(metrics.Teardown, sent, sent, at)
 		}
 	case spec.MethodMessage:
-		dir := 1
-		if atCallee {
-			dir = 0
+		rec.Record(metrics.ICE, sent, sent, at)
+		if ice.k < c.iceMax[ice.dir] {
+			rec.Add(metrics.OutOfOrder, 1)
 		}
-		k, ok := st.candidateIndex(dir, m.Payload)
-		if !ok {
-			rec.Add(metrics.Unexpected, 1)
-			return
-		}
-		ck := &c.ice[dir][k]
-		if ck.state == unsent && dir == 0 && c.mode == modeReject {
-			return // unchecked: see sendICE
-		}
-		sent := ck.sent
-		if deliver(ck) {
-			rec.Record(metrics.ICE, sent, sent, at)
-			if k < c.iceMax[dir] {
-				rec.Add(metrics.OutOfOrder, 1)
-			}
-			c.iceMax[dir] = max(c.iceMax[dir], k)
-		}
+		c.iceMax[ice.dir] = max(c.iceMax[ice.dir], ice.k)
 	}
 }
 
-// candidateIndex finds which of a direction's candidates a MESSAGE payload carries.
-func (st *stepRun) candidateIndex(dir int, payload json.RawMessage) (int, bool) {
-	var p struct {
-		WebRTC struct {
-			Type      string             `json:"type"`
-			Candidate *spec.ICECandidate `json:"candidate"`
-		} `json:"webrtc"`
-	}
-	if err := json.Unmarshal(payload, &p); err != nil || p.WebRTC.Candidate == nil {
-		return 0, false
-	}
-	k, ok := st.candIdx[dir][p.WebRTC.Candidate.Candidate]
-	return k, ok
+// isCandidate reports whether m is a MESSAGE trickling an ICE candidate.
+func isCandidate(m *spec.Message) bool {
+	w, ok, _ := m.WebRTC()
+	return ok && w.Type == spec.ICECandType
 }
 
 const maxSizeSample = 4096

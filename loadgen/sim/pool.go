@@ -35,6 +35,7 @@ type Pool struct {
 	// Grows, and the worst lag (ns).
 	rampLate, rampWorst atomic.Int64
 	calls               callTable
+	sessIDs             sessionIDs // sigSessIDs of this pool's calls
 	cur                 atomic.Pointer[stepRun] // the step being measured
 	closing             atomic.Bool
 }
@@ -92,6 +93,7 @@ func OpenPool(ctx context.Context, env *Env, cfg PoolConfig, rec *metrics.Record
 	}
 	p := &Pool{env: env, cfg: cfg, topics: spec.NewTopics(env.TopicPath()), regWait: map[string]regWait{}}
 	p.calls.init()
+	p.sessIDs.init()
 	mon, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: env.BrokerURL(), ClientID: mqttc.RandomClientID("lgmon"),
 		Username: env.t.Username, Password: env.t.Password, KeepAlive: 60 * time.Second})
 	if err != nil {
@@ -131,6 +133,9 @@ func (p *Pool) Grow(ctx context.Context, n int, rate float64, rec *metrics.Recor
 	// Shard-owned indices from the next position in this shard's sequence.
 	first := p.cfg.Shard.Index + next*p.cfg.Shard.Count
 	r := p.cfg.Shard.Rate(rate)
+	if rec != nil {
+		rec.TrackInFlight(p, func() uint64 { return p.regInFlight(rec) })
+	}
 	sem := make(chan struct{}, p.cfg.ConnectConcurrency)
 	var wg sync.WaitGroup
 	var up atomic.Int64
@@ -211,7 +216,7 @@ func (p *Pool) bringUp(ctx context.Context, idx int, intended time.Time, rec *me
 		OnInvite:         func(inv *endpoint.Invite) { p.onInvite(se, inv) },
 		OnSessionMessage: func(*endpoint.Session, *spec.Message) {}, // measured in OnMessage
 		OnMessage: func(topic string, m *spec.Message, raw []byte, at time.Time) {
-			p.onMessage(se, m, raw, at)
+			p.onMessage(se, topic, m, raw, at)
 		},
 	}
 	dialStart := time.Now()
@@ -257,14 +262,26 @@ func (p *Pool) bringUp(ctx context.Context, idx int, intended time.Time, rec *me
 		// Registered as far as it knows; the monitor just did not see it: count it as
 		// lost and keep the endpoint (the connector may well have seen it).
 	case <-ctx.Done():
-		// Left in flight: the run ended before the monitor saw it.
-		p.regMu.Lock()
-		delete(p.regWait, se.id)
-		p.regMu.Unlock()
+		// Left in flight (still waited for, and counted by regInFlight): the run ended
+		// before the monitor saw it.
 		_ = ep.Close()
 		return nil, ctx.Err()
 	}
 	return se, nil
+}
+
+// regInFlight counts the DOCUMENTs recorded in rec that the monitor has neither seen nor
+// given up on: the registrations' side of the in-flight count (metrics.Recorder.TrackInFlight).
+func (p *Pool) regInFlight(rec *metrics.Recorder) uint64 {
+	p.regMu.Lock()
+	defer p.regMu.Unlock()
+	var n uint64
+	for _, w := range p.regWait {
+		if w.rec == rec {
+			n++
+		}
+	}
+	return n
 }
 
 // settleReg ends a registration wait: seen (delivered) or given up (lost).

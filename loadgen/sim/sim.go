@@ -103,7 +103,8 @@ type CallModel struct {
 	HoldMean      time.Duration // mean of the exponential hold time of answered calls; default 60 s
 	// SetupTimeout: no first reply within this is a timeout (the rtcomm.js value); default 5 s.
 	SetupTimeout time.Duration
-	// LossTimeout: a checked message not seen this long after it was sent is lost; default 10 s.
+	// LossTimeout: a checked message not delivered this long after its own send is lost;
+	// default 5 s (the rtcomm.js reply timeout: a client has given up by then).
 	LossTimeout time.Duration
 }
 
@@ -112,7 +113,7 @@ func DefaultCallModel() CallModel {
 	return CallModel{Offer: "chrome-av-offer", ICE: 4, ICEGap: 40 * time.Millisecond,
 		PranswerDelay: 0, AnswerDelay: 0, RejectShare: 0.05, NoAnswerShare: 0.03,
 		RingTimeout: 15 * time.Second, HoldMean: 60 * time.Second,
-		SetupTimeout: 5 * time.Second, LossTimeout: 10 * time.Second}
+		SetupTimeout: 5 * time.Second, LossTimeout: 5 * time.Second}
 }
 
 // Step is one open-loop call run on an open pool.

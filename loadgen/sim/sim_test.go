@@ -58,8 +58,12 @@ func checkRun(t *testing.T, sum *results.Summary, dir string) {
 			t.Errorf("metric %s has no values", name)
 		}
 	}
-	if ty.Lost != 0 || ty.Unexpected != 0 || ty.OutOfOrder != 0 || ty.Malformed != 0 {
-		t.Errorf("anomalies on a healthy target: %+v", ty)
+	if ty.Lost != 0 || ty.InFlight != 0 || ty.Duplicated != 0 || ty.Misrouted != 0 || ty.Altered != 0 ||
+		ty.Unexpected != 0 || ty.OutOfOrder != 0 || ty.Malformed != 0 {
+		t.Errorf("healthy target: expected 0 lost, in flight, duplicated, misrouted, altered, unexpected, out of order, malformed; actual %+v", ty)
+	}
+	if ty.Delivered == 0 || ty.Delivered != ty.Sent {
+		t.Errorf("healthy target: expected every checked message delivered, actual sent %d delivered %d", ty.Sent, ty.Delivered)
 	}
 	again, err := results.Load(dir)
 	if err != nil {

@@ -90,14 +90,24 @@ func (p *Pool) newStep(s Step, rec *metrics.Recorder, callCtx context.Context) (
 		return nil, fmt.Errorf("call model: %w", err)
 	}
 	st := &stepRun{p: p, rec: rec, model: m, offer: offer, answer: ans.Payload(), callCtx: callCtx,
-		rng: rand.New(rand.NewPCG(s.Seed, uint64(p.cfg.Shard.Index)+1))}
+		rng: rand.New(rand.NewPCG(s.Seed, uint64(p.cfg.Shard.Index)+1)),
+		led: &ledger{timeout: m.LossTimeout, rec: rec}, dig: newDigester(), digICE: map[uint64]iceRef{}}
+	// The content each call sends, digested as match digests deliveries (the endpoint
+	// library sends these payloads, results and reasons unchanged).
+	st.digOffer = st.dig.parts("", "", offer)
+	st.digPranswer = st.dig.parts("", "", nil)
+	st.digAccept = st.dig.parts(string(spec.ResultSuccess), "", st.answer)
+	st.digReject = st.dig.parts(string(spec.ResultFailure), RejectReason, nil)
 	for side, set := range []string{"caller-full", "callee-full"} {
 		if st.cands[side], err = candidates(set, m.ICE); err != nil {
 			return nil, fmt.Errorf("call model: %w", err)
 		}
-		st.candIdx[side] = make(map[string]int, m.ICE)
-		for i, c := range st.cands[side] {
-			st.candIdx[side][c.Candidate] = i
+		for k, c := range st.cands[side] {
+			d := st.dig.parts("", "", spec.WebRTCPayloadJSON(spec.WebRTCPayload{Type: spec.ICECandType, Candidate: &c}))
+			if _, dup := st.digICE[d]; dup {
+				return nil, fmt.Errorf("call model: ICE candidate %q is sent twice: deliveries could not be told apart", c.Candidate)
+			}
+			st.digICE[d] = iceRef{dir: side, k: k}
 		}
 	}
 	return st, nil
@@ -171,8 +181,27 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 	for _, x := range s.Warnings {
 		w.AddWarning(x)
 	}
+	rec.TrackInFlight(st, st.led.inFlight)
 	p.cur.Store(st)
 	dropped0, _ := p.env.BrokerDropped()
+	// The loss sweep: every checked message not delivered within the loss timeout of its
+	// own send is lost, during the window and the drain alike.
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		tk := time.NewTicker(lossSweepEvery)
+		defer tk.Stop()
+		for {
+			select {
+			case <-sweepCtx.Done():
+				return
+			case now := <-tk.C:
+				st.led.sweep(now)
+			}
+		}
+	}()
+	defer func() { stopSweep(); <-sweepDone }()
 
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
@@ -204,8 +233,12 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 	for st.inSetup.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	stopCalls() // what is still being set up ends without an outcome: aborted
+	stopCalls() // what is still being set up ends without an outcome: aborted; no new checked sends
 	interrupted := rs.Interrupted
+	cut := ctx.Err() != nil || lostErr != nil
+	if open := st.drainMessages(cut); open > 0 && !cut {
+		w.AddWarning(fmt.Sprintf("%d checked messages were still in flight after the drain (the loss sweep did not settle them): a harness fault", open))
+	}
 	if s.Baseline && ctx.Err() == nil && lostErr == nil {
 		// Read once: a message handed to the client just before the drain ended may still
 		// arrive during the baseline, and the baseline relays exactly this many.
@@ -240,6 +273,41 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 		return sum, errors.Join(lostErr, ferr)
 	}
 	return sum, ferr
+}
+
+// lossSweepEvery is how often the loss sweep runs: a message is declared lost at most this
+// long after its loss timeout.
+const lossSweepEvery = 100 * time.Millisecond
+
+// drainMessages waits, once no new checked message can be sent, until every checked message
+// is delivered or lost: first for the publishes in progress, then until nothing is in
+// flight, which the loss sweep guarantees within the loss timeout of the last send. A cut
+// run (interrupted, target lost) waits at most 2 s. It returns the messages still in flight.
+func (st *stepRun) drainMessages(cut bool) uint64 {
+	limit := st.model.LossTimeout + 5*time.Second // publishes in progress time out after 5 s
+	if cut {
+		limit = min(limit, 2*time.Second)
+	}
+	deadline := time.Now().Add(limit)
+	for st.led.sending.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !cut {
+		if last := st.led.lastSend(); !last.IsZero() {
+			deadline = last.Add(st.model.LossTimeout + 2*lossSweepEvery)
+		}
+	}
+	for {
+		n := st.led.inFlight()
+		if n == 0 || !time.Now().Before(deadline) {
+			if !cut {
+				st.led.sweep(time.Now()) // everything past its timeout is lost now, not later
+				n = st.led.inFlight()
+			}
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // brokerDropWarning is the summary warning for n deliveries the embedded broker dropped.
