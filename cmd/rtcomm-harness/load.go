@@ -48,6 +48,8 @@ type loadOptions struct {
 	noPranswer    bool
 	answerDelay   time.Duration
 	ringTimeout   time.Duration
+	lossTimeout   time.Duration
+	fault         string
 	offer         string
 	shard         string
 	baseline      bool
@@ -71,7 +73,7 @@ func defaultLoadOptions() loadOptions {
 	return loadOptions{endpoints: pc.Endpoints, rampRate: pc.RampRate, rate: 20, pacer: "poisson",
 		duration: 30 * time.Second, holdMean: cm.HoldMean, ice: cm.ICE, iceGap: cm.ICEGap,
 		rejectShare: cm.RejectShare, noAnswerShare: cm.NoAnswerShare, pranswerDelay: cm.PranswerDelay,
-		answerDelay: cm.AnswerDelay, ringTimeout: cm.RingTimeout, offer: cm.Offer,
+		answerDelay: cm.AnswerDelay, ringTimeout: cm.RingTimeout, lossTimeout: cm.LossTimeout, offer: cm.Offer,
 		maxLate: 0.01, targetFlags: targetFlags{idPrefix: pc.IDPrefix}, appContext: pc.AppContext}
 }
 
@@ -101,17 +103,36 @@ calls) between random idle pairs of registered endpoints:
 
 Latencies (connect, register, service_query, post_dial_delay, setup, ice, teardown) are
 HdrHistograms corrected for coordinated omission (from the intended start) with the
-uncorrected view kept. Every call ends in exactly one outcome and every checked message is
-delivered, lost or in flight. Results: --out DIR (params.json, intervals.hlog written every
-second, <metric>.hgrm, summary.json); formats in loadgen/README.md.
+uncorrected view kept. setup holds successful calls; calls that failed or timed out get
+their time until that outcome in setup_failed (rejected and unanswered calls in neither).
+Every call ends in exactly one outcome.
 
-Ctrl-C / SIGTERM stops scheduling, drains briefly and finalizes: everything measured is kept.
-If the target vanishes mid-run the results cover the run until then and the exit status is 2.
+Every message a call sends is checked: each delivery is matched to the message that caused
+it by method, transID, sigSessID, sender level (last topic level), receiving inbox and
+content digest. A message not delivered intact within --loss-timeout of its own send is
+lost; a second copy is duplicated; one at the wrong inbox or with the wrong sender level is
+misrouted; one whose content or transID changed is altered; one nothing of ours caused is
+unexpected; an ICE candidate delivered after a later one of its session and direction is
+out_of_order. (A misrouted or altered copy does not deliver its message: unless an intact
+copy arrives too, that message is also lost.)
+
+Drain: after the --duration window no new call starts; calls being set up get their outcome
+(up to --ring-timeout plus the 5 s setup timeout), then no new checked message is sent and
+the run waits until every checked message is delivered or lost, at most --loss-timeout after
+the last send. A finished run therefore has 0 messages in flight. Results: --out DIR
+(params.json, intervals.hlog written every second, <metric>.hgrm, summary.json); formats in
+loadgen/README.md.
+
+Ctrl-C / SIGTERM stops scheduling, drains at most 2 s and finalizes: everything measured is
+kept, the summary says the run was interrupted and how many messages were left in flight,
+and the run is invalid (exit 2). If the target vanishes mid-run the results cover the run
+until then and the exit status is 2.
 
 Exit status: 0 ok; 1 an --slo threshold was breached; 2 the harness failed or the run is not
-valid (target lost, interrupted, accounting does not balance, or the generator fell behind:
-more than --max-late (default 1%) of calls started over 10 ms late, or any over 100 ms;
-every late start is reported in the summary's warnings either way).`,
+valid, whatever the SLOs say (target lost, interrupted, messages in flight after the drain,
+accounting does not balance, or the generator fell behind: more than --max-late (default 1%)
+of calls started over 10 ms late, or any over 100 ms; every late start is reported in the
+summary's warnings either way).`,
 		Example: `  rtcomm-harness load
   rtcomm-harness load --endpoints 10000 --ramp-rate 500 --rate 500 --duration 60s --slo 'setup.p99<100ms,lost<=0'
   rtcomm-harness load --broker tcp://127.0.0.1:1883 --baseline
@@ -144,6 +165,8 @@ every late start is reported in the summary's warnings either way).`,
 	f.BoolVar(&o.noPranswer, "no-pranswer", false, "callees answer without PRANSWER (unanswered calls still ring with one)")
 	f.DurationVar(&o.answerDelay, "answer-delay", o.answerDelay, "callee answers this long after the offer arrives (simulated user; counts in setup)")
 	f.DurationVar(&o.ringTimeout, "ring-timeout", o.ringTimeout, "caller cancels an unanswered call after this")
+	f.DurationVar(&o.lossTimeout, "loss-timeout", o.lossTimeout, "a checked message not delivered this long after its own send is lost (also bounds the final drain)")
+	f.StringVar(&o.fault, "fault", "", loadFaultHelp)
 	f.StringVar(&o.offer, "offer", o.offer, "SDP offer fixture (fixtures/sdp); its answer fixture is the answer")
 	f.StringVar(&o.shard, "shard", "", "i/N: this generator is shard i of N (own endpoint IDs, 1/N of the rates); merge with report merge")
 	f.BoolVar(&o.baseline, "baseline", false, "after the window, relay the same message count and sizes as raw MQTT on the same broker and compare")
@@ -197,8 +220,19 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	model.Offer, model.ICE, model.ICEGap = o.offer, o.ice, o.iceGap
 	model.PranswerDelay, model.AnswerDelay, model.RingTimeout = o.pranswerDelay, o.answerDelay, o.ringTimeout
 	model.RejectShare, model.NoAnswerShare, model.HoldMean = o.rejectShare, o.noAnswerShare, o.holdMean
+	model.LossTimeout = o.lossTimeout
+	if o.lossTimeout <= 0 {
+		return invalid(fmt.Errorf("--loss-timeout %s: must be positive", o.lossTimeout))
+	}
 	if err := model.Validate(); err != nil {
 		return invalid(err)
+	}
+	fault, err := parseLoadFault(o.fault, o.topicPath)
+	if err != nil {
+		return invalid(err)
+	}
+	if fault != nil && o.noConnector {
+		return invalid(errors.New("--fault plants the fault in the connector the harness starts: not with --no-connector"))
 	}
 	dir := o.out
 	if dir == "" {
@@ -214,7 +248,11 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	} else if need := uint64(sh.Len(o.endpoints)) * 2; n > 0 && n < need+100 && o.brokerURL == "" {
 		log.Warn("open-file limit may be too low for the embedded broker and its endpoints", "limit", n, "need", need)
 	}
-	env, err := sim.StartTarget(ctx, o.target(quietTarget(log)))
+	tgt := o.target(quietTarget(log))
+	if fault != nil {
+		tgt.ConnectorVia = fault.via
+	}
+	env, err := sim.StartTarget(ctx, tgt)
 	if err != nil {
 		return invalid(err)
 	}
@@ -242,6 +280,10 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	fmt.Fprintf(out, "\ncalls:     %g/s %s for %s; results in %s\n", sh.Rate(o.rate), o.pacer, o.duration, dir)
 	step := sim.Step{Rate: o.rate, Duration: o.duration, Pacer: o.pacer, Seed: o.seed, Calls: model, SLO: o.sloSpec,
 		Recorder: rec, Baseline: o.baseline, HarnessVersion: harnessVersion(), Progress: &sim.ProgressOut{W: errOut, TTY: tty}}
+	if fault != nil {
+		step.Extra = map[string]any{"fault": o.fault}
+		step.Warnings = append(step.Warnings, "a fault was planted in the connector (--fault "+o.fault+"): this run is a harness self-test, not a measurement of the reference")
+	}
 	if o.cpuProfile != "" {
 		pf, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -262,22 +304,24 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	if sum != nil {
 		printLoadSummary(out, sum)
 	}
+	if fault != nil {
+		fmt.Fprintf(out, "fault:     %s\n", fault.Report())
+	}
 	fmt.Fprintf(out, "results:   %s\n", dir)
 	writeLoadReport(out, dir, log) // also for a failed or interrupted run: what was measured is reported
+	// An invalid run exits 2 whatever its SLOs say: its numbers are not a verdict.
 	switch {
 	case err != nil:
 		return invalid(err)
 	case sum == nil:
 		return invalid(errors.New("no summary"))
-	case !sum.SLOPassed:
-		return &exitError{code: exitSLOBreached, err: errors.New("SLO breached")}
-	case sum.Interrupted:
-		return invalid(errors.New("run interrupted before its duration: results cover part of it"))
+	case len(sum.Invalid) > 0:
+		return invalid(errors.New(strings.Join(sum.Invalid, "; ")))
 	case lateInvalid(sum.Tally, o.maxLate):
 		return invalid(fmt.Errorf("the generator fell behind its schedule (%d late starts, worst %s): the run is not a valid measurement of the target",
 			sum.Tally.LateStarts, sum.Tally.MaxLateLag()))
-	case sum.Tally.Check() != nil:
-		return invalid(sum.Tally.Check())
+	case !sum.SLOPassed:
+		return &exitError{code: exitSLOBreached, err: errors.New("SLO breached")}
 	}
 	return nil
 }
@@ -378,8 +422,9 @@ func printLoadSummary(w io.Writer, s *results.Summary) {
 	fmt.Fprintf(w, "\nwindow     %.1fs  achieved %.1f calls/s  goodput %.1f/s\n", s.DurationS, s.AchievedRate, s.Goodput)
 	fmt.Fprintf(w, "calls      %d attempts: %d success, %d rejected, %d no answer, %d failure, %d timeout, %d aborted\n",
 		t.Attempts, o[metrics.Success], o[metrics.Rejected], o[metrics.NoAnswer], o[metrics.Failure], o[metrics.Timeout], o[metrics.Aborted])
-	fmt.Fprintf(w, "messages   %d checked: %d delivered, %d lost, %d in flight; %d unexpected, %d out of order, %d malformed\n",
-		t.Sent, t.Delivered, t.Lost, t.InFlight, t.Unexpected, t.OutOfOrder, t.Malformed)
+	fmt.Fprintf(w, "messages   %d checked: %d delivered, %d lost, %d in flight\n", t.Sent, t.Delivered, t.Lost, t.InFlight)
+	fmt.Fprintf(w, "deliveries %d duplicated, %d misrouted, %d altered, %d unexpected, %d out of order, %d malformed\n",
+		t.Duplicated, t.Misrouted, t.Altered, t.Unexpected, t.OutOfOrder, t.Malformed)
 	fmt.Fprintf(w, "generator  %d late starts (worst %s)\n", t.LateStarts, t.MaxLateLag())
 	fmt.Fprintf(w, "\n%-16s %8s %10s %10s %10s %10s %10s\n", "latency", "count", "p50", "p90", "p99", "p99.9", "max")
 	for _, m := range metrics.All() {
@@ -417,6 +462,12 @@ func printLoadSummary(w io.Writer, s *results.Summary) {
 				verdict = "FAIL"
 			}
 			fmt.Fprintf(w, "  %-4s %s (measured %s)\n", verdict, v.Threshold, v.Measured)
+		}
+	}
+	if len(s.Invalid) > 0 {
+		fmt.Fprintln(w, "\nINVALID run (not a measurement):")
+		for _, x := range s.Invalid {
+			fmt.Fprintf(w, "  - %s\n", x)
 		}
 	}
 	if len(s.Warnings) > 0 {

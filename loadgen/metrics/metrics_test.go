@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -13,7 +14,7 @@ var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func TestMetricNames(t *testing.T) {
 	t.Parallel()
-	want := []string{"connect", "register", "service_query", "post_dial_delay", "setup", "ice", "teardown"}
+	want := []string{"connect", "register", "service_query", "post_dial_delay", "setup", "ice", "teardown", "setup_failed"}
 	if len(All()) != len(want) {
 		t.Fatalf("All() has %d metrics, want %d", len(All()), len(want))
 	}
@@ -328,5 +329,37 @@ func TestFormatMicros(t *testing.T) {
 		if got := FormatMicros(us); got != want {
 			t.Errorf("FormatMicros(%d) = %q, want %q", us, got, want)
 		}
+	}
+}
+
+// TestTrackedInFlightCanFail: with a tracker, in flight is what the tracker counts, not the
+// difference of the other counters, so a receiver that counts one delivery twice (or a
+// sender that misses a send) breaks the balance that Check verifies.
+func TestTrackedInFlightCanFail(t *testing.T) {
+	t.Parallel()
+	var open atomic.Uint64
+	r := NewRecorder()
+	r.TrackInFlight("ledger", open.Load)
+	r.Add(Sent, 3)
+	open.Store(3)
+	r.Add(Delivered, 1)
+	open.Store(2)
+	if tl := r.Tally(); tl.InFlight != 2 || tl.Check() != nil {
+		t.Fatalf("consistent counts: expected in flight 2 and a balance, actual %d, %v", tl.InFlight, tl.Check())
+	}
+	r.Add(Delivered, 1) // counted, but the tracker still holds the message: a double count
+	r.Close()
+	final := r.Tally()
+	if final.InFlight != 2 {
+		t.Errorf("final in flight: expected the tracker's 2, actual %d", final.InFlight)
+	}
+	if err := final.Check(); err == nil || !strings.Contains(err.Error(), "sent 3 != delivered 2 + lost 0 + in-flight 2") {
+		t.Errorf("double-counted delivery: expected Check to fail with the balance, actual %v", err)
+	}
+	// Without a tracker the recorder derives in flight (and balances by construction).
+	r2 := NewRecorder()
+	r2.Add(Sent, 2)
+	if tl := r2.Tally(); tl.InFlight != 2 {
+		t.Errorf("untracked: expected derived in flight 2, actual %d", tl.InFlight)
 	}
 }

@@ -34,6 +34,10 @@ type Summary struct {
 	SLO          slo.Verdicts             `json:"slo"`           // judgement of Params.SLO, in spec order
 	SLOPassed    bool                     `json:"slo_passed"`    // no verdict failed (true without SLOs)
 	Warnings     []string                 `json:"warnings"`      // reasons to distrust or qualify the numbers
+	// Invalid lists why the run is not a valid measurement (interrupted, messages left in
+	// flight by a finished run, accounting that does not balance); empty when valid. An
+	// invalid run's SLO verdicts are no verdict on the target.
+	Invalid []string `json:"invalid,omitempty"`
 	// Baseline is present when the run also relayed its messages as raw MQTT (--baseline).
 	Baseline *Baseline `json:"baseline,omitempty"`
 }
@@ -206,7 +210,24 @@ func summarize(r run) (*Summary, error) {
 	}
 	s.SLOPassed = s.Passed()
 	s.Warnings = append(s.Warnings, validityWarnings(s)...)
+	s.Invalid = invalidity(s)
 	return s, nil
+}
+
+// invalidity says why a run is not a valid measurement.
+func invalidity(s *Summary) []string {
+	var why []string
+	t := s.Tally
+	if s.Interrupted {
+		why = append(why, fmt.Sprintf("the run was interrupted after %.1fs of %s", s.DurationS, time.Duration(s.Params.Duration)))
+	}
+	if t.InFlight > 0 && !s.Interrupted {
+		why = append(why, fmt.Sprintf("%d checked messages were still in flight at the end of a finished run: the drain did not settle them", t.InFlight))
+	}
+	if err := t.Check(); err != nil {
+		why = append(why, fmt.Sprintf("accounting does not balance: %v", err))
+	}
+	return why
 }
 
 // validityWarnings says what makes the numbers less than a clean measurement.
@@ -231,7 +252,7 @@ func validityWarnings(s *Summary) []string {
 		w = append(w, fmt.Sprintf("%d calls were still in progress when the run ended and count as aborted", n))
 	}
 	if t.InFlight > 0 {
-		w = append(w, fmt.Sprintf("%d messages were neither delivered nor declared lost when the run ended", t.InFlight))
+		w = append(w, fmt.Sprintf("%d checked messages were neither delivered nor lost when the run ended", t.InFlight))
 	}
 	if t.Clamped > 0 {
 		w = append(w, fmt.Sprintf("%d latencies fell outside 0..%s and were clamped",
@@ -276,6 +297,14 @@ func DecodeSummary(b []byte) (*Summary, error) {
 		return nil, err
 	}
 	for _, m := range metrics.All() {
+		if _, ok := s.Metrics[m.String()]; !ok && m == metrics.SetupFailed {
+			// Summaries written before setup_failed existed: no such values were recorded.
+			empty, err := newStats(metrics.NewHistogram())
+			if err != nil {
+				return nil, err
+			}
+			s.Metrics[m.String()] = MetricSummary{Corrected: empty, Uncorrected: empty}
+		}
 		for _, corrected := range []bool{true, false} {
 			if _, err := s.Histogram(m, corrected); err != nil {
 				return nil, err

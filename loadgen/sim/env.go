@@ -27,6 +27,7 @@ type Env struct {
 	url    string
 	broker *broker.Broker
 	conn   *connector.Connector
+	via    func() // stops the connector's relay (Target.ConnectorVia)
 }
 
 // StartTarget starts the target t describes: the embedded reference broker and connector
@@ -61,6 +62,14 @@ func StartTarget(ctx context.Context, t Target) (*Env, error) {
 			cfg.Username, cfg.Password = t.Username, t.Password
 		}
 		cfg.Logger = t.Logger.With("component", "connector")
+		if t.ConnectorVia != nil {
+			url, stop, err := t.ConnectorVia(e.url)
+			if err != nil {
+				e.Close()
+				return nil, fmt.Errorf("target: connector relay: %w", err)
+			}
+			cfg.BrokerURL, e.via = url, stop
+		}
 		c, err := connector.New(cfg)
 		if err == nil {
 			err = c.Start(ctx)
@@ -82,6 +91,14 @@ func (e *Env) TopicPath() string { return e.t.TopicPath }
 
 // Describe says what is being loaded, for params.json and the console.
 func (e *Env) Describe() string {
+	d := e.describe()
+	if e.via != nil {
+		d += ", the connector behind a relay (Target.ConnectorVia)"
+	}
+	return d
+}
+
+func (e *Env) describe() string {
 	switch {
 	case e.broker != nil:
 		return "embedded reference (broker " + e.url + " + reference connector)"
@@ -126,6 +143,9 @@ func (e *Env) Close() error {
 	var errs []error
 	if e.conn != nil {
 		errs = append(errs, e.conn.Close())
+	}
+	if e.via != nil {
+		e.via()
 	}
 	if e.broker != nil {
 		errs = append(errs, e.broker.Close())

@@ -42,6 +42,12 @@ type Target struct {
 	Username, Password string
 	// Logger for the target's components; nil discards.
 	Logger *slog.Logger
+	// ConnectorVia, when set, routes the connector the harness starts through a relay it
+	// starts: given the broker URL it returns the URL the connector dials instead and a
+	// function that stops the relay. It exists for harness self-tests, which put a
+	// fault-injecting MQTT proxy there (load --fault) to prove the checks catch a faulty
+	// target. Ignored with NoConnector.
+	ConnectorVia func(brokerURL string) (url string, stop func(), err error)
 }
 
 // Env is a started target. Close stops what StartTarget started (nothing for an external
