@@ -371,6 +371,8 @@ func (c *call) hangupFrom(side int, measured bool, reason string) {
 		c.stopSide, c.stopDigest = side, c.st.dig.parts("", reason, nil)
 		c.st.led.open(&c.msgs[kStop])
 		c.measureStop = measured
+	} else if s != nil {
+		c.msgs[kStop].state.Store(unchecked) // e.g. a hold ending during the drain: its arrival is expected
 	}
 	c.mu.Unlock()
 	if s != nil {
