@@ -131,8 +131,8 @@ type stepRun struct {
 	cands   [2][]spec.ICECandidate
 	callCtx context.Context // ends when draining is over
 
-	led *ledger    // checked messages, the loss sweep and the in-flight count
-	dig *digester  // content digests of deliveries
+	led *ledger   // checked messages, the loss sweep and the in-flight count
+	dig *digester // content digests of deliveries
 	// Expected content digests: the fixtures every call sends.
 	digOffer, digPranswer, digAccept, digReject uint64
 	digICE                                      map[uint64]iceRef

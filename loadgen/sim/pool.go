@@ -35,7 +35,7 @@ type Pool struct {
 	// Grows, and the worst lag (ns).
 	rampLate, rampWorst atomic.Int64
 	calls               callTable
-	sessIDs             sessionIDs // sigSessIDs of this pool's calls
+	sessIDs             sessionIDs              // sigSessIDs of this pool's calls
 	cur                 atomic.Pointer[stepRun] // the step being measured
 	closing             atomic.Bool
 }
