@@ -148,6 +148,8 @@ type Step struct {
 	Warnings []string
 	// HarnessVersion is recorded in params.json.
 	HarnessVersion string
+
+	clock loadgen.Clock // the schedule's clock; nil is the system clock (tests stall it)
 }
 
 // ProgressOut is where the live line goes.

@@ -217,7 +217,7 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 		defer func() { stopProgress(); <-done }()
 	}
 	rs := loadgen.Run(runCtx, pacer, s.Duration, st.place,
-		loadgen.WithLateStart(func(_ time.Time, lag time.Duration) { rec.LateStart(lag) }))
+		loadgen.WithLateStart(func(_ time.Time, lag time.Duration) { rec.LateStart(lag) }), loadgen.WithClock(s.clock))
 	stopRun()
 	var lostErr error
 	select {
