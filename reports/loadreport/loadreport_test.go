@@ -335,3 +335,16 @@ func TestBuildErrors(t *testing.T) {
 		t.Errorf("wrong capacity format: expected a format error, actual %v", err)
 	}
 }
+
+// TestInvalidRunHeadline: an invalid run (interrupted, messages left in flight, accounting
+// that does not balance) is not reported as meeting its SLO, whatever the verdicts say.
+func TestInvalidRunHeadline(t *testing.T) {
+	t.Parallel()
+	r := &Report{Kind: "run", Run: Run{SLOPassed: true, Invalid: []string{"the run was interrupted after 3.0s of 10s"}}}
+	r.Run.Params.SLO = "lost<=0"
+	v := &view{Report: r}
+	v.headline()
+	if v.OK || !strings.Contains(v.Headline, "Invalid") || !strings.Contains(v.Why, "interrupted") {
+		t.Errorf("invalid run: expected a not-OK 'Invalid run' headline naming why, actual ok=%v %q %q", v.OK, v.Headline, v.Why)
+	}
+}

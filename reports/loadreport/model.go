@@ -60,6 +60,8 @@ type Run struct {
 	SLO          slo.Verdicts   `json:"slo"`
 	SLOPassed    bool           `json:"slo_passed"`
 	Warnings     []string       `json:"warnings"`
+	// Invalid says why the run is not a valid measurement (results.Summary.Invalid).
+	Invalid []string `json:"invalid,omitempty"`
 	// Step: for a capacity report, which step this is and why it was chosen.
 	Step string `json:"step,omitempty"`
 }
@@ -231,7 +233,7 @@ func (r *Report) fromSummary() {
 	r.Run = Run{
 		Params: s.Params, Shards: s.Shards, Start: s.Start, End: s.End, DurationS: s.DurationS,
 		Interrupted: s.Interrupted, Rebuilt: s.Rebuilt, AchievedRate: s.AchievedRate, Goodput: s.Goodput,
-		SLO: s.SLO, SLOPassed: s.SLOPassed, Warnings: append(r.Run.Warnings, s.Warnings...), Step: r.Run.Step,
+		SLO: s.SLO, SLOPassed: s.SLOPassed, Warnings: append(r.Run.Warnings, s.Warnings...), Invalid: s.Invalid, Step: r.Run.Step,
 	}
 	if er, ok := s.Tally.ErrorRatio(); ok {
 		r.Run.ErrorRatio = &er
@@ -309,7 +311,7 @@ func (r *Report) measuredCapacity() (plan.Capacity, error) {
 			c.RegistrationRate = k.Level
 		}
 		c.Sources = append(c.Sources, src)
-	case r.Kind != "capacity" && r.summary != nil && r.summary.SLOPassed && r.summary.Params.SLO != "" && !r.summary.Interrupted:
+	case r.Kind != "capacity" && r.summary != nil && r.summary.SLOPassed && r.summary.Params.SLO != "" && !r.summary.Interrupted && len(r.summary.Invalid) == 0:
 		// A single run that met its SLO shows the target sustains at least its achieved rate.
 		c.SessionRate = round3(r.summary.AchievedRate)
 		c.Sources = append(c.Sources, fmt.Sprintf("a run that met its SLO (%s) at %.1f calls/s: a lower bound, not a knee", r.summary.Params.SLO, r.summary.AchievedRate))

@@ -96,7 +96,7 @@ var bodyTmpl = template.Must(template.New("load").Funcs(tmplFuncs).Parse(`
 {{range .Run.SLO}}<tr><td class="mono">{{.Threshold}}</td><td>{{.Measured}}{{if .Note}} <small>({{.Note}})</small>{{end}}</td><td>{{if .Pass}}<span class="verdict v-pass">pass</span>{{else}}<span class="verdict v-fail">fail</span>{{end}}</td></tr>
 {{end}}</tbody></table>{{end}}
 {{if .Metrics}}<h2>Latency percentiles</h2>
-<p class="muted">Corrected: from the intended start of each operation (what users see; includes any generator delay). Uncorrected: from the actual send.</p>
+<p class="muted">Corrected: from the intended start of each operation (what users see; includes any generator delay). Uncorrected: from the actual send. <code>setup</code> holds successful calls only; calls that failed or timed out have their time until that outcome in <code>setup_failed</code> (rejected and unanswered calls, the simulated user's choice, are in neither).</p>
 <table><thead><tr><th>metric</th><th class="num">count</th><th class="num">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">p99.9</th><th class="num">max</th><th class="num">mean</th><th class="num">uncorrected p99</th><th class="num">uncorrected max</th></tr></thead><tbody>
 {{range .Metrics}}<tr><td class="mono">{{.Name}}</td><td class="num">{{.Corrected.Count}}</td><td class="num">{{us .Corrected.P50US}}</td><td class="num">{{us .Corrected.P90US}}</td><td class="num">{{us .Corrected.P99US}}</td><td class="num">{{us .Corrected.P999US}}</td><td class="num">{{us .Corrected.MaxUS}}</td><td class="num">{{mean .Corrected.MeanUS}}</td><td class="num">{{us .Uncorrected.P99US}}</td><td class="num">{{us .Uncorrected.MaxUS}}</td></tr>
 {{end}}</tbody></table>
@@ -177,6 +177,8 @@ func (v *view) headline() {
 		if r.Capacity.Error != "" {
 			v.Why += " Error: " + r.Capacity.Error
 		}
+	case len(r.Run.Invalid) > 0:
+		v.Headline, v.Why = "Invalid run: not a measurement", "Why: "+strings.Join(r.Run.Invalid, "; ")+". Its SLO verdicts say nothing about the target."
 	case r.Run.Params.SLO == "":
 		v.OK = len(r.Run.Warnings) == 0
 		v.Headline, v.Why = "No SLO given", "The run was not judged against thresholds (--slo)."
@@ -274,10 +276,15 @@ func (v *view) outcomes() {
 	for _, x := range rs {
 		v.Reasons = append(v.Reasons, kv{x.k, n(x.n)})
 	}
-	v.Messages = []kv{{"checked messages sent", n(t.Sent)}, {"delivered", n(t.Delivered)}, {"lost", n(t.Lost)},
-		{"in flight at the end", n(t.InFlight)}, {"unexpected", n(t.Unexpected)}, {"out of order", n(t.OutOfOrder)},
-		{"malformed", n(t.Malformed)}, {"late starts", n(t.LateStarts)}, {"worst lateness", t.MaxLateLag().String()},
-		{"clamped latencies", n(t.Clamped)}}
+	v.Messages = []kv{{"checked messages sent", n(t.Sent)}, {"delivered intact", n(t.Delivered)},
+		{"lost (not delivered intact within the loss timeout)", n(t.Lost)}, {"in flight at the end", n(t.InFlight)},
+		{"duplicated (extra copies)", n(t.Duplicated)}, {"misrouted (wrong inbox or sender level)", n(t.Misrouted)},
+		{"altered (content or transID changed)", n(t.Altered)}, {"unexpected (caused by nothing of ours)", n(t.Unexpected)},
+		{"out of order (ICE candidates)", n(t.OutOfOrder)}, {"malformed", n(t.Malformed)},
+		{"late starts", n(t.LateStarts)}, {"worst lateness", t.MaxLateLag().String()}, {"clamped latencies", n(t.Clamped)}}
+	if lt, ok := v.Report.Run.Params.Extra["loss_timeout"].(string); ok {
+		v.Messages = append(v.Messages, kv{"loss timeout", lt})
+	}
 }
 
 func (v *view) baseline() {
