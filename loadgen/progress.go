@@ -65,6 +65,12 @@ func (p *Progress) Update(now time.Time) error {
 	}
 	line := fmt.Sprintf("%6s  %8.1f/s  active %d  setup p99 %s  errors %s  late %d",
 		now.Sub(p.start).Truncate(time.Second), rate, t.Active(), setup, errs, t.LateStarts)
+	if t.Lost > 0 {
+		line += fmt.Sprintf("  lost %d", t.Lost)
+	}
+	if bad := t.Duplicated + t.Misrouted + t.Altered + t.Unexpected + t.OutOfOrder; bad > 0 {
+		line += fmt.Sprintf("  bad deliveries %d", bad)
+	}
 	// \r returns to the line start, ESC[K clears what a longer previous line left.
 	_, err := fmt.Fprintf(p.w, "\r%s\x1b[K", line)
 	p.printed = true

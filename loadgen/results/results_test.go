@@ -229,6 +229,8 @@ func TestCrashLeavesReadableLog(t *testing.T) {
 	secondOfCalls(rec, 0)
 	rec.Begin() // in progress when the process dies
 	rec.Add(metrics.Sent, 1)
+	rec.Add(metrics.Duplicated, 2) // every delivery count is in the log's tally
+	rec.Add(metrics.Misrouted, 3)
 
 	// Wait (bounded) until a flush has logged all of it; no timing is asserted.
 	var rb *Summary
@@ -271,6 +273,9 @@ func TestCrashLeavesReadableLog(t *testing.T) {
 	}
 	if sum.Tally.Outcomes[metrics.Aborted] != 1 || sum.Tally.InFlight != 1 {
 		t.Errorf("tally %+v: want the call in progress aborted and its message in flight", sum.Tally)
+	}
+	if sum.Tally.Duplicated != 2 || sum.Tally.Misrouted != 3 {
+		t.Errorf("interval log tally: expected duplicated 2 and misrouted 3, actual %d and %d", sum.Tally.Duplicated, sum.Tally.Misrouted)
 	}
 	if sum.Params.Rate != 10 || !sum.Start.Before(sum.End) {
 		t.Errorf("params %+v window %s..%s", sum.Params, sum.Start, sum.End)
