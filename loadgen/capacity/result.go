@@ -203,6 +203,8 @@ func judge(rec *StepRecord, sr StepResult, m metrics.Metric, maxLate float64) {
 	switch {
 	case sum.Interrupted:
 		rec.InvalidReason = "interrupted"
+	case len(sum.Invalid) > 0:
+		rec.InvalidReason = strings.Join(sum.Invalid, "; ") // e.g. accounting that does not balance
 	case t.Attempts == 0:
 		rec.InvalidReason = "no attempts were made in the steady interval"
 	case rec.LateRatio > maxLate:
