@@ -220,7 +220,16 @@ func runSoak(ctx context.Context, o soakOptions, out io.Writer, log *slog.Logger
 		rep.Notes = append(rep.Notes, fmt.Sprintf("load: %d call attempts, achieved %.1f/s, setup p99 %s, outcomes %v",
 			sum.Tally.Attempts, sum.AchievedRate, time.Duration(sum.Metrics["setup"].Corrected.P99US)*time.Microsecond,
 			sum.Tally.Outcomes))
+		t := sum.Tally
+		rep.Notes = append(rep.Notes, fmt.Sprintf("messages: %d checked, %d lost, %d in flight; %d duplicated, %d misrouted, %d altered, %d unexpected, %d out of order",
+			t.Sent, t.Lost, t.InFlight, t.Duplicated, t.Misrouted, t.Altered, t.Unexpected, t.OutOfOrder))
 		rep.Notes = append(rep.Notes, sum.Warnings...)
+		for _, x := range sum.Invalid {
+			rep.Notes = append(rep.Notes, "the load run is invalid: "+x)
+		}
+		// An invalid run (unbalanced accounting, messages left in flight) cannot pass a soak;
+		// an interrupted one is reported as interrupted below.
+		rep.Pass = rep.Pass && (len(sum.Invalid) == 0 || interrupted)
 	}
 	if lerr != nil {
 		rep.Notes = append(rep.Notes, "load step: "+lerr.Error())
