@@ -141,6 +141,7 @@ type stepRun struct {
 	rng   *rand.Rand
 
 	inSetup atomic.Int64 // calls waiting for their outcome
+	frozen  atomic.Bool  // the step's accounting is final: arrivals are no longer matched
 
 	// Messages received by endpoints for this step's calls, for the baseline.
 	rxMsgs, rxBytes atomic.Uint64
@@ -506,7 +507,7 @@ func (p *Pool) onMessage(se *simEP, topic string, m *spec.Message, raw []byte, a
 	st.sampleSize(len(raw))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.quiet {
+	if c.quiet || st.frozen.Load() {
 		return
 	}
 	st.match(c, se, topic, m, at)

@@ -110,7 +110,7 @@ type CallModel struct {
 	// SetupTimeout: no first reply within this is a timeout (the rtcomm.js value); default 5 s.
 	SetupTimeout time.Duration
 	// LossTimeout: a checked message not delivered this long after its own send is lost;
-	// default 5 s (the rtcomm.js reply timeout: a client has given up by then).
+	// default 5 s, as SetupTimeout (a client waiting for a reply has given up by then).
 	LossTimeout time.Duration
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/rtcomm-harness/rtcomm-harness/fixtures"
@@ -201,7 +202,9 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 			}
 		}
 	}()
-	defer func() { stopSweep(); <-sweepDone }()
+	var sweepOnce sync.Once
+	endSweep := func() { sweepOnce.Do(func() { stopSweep(); <-sweepDone }) }
+	defer endSweep()
 
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
@@ -265,6 +268,17 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 	}
 	if lostErr != nil {
 		w.AddWarning(lostErr.Error())
+	}
+	// Freeze the accounting before the recorder closes: no more losses, and arrivals from
+	// now on are ignored (a match in progress finishes first: it holds its call's mutex), so
+	// the final counters and the in-flight count are read from the same state.
+	endSweep()
+	st.frozen.Store(true)
+	for _, c := range p.calls.all() {
+		if c.st == st {
+			c.mu.Lock()
+			c.mu.Unlock() //nolint:staticcheck // barrier
+		}
 	}
 	sum, ferr := w.Finalize(rs.End, interrupted)
 	p.cur.CompareAndSwap(st, nil)
