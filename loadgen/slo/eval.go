@@ -87,27 +87,27 @@ func measure(th Threshold, src Source, t metrics.Tally) (float64, string, bool) 
 	return r, fmt.Sprintf("%.3g%% (%d of %d)", 100*r, n, d), true
 }
 
+// perSent are the delivery quantities: each counts among the checked messages sent.
+var perSent = map[string]func(metrics.Tally) uint64{
+	"lost":         func(t metrics.Tally) uint64 { return t.Lost },
+	"in_flight":    func(t metrics.Tally) uint64 { return t.InFlight },
+	"duplicated":   func(t metrics.Tally) uint64 { return t.Duplicated },
+	"misrouted":    func(t metrics.Tally) uint64 { return t.Misrouted },
+	"altered":      func(t metrics.Tally) uint64 { return t.Altered },
+	"unexpected":   func(t metrics.Tally) uint64 { return t.Unexpected },
+	"out_of_order": func(t metrics.Tally) uint64 { return t.OutOfOrder },
+}
+
 // counts returns a counted quantity's numerator and denominator.
 func counts(q string, t metrics.Tally) (n, d uint64, denominator string) {
+	if f, ok := perSent[q]; ok {
+		return f(t), t.Sent, "messages sent"
+	}
 	switch q {
 	case "errors":
 		return t.Errors(), t.Completed(), "completed calls"
 	case "timeouts":
 		return t.Outcomes[metrics.Timeout], t.Completed(), "completed calls"
-	case "lost":
-		return t.Lost, t.Sent, "messages sent"
-	case "in_flight":
-		return t.InFlight, t.Sent, "messages sent"
-	case "duplicated":
-		return t.Duplicated, t.Sent, "messages sent"
-	case "misrouted":
-		return t.Misrouted, t.Sent, "messages sent"
-	case "altered":
-		return t.Altered, t.Sent, "messages sent"
-	case "unexpected":
-		return t.Unexpected, t.Sent, "messages sent"
-	case "out_of_order":
-		return t.OutOfOrder, t.Sent, "messages sent"
 	case "late_starts":
 		return t.LateStarts, t.Attempts, "call attempts"
 	}
