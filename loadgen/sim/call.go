@@ -140,8 +140,9 @@ type stepRun struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
-	inSetup atomic.Int64 // calls waiting for their outcome
-	frozen  atomic.Bool  // the step's accounting is final: arrivals are no longer matched
+	inSetup atomic.Int64  // calls waiting for their outcome
+	placed  atomic.Uint64 // calls whose goroutine has started (see place)
+	frozen  atomic.Bool   // the step's accounting is final: arrivals are no longer matched
 
 	// Messages received by endpoints for this step's calls, for the baseline.
 	rxMsgs, rxBytes atomic.Uint64
@@ -161,6 +162,12 @@ func (st *stepRun) float() float64 {
 // place runs one call from its intended start to its outcome; the rest (ICE, hold,
 // teardown) runs on timers.
 func (st *stepRun) place(intended time.Time) {
+	// Counted before anything else: the drain waits until every call the schedule started
+	// has begun (placed) and reached its outcome (inSetup), so the last calls of the window
+	// are not cut off as aborted by a drain that looked before their goroutines ran.
+	st.inSetup.Add(1)
+	defer st.inSetup.Add(-1)
+	st.placed.Add(1)
 	rec, m := st.rec, st.model
 	a := rec.Begin()
 	st.rngMu.Lock()
@@ -187,8 +194,6 @@ func (st *stepRun) place(intended time.Time) {
 	c.ice[1] = make([]check, len(st.cands[1]))
 	caller.busy.Add(1)
 	callee.busy.Add(1)
-	st.inSetup.Add(1)
-	defer st.inSetup.Add(-1)
 	st.p.calls.put(c)
 
 	c.mu.Lock()

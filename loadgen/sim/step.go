@@ -233,7 +233,7 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 		drain = min(drain, 2*time.Second)
 	}
 	deadline := time.Now().Add(drain)
-	for st.inSetup.Load() > 0 && time.Now().Before(deadline) {
+	for (st.placed.Load() < rs.Hits || st.inSetup.Load() > 0) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stopCalls() // what is still being set up ends without an outcome: aborted; no new checked sends
