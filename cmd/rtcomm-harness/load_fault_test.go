@@ -91,4 +91,10 @@ func TestLoadInterrupted(t *testing.T) {
 	if !sum.Interrupted {
 		t.Errorf("interrupted run: expected summary.interrupted = true")
 	}
+	if len(sum.Invalid) == 0 || !strings.Contains(sum.Invalid[0], "interrupted") {
+		t.Errorf("interrupted run: expected summary.invalid to say it was interrupted, actual %q", sum.Invalid)
+	}
+	if !strings.Contains(out.String(), "INVALID run") {
+		t.Errorf("interrupted run: expected the console to say the run is invalid, actual:\n%s", out.String())
+	}
 }

@@ -48,7 +48,6 @@ func TestLoadCatchesPlantedFaults(t *testing.T) {
 			o.rejectShare, o.noAnswerShare = 0, 0 // every candidate is checked: counts are exact
 			o.maxLate = 0.5
 			o.fault, o.sloSpec = tc.fault, tc.slo
-			o.lossTimeout = 2 * time.Second
 			var out bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
