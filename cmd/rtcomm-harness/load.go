@@ -136,7 +136,8 @@ summary's warnings either way).`,
 		Example: `  rtcomm-harness load
   rtcomm-harness load --endpoints 10000 --ramp-rate 500 --rate 500 --duration 60s --slo 'setup.p99<100ms,lost<=0'
   rtcomm-harness load --broker tcp://127.0.0.1:1883 --baseline
-  rtcomm-harness load --broker tcp://mq:1883 --no-connector --shard 0/4 --endpoints 40000 --rate 2000`,
+  rtcomm-harness load --broker tcp://mq:1883 --no-connector --shard 0/4 --endpoints 40000 --rate 2000
+  rtcomm-harness load --endpoints 200 --duration 10s --reject-share 0 --fault drop-ice:0.05 --slo 'lost<=0'   # self-test: exits 1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
