@@ -20,7 +20,8 @@ in (0,1)). KIND is drop-ice (lost), dup-ice (duplicated), swap-ice (out_of_order
 session's first candidate is held back until its second has gone), misroute-ice (misrouted
 and lost: delivered to the sender's own inbox), wrong-sender-ice (misrouted and lost:
 sender level replaced), alter-ice (altered and lost: candidate text changed), invent-ice
-(unexpected: a made-up MESSAGE next to the candidate). Counts are exact with
+(unexpected: a made-up MESSAGE next to the candidate); drop-start drops relayed START_SESSIONs
+instead (lost, and the call times out: its setup goes to setup_failed). Counts are exact with
 --reject-share 0: a rejected call's caller candidates are not checked`
 
 // loadFault is one fault planted by --fault. Its rewrite runs on the proxy's goroutine for
@@ -40,7 +41,7 @@ type loadFault struct {
 	paths   map[string]bool // swap-ice: session paths whose first candidate was seen
 }
 
-var loadFaultKinds = []string{"drop-ice", "dup-ice", "swap-ice", "misroute-ice", "wrong-sender-ice", "alter-ice", "invent-ice"}
+var loadFaultKinds = []string{"drop-ice", "dup-ice", "swap-ice", "misroute-ice", "wrong-sender-ice", "alter-ice", "invent-ice", "drop-start"}
 
 // parseLoadFault parses --fault KIND:N or KIND:SHARE; "" is no fault.
 func parseLoadFault(s, topicPath string) (*loadFault, error) {
@@ -78,7 +79,17 @@ func (f *loadFault) due() bool {
 // rewrite is the proxy's faulty.Rewrite: what becomes of one PUBLISH of the connector.
 func (f *loadFault) rewrite(p faulty.Publish) []faulty.Publish {
 	m, _ := spec.Decode(p.Payload)
-	if m == nil || m.Method != spec.MethodMessage {
+	if m != nil && m.Method == spec.MethodStartSession && f.kind == "drop-start" {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.seen++
+		if !f.due() {
+			return []faulty.Publish{p}
+		}
+		f.applied++
+		return nil
+	}
+	if m == nil || m.Method != spec.MethodMessage || f.kind == "drop-start" {
 		return []faulty.Publish{p}
 	}
 	if w, ok, _ := m.WebRTC(); !ok || w.Type != spec.ICECandType || w.Candidate == nil {
@@ -183,8 +194,12 @@ func (f *loadFault) Report() string {
 	defer f.mu.Unlock()
 	verb := map[string]string{"drop-ice": "dropped", "dup-ice": "duplicated", "swap-ice": "swapped (held back)",
 		"misroute-ice": "misrouted to the sender's inbox", "wrong-sender-ice": "misrouted with a wrong sender level",
-		"alter-ice": "altered", "invent-ice": "shadowed by a made-up MESSAGE"}[f.kind]
-	return fmt.Sprintf("%s %d of %d relayed ICE candidate MESSAGEs (--fault %s, a harness self-test)", verb, f.applied, f.seen, f.spec)
+		"alter-ice": "altered", "invent-ice": "shadowed by a made-up MESSAGE", "drop-start": "dropped"}[f.kind]
+	what := "relayed ICE candidate MESSAGEs"
+	if f.kind == "drop-start" {
+		what = "relayed START_SESSIONs"
+	}
+	return fmt.Sprintf("%s %d of %d %s (--fault %s, a harness self-test)", verb, f.applied, f.seen, what, f.spec)
 }
 
 // Applied returns how many candidates the fault broke.

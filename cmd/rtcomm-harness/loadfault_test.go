@@ -17,7 +17,7 @@ import (
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
-var faultApplied = regexp.MustCompile(`fault: .* (\d+) of (\d+) relayed ICE candidate MESSAGEs`)
+var faultApplied = regexp.MustCompile(`fault: .* (\d+) of (\d+) relayed (ICE candidate MESSAGEs|START_SESSIONs)`)
 
 // TestLoadCatchesPlantedFaults runs `load` (the real sim call model, embedded reference)
 // with each planted connector fault and checks that the run reports exactly what the
@@ -39,6 +39,8 @@ func TestLoadCatchesPlantedFaults(t *testing.T) {
 		{"wrong-sender-ice:2", "misrouted<=0", want{misrouted: true, lost: true}},
 		{"alter-ice:2", "altered<=0", want{altered: true, lost: true}},
 		{"invent-ice:2", "unexpected<=0", want{unexpected: true}},
+		// The callee never sees the call: the caller times out (5 s) and the START_SESSION is lost.
+		{"drop-start:2", "lost<=0", want{lost: true}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.fault, func(t *testing.T) {
@@ -81,8 +83,24 @@ func TestLoadCatchesPlantedFaults(t *testing.T) {
 			if tl.InFlight != 0 || tl.Check() != nil {
 				t.Errorf("expected 0 in flight and a balance after the drain, actual in flight %d, %v", tl.InFlight, tl.Check())
 			}
-			if tl.Outcomes[metrics.Success] != tl.Attempts-tl.Outcomes[metrics.Aborted] {
-				t.Errorf("expected every call to succeed (only candidates are broken), actual %v", tl.Reasons)
+			failed := uint64(0)
+			if strings.HasPrefix(tc.fault, "drop-start") {
+				failed = applied
+				// Calls that fail do not flatter the latency: each timed-out call has its
+				// setup (until the timeout: the ring timeout or the 5 s setup timeout, the
+				// earlier) in setup_failed, none in setup.
+				sf := sum.Metrics[metrics.SetupFailed.String()].Corrected
+				giveUp := min(o.ringTimeout, 5*time.Second)
+				if uint64(sf.Count) != applied || time.Duration(sf.MinUS)*time.Microsecond < giveUp-5*time.Millisecond {
+					t.Errorf("setup_failed: expected %d values of at least the %s timeout, actual %d (min %s)",
+						applied, giveUp, sf.Count, time.Duration(sf.MinUS)*time.Microsecond)
+				}
+				if s := sum.Metrics[metrics.Setup.String()].Corrected; s.MaxUS >= 5_000_000 {
+					t.Errorf("setup: expected only the successful calls' (fast) setups, actual max %s", time.Duration(s.MaxUS)*time.Microsecond)
+				}
+			}
+			if tl.Outcomes[metrics.Timeout] != failed || tl.Outcomes[metrics.Success] != tl.Attempts-tl.Outcomes[metrics.Aborted]-failed {
+				t.Errorf("expected %d timeouts and every other call to succeed, actual %v %v", failed, tl.Outcomes, tl.Reasons)
 			}
 			var ee *exitError
 			switch {
