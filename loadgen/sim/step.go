@@ -116,8 +116,9 @@ func (p *Pool) newStep(s Step, rec *metrics.Recorder, callCtx context.Context) (
 
 // CallStep runs open-loop calls at Shard.Rate(s.Rate) for s.Duration against the pool and
 // writes a results directory dir (which must not hold a finished run). After the window it
-// drains (calls being set up get their outcome, bounded by s.Drain), optionally runs the
-// baseline, finalizes, and hangs up the calls still held, unmeasured. ctx ending stops
+// drains (calls being set up get their outcome, bounded by s.Drain; then every checked
+// message is delivered or lost, bounded by the loss timeout after the last send), optionally
+// runs the baseline, finalizes, and hangs up the calls still held, unmeasured. ctx ending stops
 // scheduling: the run is finalized as interrupted after a short drain. If endpoints lose
 // their connections mid-run the step stops the same way and the error wraps ErrTargetLost;
 // the summary is returned whenever one was written.
