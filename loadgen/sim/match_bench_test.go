@@ -1,10 +1,8 @@
 package sim
 
 import (
-	"context"
 	"testing"
 
-	"github.com/rtcomm-harness/rtcomm-harness/loadgen/metrics"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -12,14 +10,7 @@ import (
 // its cause (digest, sender level, inbox, transID, state) and count it: the cost the
 // matching adds per received message (docs/PERFORMANCE.md, Load generator).
 func BenchmarkMatchDelivery(b *testing.B) {
-	p := &Pool{}
-	p.calls.init()
-	p.sessIDs.init()
-	rec := metrics.NewRecorder()
-	st, err := p.newStep(Step{Calls: DefaultCallModel()}, rec, context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
+	p, st, rec := bareStep(b)
 	caller, callee := &simEP{id: "lg-1"}, &simEP{id: "lg-2"}
 	c := &call{st: st, id: p.sessIDs.next(), caller: caller, callee: callee, iceMax: [2]int{-1, -1}}
 	c.ice[0] = make([]check, len(st.cands[0]))

@@ -9,19 +9,27 @@ import (
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
-// TestUnknownSessionIsUnexpected: during a step, a delivery for a session this pool never
-// created is a message the target made up (unexpected); one for a session it created whose
-// call was retired is a late copy and is ignored; outside a step nothing is counted.
-func TestUnknownSessionIsUnexpected(t *testing.T) {
-	t.Parallel()
+// bareStep is a pool without endpoints and a step with the default call model, for the
+// receive path alone.
+func bareStep(tb testing.TB) (*Pool, *stepRun, *metrics.Recorder) {
+	tb.Helper()
 	p := &Pool{}
 	p.calls.init()
 	p.sessIDs.init()
 	rec := metrics.NewRecorder()
 	st, err := p.newStep(Step{Calls: DefaultCallModel()}, rec, context.Background())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return p, st, rec
+}
+
+// TestUnknownSessionIsUnexpected: during a step, a delivery for a session this pool never
+// created is a message the target made up (unexpected); one for a session it created whose
+// call was retired is a late copy and is ignored; outside a step nothing is counted.
+func TestUnknownSessionIsUnexpected(t *testing.T) {
+	t.Parallel()
+	p, st, rec := bareStep(t)
 	se := &simEP{id: "lg-1"}
 	retired := p.sessIDs.next() // issued, no longer in the call table
 	deliver := func(sess string) {

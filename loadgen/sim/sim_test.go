@@ -44,6 +44,17 @@ func openSmall(t *testing.T, env *Env, n int, rec *metrics.Recorder) *Pool {
 	return p
 }
 
+// startEmbedded starts the embedded reference on its own topic path, stopped by Cleanup.
+func startEmbedded(t *testing.T) *Env {
+	t.Helper()
+	env, err := StartTarget(context.Background(), Target{TopicPath: uniquePath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Close() })
+	return env
+}
+
 func checkRun(t *testing.T, sum *results.Summary, dir string) {
 	t.Helper()
 	ty := sum.Tally

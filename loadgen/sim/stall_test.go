@@ -39,12 +39,7 @@ func (c *stallClock) Sleep(ctx context.Context, d time.Duration) error {
 func TestStalledScheduleCorrectedSetup(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	env, err := StartTarget(ctx, Target{TopicPath: uniquePath()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
-	p := openSmall(t, env, 30, nil)
+	p := openSmall(t, startEmbedded(t), 30, nil)
 	m := smallModel()
 	m.RejectShare, m.NoAnswerShare = 0, 0
 	const stall = 2 * time.Second
