@@ -80,7 +80,7 @@ type Config struct {
 	// broker without shared subscriptions: every agent then gets every call (QUE-002 fails
 	// with more than one agent). QUE-001
 	QueueShare string
-	Schemes      []SchemeRoute
+	Schemes    []SchemeRoute
 	// SharedGroup makes this connector one replica of a group: routing topics are
 	// subscribed as $share/<group>/..., so each message is handled by one replica.
 	SharedGroup string

@@ -50,19 +50,19 @@ type Session struct {
 	pranswered chan struct{} // outbound only
 	events     chan *spec.Message
 
-	mu        sync.Mutex
-	peer      string
-	peerTopic string // the peer's fromTopic: where our messages go (plus "/<myID>")
+	mu         sync.Mutex
+	peer       string
+	peerTopic  string // the peer's fromTopic: where our messages go (plus "/<myID>")
 	startTopic string // outbound: where the START_SESSION went (rtcomm.js's transaction topic)
-	state     state
-	queue     [][]byte // encoded MESSAGEs held until the peer's first reply
-	pranswer  *spec.Message
-	resp      *spec.Message
-	err       error
-	timer     *time.Timer
-	deadline  time.Time
-	overflow  []*spec.Message
-	draining  bool
+	state      state
+	queue      [][]byte // encoded MESSAGEs held until the peer's first reply
+	pranswer   *spec.Message
+	resp       *spec.Message
+	err        error
+	timer      *time.Timer
+	deadline   time.Time
+	overflow   []*spec.Message
+	draining   bool
 }
 
 func (e *Endpoint) newSession(id string, outbound bool, handler func(*Session, *spec.Message)) *Session {
