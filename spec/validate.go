@@ -111,6 +111,11 @@ func (c *checker) run(payload []byte) {
 		c.add("FMT-001", "a UTF-8 JSON object", "invalid UTF-8")
 		return
 	}
+	if c.profile == ProfileClient {
+		// Numeric transID/sessionID on 3PCC_PLACE_CALL: lib.rtcomm.node passes the
+		// application's values (StringifyPlaceCallIDs). The strict profile holds them to strings.
+		payload = StringifyPlaceCallIDs(payload)
+	}
 	m, err := Decode(payload)
 	if m == nil {
 		actual := "not JSON"
@@ -246,11 +251,53 @@ func (c *checker) checkCommon() {
 	}
 }
 
+// ServiceLibVersion is the rtcommVer lib.rtcomm.node puts on 3PCC_PLACE_CALL
+// (lib/3pcc.js ThirdPartyCC.startCall); no other official message carries it.
+const ServiceLibVersion = "v0.0.1"
+
 // clientVersion reports whether the client profile takes this message's rtcommVer anyway:
 // lib.rtcomm.node's lib/3pcc.js ThirdPartyCC.startCall sends 3PCC_PLACE_CALL with
 // rtcommVer "v0.0.1".
 func (c *checker) clientVersion() bool {
-	return c.profile == ProfileClient && c.msg.Method == Method3PCCPlaceCall && c.msg.RtcommVer == "v0.0.1"
+	return c.profile == ProfileClient && c.msg.Method == Method3PCCPlaceCall && c.msg.RtcommVer == ServiceLibVersion
+}
+
+// placeCallIDs are the 3PCC_PLACE_CALL fields lib.rtcomm.node fills with whatever the
+// application passes to startCall(caller, callee, sessionID, transactionID).
+var placeCallIDs = []string{"transID", "sessionID"}
+
+// safeInteger is a JSON integer a JavaScript number holds exactly (at most 2^53).
+var safeInteger = regexp.MustCompile(`^(0|[1-9][0-9]{0,15})$`)
+
+// StringifyPlaceCallIDs returns payload with a 3PCC_PLACE_CALL's transID or sessionID
+// given as a JSON integer rewritten as its decimal string, and any other payload
+// unchanged. lib.rtcomm.node lib/3pcc.js ThirdPartyCC.startCall sends the values the
+// application passes, and the library's own test (test/3pccTest.js) passes numbers:
+// startCall("Jack Endpoint", "Jill Endpoint", 1000, 100). The library matches the
+// answer by using transID as an object key, so "100" answers 100.
+func StringifyPlaceCallIDs(payload []byte) []byte {
+	if !bytes.Contains(payload, []byte(Method3PCCPlaceCall)) {
+		return payload
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(payload, &obj) != nil || string(obj["method"]) != `"`+string(Method3PCCPlaceCall)+`"` {
+		return payload
+	}
+	changed := false
+	for _, k := range placeCallIDs {
+		if v, ok := obj[k]; ok && safeInteger.Match(v) {
+			obj[k] = json.RawMessage(`"` + string(v) + `"`)
+			changed = true
+		}
+	}
+	if !changed {
+		return payload
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return payload
+	}
+	return out
 }
 
 // checkPayload: the webrtc and chat entries of a payload object.

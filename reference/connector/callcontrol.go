@@ -157,6 +157,9 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 	if msg.Topic != c.ccTopic {
 		key = spec.Sender(msg.Topic)
 	}
+	// lib.rtcomm.node passes the application's transID/sessionID, numbers included
+	// (its test/3pccTest.js): serve them as their decimal strings.
+	msg.Payload = spec.StringifyPlaceCallIDs(msg.Payload)
 	m := c.decodeRequest(msg, key, spec.Method3PCCPlaceCall, "call-control")
 	if m == nil {
 		return

@@ -257,7 +257,10 @@ func (c *Connector) decodeRequest(msg mqttc.Message, key string, want spec.Metho
 		c.drop(msg.Topic, err.Error())
 		return nil
 	}
-	if badVersion(m.RtcommVer) {
+	// lib.rtcomm.node lib/3pcc.js ThirdPartyCC.startCall sends rtcommVer v0.0.1: take
+	// it on 3PCC_PLACE_CALL (and nowhere else) FMT-003
+	libVersion := want == spec.Method3PCCPlaceCall && m.Method == want && m.RtcommVer == spec.ServiceLibVersion
+	if badVersion(m.RtcommVer) && !libVersion {
 		c.rejectVersion(msg.Topic, m, msg.QoS)
 		return nil
 	}
