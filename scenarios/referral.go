@@ -17,6 +17,7 @@ type controller struct {
 	*Conn
 	from string
 	cc   string
+	ver  string // rtcommVer: lib.rtcomm.node's v0.0.1 in the client profile (lib/3pcc.js startCall)
 }
 
 // newController connects a 3PCC requester and finds the call-control topic in the service
@@ -36,14 +37,18 @@ func newController(e *Env) *controller {
 	if s, ok := resp.Services[spec.ServiceCallControl]; ok && s.Topic != "" {
 		cc = e.Topics.Resolve(s.Topic)
 	}
-	return &controller{Conn: c, from: from, cc: cc}
+	ver := spec.Version
+	if e.Decl.Profile == ProfileClient {
+		ver = spec.ServiceLibVersion // what the official library sends: a target must take it FMT-003
+	}
+	return &controller{Conn: c, from: from, cc: cc, ver: ver}
 }
 
 // place publishes 3PCC_PLACE_CALL and returns its transID.
 func (c *controller) place(caller, callee string) string {
 	GinkgoHelper()
 	tid := randomUUID()
-	Harness(c.Send(c.cc, &spec.Message{Method: spec.Method3PCCPlaceCall, TransID: tid, FromTopic: c.from,
+	Harness(c.Send(c.cc, &spec.Message{Method: spec.Method3PCCPlaceCall, RtcommVer: c.ver, TransID: tid, FromTopic: c.from,
 		CallerEndpoint: caller, CalleeEndpoint: callee}), "publish 3PCC_PLACE_CALL")
 	return tid
 }
