@@ -2,8 +2,10 @@ package connector
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
+	"github.com/rtcomm-harness/rtcomm-harness/fixtures"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -156,4 +158,80 @@ func TestOfficialCancelBeforeAnswer(t *testing.T) {
 		t.Errorf("STOP_SESSION sigSessID: expected %s, actual %s", sid, g.m.SigSessID)
 	}
 	guest.expectNone("a valid STOP_SESSION is not refused")
+}
+
+// shapeRefusals are the failure codes that refuse a message for its form, not for the
+// state it meets (an unknown callee, a finished session): none may answer an official
+// client's message.
+var shapeRefusals = []string{"bad_message", "missing_field", "bad_version", "unexpected_method",
+	"unknown_method", "bad_topic", "bad_endpoint_id", "bad_request", "too_large", "not_a_party", "rate_limited",
+	"internal_error"}
+
+// TestOfficialCorpusReplay publishes the whole official-client corpus
+// (fixtures/clients/official.jsonl), in its order, to a connector serving the
+// corpus's queue: every publish is handled, none is refused for its form, and
+// the connector stays healthy. Refusals the replay's state explains (a callee
+// unregistered by an earlier line, a session the corpus never started here)
+// are allowed; their codes are logged.
+func TestOfficialCorpusReplay(t *testing.T) {
+	t.Parallel()
+	msgs, err := fixtures.OfficialClientTraffic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	c := e.connector(func(cfg *Config) { cfg.Queues = []string{"support"} })
+	// The corpus is written for /rtcomm/ and a connector named serve-1.
+	tr := strings.NewReplacer("/rtcomm/connector/serve-1", strings.TrimSuffix(spec.Join(c.Topics().Connector(), c.ID()), "/"),
+		"/rtcomm/", e.topics.Path)
+	pub := e.client("corpus")
+	var n uint64
+	seen := map[string]uint64{}
+	for _, m := range msgs {
+		if m.Subscribe {
+			continue
+		}
+		topic := tr.Replace(m.Topic)
+		payload := []byte(tr.Replace(string(m.Bytes())))
+		before := c.Stats().Received
+		if err := pub.c.Publish(e.ctx, topic, 1, m.Retained, payload); err != nil {
+			t.Fatalf("line %d: publish %s: %v", m.Line, topic, err)
+		}
+		n++
+		if !toConnector(c, topic) {
+			continue // peer to peer: between endpoints, the connector never sees it
+		}
+		waitFor(t, "the connector to take line "+m.Step, func() bool { return c.Stats().Received > before })
+		st := c.Stats()
+		for code, k := range st.Failures {
+			if k > seen[code] {
+				t.Logf("line %d (%s): refused for the replay's state: %s", m.Line, m.Step, code)
+				seen[code] = k
+			}
+		}
+		for _, code := range shapeRefusals {
+			if st.Failures[code] > 0 {
+				t.Fatalf("line %d (%s, %s; %s): the connector refused it (%s): %v", m.Line, m.Client, m.Step, m.Source, code, st.Failures)
+			}
+		}
+	}
+	st := c.Stats()
+	t.Logf("%d corpus publishes replayed; failures by code (state, not form): %v; dropped %d", n, st.Failures, st.Dropped)
+	if st.Panics > 0 {
+		t.Errorf("expected no panic, actual %d", st.Panics)
+	}
+	if err := c.Healthy(); err != nil {
+		t.Errorf("after the replay: expected healthy, actual %v", err)
+	}
+}
+
+// toConnector reports whether the connector subscribes to topic.
+func toConnector(c *Connector, topic string) bool {
+	t := c.Topics()
+	for _, prefix := range []string{t.Connector() + "/", t.Management() + "/", t.Sphere(""), t.CallControl()} {
+		if strings.HasPrefix(topic, prefix) {
+			return true
+		}
+	}
+	return false
 }
