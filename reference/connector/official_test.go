@@ -12,19 +12,27 @@ import (
 // Traffic shapes of the official clients that the connector must serve without
 // a FAILURE (audit of issue 11). Each case cites where the client sends it.
 
+// threePCC starts a connector with caller and callee registered and a
+// lib.rtcomm.node-shaped requester subscribed to its bare reply topic.
+func threePCC(t *testing.T, caller, callee, replyTopic string) (*Connector, *ep, *ep, *ep) {
+	t.Helper()
+	e := newEnv(t)
+	c := e.connector(nil)
+	a, b := e.endpoint(caller), e.endpoint(callee)
+	a.register("rtcomm")
+	b.register("rtcomm")
+	waitRegistrations(t, c, 2)
+	ctl := e.client("ctl")
+	ctl.subscribe(replyTopic)
+	return c, a, b, ctl
+}
+
 // TestOfficial3PCCVersion: lib.rtcomm.node lib/3pcc.js ThirdPartyCC.startCall
 // sends rtcommVer "v0.0.1" on the bare call-control topic; the connector must
 // place the call (REFER to the caller), not answer "unsupported rtcommVer".
 func TestOfficial3PCCVersion(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.connector(nil)
-	alice, bob := e.endpoint("alice"), e.endpoint("bob")
-	alice.register("rtcomm")
-	bob.register("rtcomm")
-	waitRegistrations(t, c, 2)
-	ctl := e.client("ctl")
-	ctl.subscribe("0e1d2c3b-4a59-4687-b6a5-948372615f0e")
+	c, alice, _, ctl := threePCC(t, "alice", "bob", "0e1d2c3b-4a59-4687-b6a5-948372615f0e")
 	ctl.pub(c.Topics().CallControl(), []byte(`{"rtcommVer":"v0.0.1","method":"3PCC_PLACE_CALL",`+
 		`"calleeEndpoint":"bob","callerEndpoint":"alice","fromTopic":"0e1d2c3b-4a59-4687-b6a5-948372615f0e",`+
 		`"transID":"b2a4247f-fafc-4d3c-a23b-822d02e8f00c"}`))
@@ -60,14 +68,7 @@ func TestOfficial3PCCVersion(t *testing.T) {
 // object key, so "100" and 100 match alike).
 func TestOfficial3PCCNumericIDs(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.connector(nil)
-	jack, jill := e.endpoint("Jack Endpoint"), e.endpoint("Jill Endpoint")
-	jack.register("rtcomm")
-	jill.register("rtcomm")
-	waitRegistrations(t, c, 2)
-	ctl := e.client("ctl")
-	ctl.subscribe("ctl-numeric")
+	c, jack, _, ctl := threePCC(t, "Jack Endpoint", "Jill Endpoint", "ctl-numeric")
 	ctl.pub(c.Topics().CallControl(), []byte(`{"rtcommVer":"v0.0.1","method":"3PCC_PLACE_CALL",`+
 		`"calleeEndpoint":"Jill Endpoint","callerEndpoint":"Jack Endpoint","fromTopic":"ctl-numeric",`+
 		`"transID":100,"sessionID":1000}`))
@@ -101,14 +102,7 @@ func TestOfficial3PCCNumericIDs(t *testing.T) {
 // answers the 3PCC requester once, and drops the second REFER answer.
 func TestOfficialReferRejection(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.connector(nil)
-	alice, bob := e.endpoint("alice"), e.endpoint("bob")
-	alice.register("rtcomm")
-	bob.register("rtcomm")
-	waitRegistrations(t, c, 2)
-	ctl := e.client("ctl")
-	ctl.subscribe("ctl-reject")
+	c, alice, bob, ctl := threePCC(t, "alice", "bob", "ctl-reject")
 	ctl.pubJSON(c.Topics().CallControl(), map[string]any{"rtcommVer": "v0.0.1", "method": "3PCC_PLACE_CALL",
 		"calleeEndpoint": "bob", "callerEndpoint": "alice", "fromTopic": "ctl-reject", "transID": "p-reject"})
 	refer := alice.expectMethod(spec.MethodRefer, spec.Join(alice.address, c.ID()))
