@@ -68,6 +68,20 @@ type Config struct {
 	// ConnectorUser is the identity allowed to publish and subscribe anywhere (the
 	// connector); it must be in Credentials. Empty: no such user.
 	ConnectorUser string
+	// ClientIDs binds client IDs to users in secure mode; default ClientIDsBound.
+	ClientIDs ClientIDRule
+
+	// MaxTopicLength (bytes) and MaxTopicLevels bound every topic name and filter in
+	// PUBLISH, SUBSCRIBE, UNSUBSCRIBE and wills, in both modes; defaults
+	// DefaultMaxTopicLength and DefaultMaxTopicLevels. A client over them is disconnected
+	// (a will topic over them: CONNACK refused) before any topic-tree work.
+	MaxTopicLength, MaxTopicLevels int
+	// RetainedQuota is the retained payload bytes one client (secure mode: one user)
+	// may hold, RetainedTotal those of the whole broker; defaults DefaultRetainedQuota
+	// and DefaultRetainedTotal. Retained messages are kept only on presence topics
+	// (<path>sphere/<id>, <path>sphere/<group>/<id>); elsewhere, or over a quota, the
+	// message is delivered without being retained.
+	RetainedQuota, RetainedTotal int
 
 	Logger *slog.Logger // nil discards
 }
@@ -137,17 +151,27 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if _, err := rand.Read(sentinel[len(sentinelPrefix):]); err != nil {
 		return nil, fmt.Errorf("broker: will sentinel: %w", err)
 	}
+	// Order matters: mochi calls hooks in the order they were added.
 	if err := srv.AddHook(&compatHook{srv: srv, sentinel: sentinel, maxPayload: cfg.MaxPayload}, nil); err != nil {
 		return nil, fmt.Errorf("broker: compat hook: %w", err)
 	}
+	if err := srv.AddHook(&limitsHook{srv: srv, maxLen: cfg.MaxTopicLength, maxLevels: cfg.MaxTopicLevels}, nil); err != nil {
+		return nil, fmt.Errorf("broker: limits hook: %w", err)
+	}
+	retainPath := "" // open mode serves every topic path
 	if cfg.Secure {
 		h := &identityHook{srv: srv, rule: identityRule{path: cfg.TopicPath},
-			creds: cfg.Credentials, super: cfg.ConnectorUser}
+			creds: cfg.Credentials, super: cfg.ConnectorUser, clientID: cfg.ClientIDs}
 		if err := srv.AddHook(h, nil); err != nil {
 			return nil, fmt.Errorf("broker: identity hook: %w", err)
 		}
+		retainPath = cfg.TopicPath
 	} else if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, fmt.Errorf("broker: allow hook: %w", err)
+	}
+	policy := newRetainedPolicy(retainPath, cfg.RetainedQuota, cfg.RetainedTotal, cfg.ConnectorUser)
+	if err := srv.AddHook(&retainHook{policy: policy}, nil); err != nil {
+		return nil, fmt.Errorf("broker: retained hook: %w", err)
 	}
 
 	b := &Broker{srv: srv, tls: tlsConf != nil, log: log}
@@ -223,6 +247,27 @@ func normalize(cfg Config) (Config, error) {
 	case cfg.MaxPendingWrites < 16 || cfg.MaxPendingWrites > 1<<20:
 		return cfg, fmt.Errorf("broker: config: MaxPendingWrites %d: want 16 .. %d", cfg.MaxPendingWrites, 1<<20)
 	}
+	switch {
+	case cfg.MaxTopicLength == 0:
+		cfg.MaxTopicLength = DefaultMaxTopicLength
+	case cfg.MaxTopicLength < 64 || cfg.MaxTopicLength > 65535:
+		return cfg, fmt.Errorf("broker: config: MaxTopicLength %d: want 64 .. 65535 bytes", cfg.MaxTopicLength)
+	}
+	switch {
+	case cfg.MaxTopicLevels == 0:
+		cfg.MaxTopicLevels = DefaultMaxTopicLevels
+	case cfg.MaxTopicLevels < 8 || cfg.MaxTopicLevels > 1024:
+		return cfg, fmt.Errorf("broker: config: MaxTopicLevels %d: want 8 .. 1024 (rtcomm event topics have 7)", cfg.MaxTopicLevels)
+	}
+	if cfg.RetainedQuota == 0 {
+		cfg.RetainedQuota = DefaultRetainedQuota
+	}
+	if cfg.RetainedTotal == 0 {
+		cfg.RetainedTotal = DefaultRetainedTotal
+	}
+	if cfg.RetainedQuota < 0 || cfg.RetainedTotal < cfg.RetainedQuota {
+		return cfg, fmt.Errorf("broker: config: RetainedQuota %d, RetainedTotal %d: want 0 < quota <= total", cfg.RetainedQuota, cfg.RetainedTotal)
+	}
 	cfg.TopicPath = spec.NewTopics(cfg.TopicPath).Path
 	if strings.ContainsAny(cfg.TopicPath, "+#") {
 		return cfg, fmt.Errorf("broker: config: TopicPath %q contains an MQTT wildcard", cfg.TopicPath)
@@ -233,6 +278,11 @@ func normalize(cfg Config) (Config, error) {
 	if len(cfg.Credentials) == 0 {
 		return cfg, errors.New("broker: config: Secure needs Credentials")
 	}
+	rule, err := ParseClientIDRule(string(cfg.ClientIDs))
+	if err != nil {
+		return cfg, fmt.Errorf("broker: config: %w", err)
+	}
+	cfg.ClientIDs = rule
 	for user, pw := range cfg.Credentials {
 		if err := checkCredential(user, pw); err != nil {
 			return cfg, fmt.Errorf("broker: config: credentials: %w", err)

@@ -72,10 +72,11 @@ func (h *compatHook) OnWill(_ *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 // identity rule (ID-005). The ConnectorUser may do everything.
 type identityHook struct {
 	mqtt.HookBase
-	srv   *mqtt.Server
-	rule  identityRule
-	creds map[string]string
-	super string // ConnectorUser; "" for none
+	srv      *mqtt.Server
+	rule     identityRule
+	creds    map[string]string
+	super    string // ConnectorUser; "" for none
+	clientID ClientIDRule
 }
 
 // ID names the hook in mochi's logs.
@@ -86,7 +87,7 @@ func (h *identityHook) ID() string { return "rtcomm-identity" }
 // a will from OnWill and a client should learn at once that its will is not allowed.
 func (h *identityHook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish:
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnSessionEstablish:
 		return true
 	}
 	return false
@@ -113,13 +114,28 @@ func (h *identityHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet)
 	return false
 }
 
-// OnConnect refuses an authenticated client whose will breaks the identity rule (a
-// will is a publish on the client's behalf), with CONNACK "not authorized".
+// OnConnect refuses an authenticated client whose client ID belongs to another user
+// (CONNACK "identifier rejected") or whose will breaks the identity rule (a will is a
+// publish on the client's behalf; CONNACK "not authorized"). mochi runs it before
+// authentication and, above all, before it looks for an existing session with that
+// client ID: a refusal here leaves the holder of the ID untouched (no takeover, no
+// will fired, no queued messages handed over).
 func (h *identityHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	if !pk.Connect.WillFlag || !h.authenticated(pk) {
+	if !h.authenticated(pk) {
 		return nil // bad credentials are refused by OnConnectAuthenticate
 	}
 	id := string(pk.Connect.Username)
+	if why := h.clientIDRefusal(id, pk.Connect.ClientIdentifier); why != "" {
+		h.Log.Info("connect refused: client ID", "user", id, "client", pk.Connect.ClientIdentifier, "why", why,
+			"remote", cl.Net.Remote)
+		if err := h.srv.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil); err != nil { // ID-010
+			return fmt.Errorf("client ID %q refused for %q: %s; send connack: %w", pk.Connect.ClientIdentifier, id, why, err)
+		}
+		return fmt.Errorf("client ID %q refused for %q: %s: %w", pk.Connect.ClientIdentifier, id, why, packets.ErrClientIdentifierNotValid)
+	}
+	if !pk.Connect.WillFlag {
+		return nil
+	}
 	if id == h.super || h.rule.mayPublish(id, pk.Connect.WillTopic) {
 		return nil
 	}
@@ -132,6 +148,72 @@ func (h *identityHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return fmt.Errorf("will topic %q not allowed for %q; send connack: %w", pk.Connect.WillTopic, id, err)
 	}
 	return fmt.Errorf("will topic %q not allowed for %q: %w", pk.Connect.WillTopic, id, packets.ErrNotAuthorized)
+}
+
+// clientIDRefusal says why user may not connect with client ID cid ("" = it may).
+func (h *identityHook) clientIDRefusal(user, cid string) string {
+	if cid == "" {
+		if h.clientID == ClientIDsUser {
+			return "an empty client ID names no user; this broker wants <user> or <user>:<suffix>"
+		}
+		return "" // mochi assigns a fresh random ID
+	}
+	switch owner := namedUser(cid, h.rule.path, h.creds); {
+	case owner == user:
+		return ""
+	case owner != "":
+		return "the client ID names user " + owner // ID-010
+	case h.clientID == ClientIDsUser:
+		return "the client ID names no user; this broker wants <user> or <user>:<suffix>" // ID-010
+	}
+	// Not a named ID: bound to the user of the session holding it, if any.
+	if held, ok := h.srv.Clients.Get(cid); ok {
+		if holder := string(held.Properties.Username); holder != user {
+			return "a session of another user holds this client ID" // ID-010
+		}
+	}
+	return ""
+}
+
+// OnSessionEstablish runs after authentication, just before mochi hands an existing
+// session (same client ID) to the new connection. The client-ID rule already makes
+// that session the same user's; as a second line, every queued message and every
+// subscription it would inherit is checked again against this user's ACL, and what
+// fails is discarded instead of delivered (ID-010).
+func (h *identityHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	old, ok := h.srv.Clients.Get(cl.ID)
+	if !ok {
+		return
+	}
+	user := string(cl.Properties.Username)
+	if user == h.super && h.super != "" {
+		return
+	}
+	if string(old.Properties.Username) != user {
+		// Unreachable while the client-ID rule holds; never hand another user's state over.
+		h.Log.Error("session of another user about to be inherited: discarding its state",
+			"client", cl.ID, "user", user, "holder", string(old.Properties.Username))
+		old.ClearInflights()
+		h.srv.UnsubscribeClient(old)
+		return
+	}
+	recheckInherited(h.srv, old, func(topic string) bool { return h.rule.mayRead(user, topic) })
+}
+
+// recheckInherited discards the queued messages and subscriptions of a session about
+// to be resumed that mayRead refuses (ID-010).
+func recheckInherited(srv *mqtt.Server, old *mqtt.Client, mayRead func(string) bool) {
+	for _, pk := range old.State.Inflight.GetAll(false) {
+		if pk.FixedHeader.Type == packets.Publish && !mayRead(pk.TopicName) {
+			old.State.Inflight.Delete(pk.PacketID) // ID-010
+		}
+	}
+	for filter := range old.State.Subscriptions.GetAll() {
+		if !mayRead(filter) {
+			old.State.Subscriptions.Delete(filter) // ID-010
+			srv.Topics.Unsubscribe(filter, old.ID)
+		}
+	}
 }
 
 // OnACLCheck decides subscriptions (and every delivery) by the identity rule.
