@@ -25,43 +25,35 @@ type pcc struct {
 }
 
 type pccTable struct {
-	byRefer   map[string]*pcc    // REFER transID -> request (the primary index)
-	bySession map[string]*pcc    // sessionID -> request
-	byPair    map[[2]string]*pcc // caller, callee -> latest request (fallback correlation)
+	byRefer   map[string]*pcc // REFER transID -> request (the primary index)
+	bySession map[string]*pcc // sessionID -> request
 }
 
 func newPCCTable() pccTable {
-	return pccTable{byRefer: map[string]*pcc{}, bySession: map[string]*pcc{}, byPair: map[[2]string]*pcc{}}
+	return pccTable{byRefer: map[string]*pcc{}, bySession: map[string]*pcc{}}
 }
 
 func (t *pccTable) add(p *pcc) {
 	t.byRefer[p.referTransID] = p
 	t.bySession[p.sessionID] = p
-	t.byPair[[2]string{p.caller, p.callee}] = p
 }
 
 func (t *pccTable) remove(p *pcc) {
 	delete(t.byRefer, p.referTransID)
 	delete(t.bySession, p.sessionID)
-	if k := [2]string{p.caller, p.callee}; t.byPair[k] == p {
-		delete(t.byPair, k)
-	}
 }
 
-// forSession finds the request a new session completes: by sigSessID ==
-// details.sessionID, or else the latest open request for the same caller and
-// callee (a caller that picked its own sigSessID).
+// forSession finds the request a new session completes: exactly the referred one,
+// whose sigSessID is the REFER's details.sessionID, from the referred caller to the
+// referred callee. Nothing else completes a request: matching by caller and callee
+// alone let a pending request latch onto an unrelated later call of the same pair and
+// report its outcome to the requester (REF-006).
 func (t *pccTable) forSession(sigSessID, caller, callee string) *pcc {
-	if len(t.byRefer) == 0 {
-		return nil
+	p := t.bySession[sigSessID]
+	if p == nil || p.session != nil || p.caller != caller || p.callee != callee {
+		return nil // REF-006
 	}
-	if p := t.bySession[sigSessID]; p != nil && p.session == nil && p.caller == caller {
-		return p
-	}
-	if p := t.byPair[[2]string{caller, callee}]; p != nil && p.session == nil {
-		return p
-	}
-	return nil
+	return p
 }
 
 // --- replicas ------------------------------------------------------------------
@@ -75,8 +67,8 @@ func (t *pccTable) forSession(sigSessID, caller, callee string) *pcc {
 
 // claim is another replica's open 3PCC request.
 type claim struct {
-	caller  string
-	expires time.Time
+	caller, callee string
+	expires        time.Time
 }
 
 // replicaTopic is the replicas' channel; "" when not a replica or without call control.
@@ -88,9 +80,9 @@ func (c *Connector) replicaTopic() string {
 }
 
 // takeClaimLocked reports (and forgets) another replica's claim on sigSessID.
-func (c *Connector) takeClaimLocked(sigSessID, caller string) bool {
+func (c *Connector) takeClaimLocked(sigSessID, caller, callee string) bool {
 	cl, ok := c.claims[sigSessID]
-	if !ok || cl.caller != caller {
+	if !ok || cl.caller != caller || cl.callee != callee { // REF-006
 		return false
 	}
 	delete(c.claims, sigSessID)
@@ -123,7 +115,7 @@ func (c *Connector) onReplica(msg mqttc.Message) {
 	switch m.Method {
 	case spec.Method3PCCPlaceCall: // a claim
 		if len(c.claims) < c.cfg.MaxSessions {
-			c.claims[m.SessionID] = claim{caller: m.CallerEndpoint, expires: time.Now().Add(c.cfg.ThreePCCTimeout)}
+			c.claims[m.SessionID] = claim{caller: m.CallerEndpoint, callee: m.CalleeEndpoint, expires: time.Now().Add(c.cfg.ThreePCCTimeout)}
 		}
 	case spec.MethodResponse: // an outcome
 		if p := c.pcc.bySession[m.SessionID]; p != nil {
@@ -169,8 +161,12 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 		c.reject(msg.Topic, m, msg.QoS, "missing_field", "3PCC_PLACE_CALL without "+missing)
 		return
 	}
-	if err := c.checkPartyTopic(m.FromTopic); err != nil {
-		c.reject(msg.Topic, m, msg.QoS, "bad_topic", "fromTopic: "+err.Error())
+	if !c.mayPlaceCalls(msg.Topic, key) {
+		c.reject(msg.Topic, m, msg.QoS, "not_authorized", "3PCC_PLACE_CALL: "+quote(short(key))+" is not a call controller") // REF-007
+		return
+	}
+	if err := c.partyTopic(key, m.FromTopic); err != nil {
+		c.reject(msg.Topic, m, msg.QoS, "bad_topic", "fromTopic: "+err.Error()) // ID-011
 		return
 	}
 	for _, id := range []string{m.CallerEndpoint, m.CalleeEndpoint} {
@@ -210,8 +206,12 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 		c.reject(msg.Topic, m, msg.QoS, "table_full", "connector busy: too many pending 3PCC requests")
 		return
 	}
+	replyTo := m.FromTopic // exactly as given: lib.rtcomm.node subscribes to that topic only REF-005
+	if c.cfg.Secure {
+		replyTo = spec.Join(m.FromTopic, c.id) // the requester's own inbox, signed by the connector ID-011
+	}
 	p := &pcc{
-		transID: m.TransID, replyTo: m.FromTopic, qos: msg.QoS,
+		transID: m.TransID, replyTo: replyTo, qos: msg.QoS,
 		caller: m.CallerEndpoint, callee: m.CalleeEndpoint,
 		sessionID: sid, referTransID: uuid.NewString(),
 		deadline: time.Now().Add(c.cfg.ThreePCCTimeout),
@@ -236,6 +236,16 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 		Details:      details,
 	})
 	c.log.Info("3PCC: REFER sent", "transID", m.TransID, "caller", p.caller, "callee", p.callee, "sessionID", sid)
+}
+
+// mayPlaceCalls reports whether the sender of a 3PCC_PLACE_CALL on topic may place
+// calls: with CallControllers, only they, on <callControl>/<their ID>; without, anyone
+// in open mode and no one in secure mode (REF-007).
+func (c *Connector) mayPlaceCalls(topic, sender string) bool {
+	if len(c.controllers) == 0 {
+		return !c.cfg.Secure
+	}
+	return topic != c.ccTopic && c.controllers[sender] // REF-007
 }
 
 // onReferResponse handles the referred caller's RESPONSE to REFER.
@@ -289,7 +299,7 @@ func (c *Connector) answerPCCLocked(p *pcc, ok bool, reason string, o *outbox) {
 		r.Result, r.Reason = spec.ResultFailure, reason
 		c.countFailureLocked("3pcc_failed")
 	}
-	o.msg(p.replyTo, p.qos, r) // exactly as given: lib.rtcomm.node subscribes to that topic only REF-005
+	o.msg(p.replyTo, p.qos, r) // REF-005 ID-011
 	c.log.Info("3PCC answered", "transID", p.transID, "result", r.Result, "reason", reason,
 		"caller", p.caller, "callee", p.callee)
 }

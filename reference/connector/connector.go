@@ -81,6 +81,17 @@ type Config struct {
 	// with more than one agent). QUE-001
 	QueueShare string
 	Schemes    []SchemeRoute
+	// Secure: the broker authenticates every client as its endpoint ID and enforces the
+	// identity rule (serve --secure; docs/SECURITY.md). The connector then adds the rules
+	// only it can judge: a DOCUMENT's address must be the registrant's own inbox
+	// (<path><id> or below), a reply goes only to a topic of the requester's own inbox
+	// with the connector's ID as sender level, and 3PCC is served only to CallControllers.
+	Secure bool
+	// CallControllers are the endpoint IDs allowed to place 3PCC calls (as the sender
+	// level of <path>callControl/<id>). Empty: anyone in open mode, no one when Secure.
+	// Non-empty: only they; the bare <path>callControl topic, which names no sender, is
+	// then refused.
+	CallControllers []string
 	// SharedGroup makes this connector one replica of a group: routing topics are
 	// subscribed as $share/<group>/..., so each message is handled by one replica.
 	SharedGroup string
@@ -175,6 +186,7 @@ type Connector struct {
 	services     map[string]spec.Service
 	queues       map[string]string // queue ID -> topic agents share (behind the advertised filter)
 	queueFilters map[string]string // queue ID -> advertised filter: <share prefix><topic>/#
+	controllers  map[string]bool   // Config.CallControllers
 	schemes      map[string]string // lower-case scheme -> gateway topic
 
 	client *mqttc.Client
@@ -292,6 +304,15 @@ func New(cfg Config) (*Connector, error) {
 	c.inPathJSON, _ = json.Marshal(c.inPath) // a string cannot fail
 	c.syncTopic = c.inPathPrefix + "~sync"
 
+	if len(cfg.CallControllers) > 0 {
+		c.controllers = map[string]bool{}
+		for _, id := range cfg.CallControllers {
+			if err := spec.ValidateEndpointID(id); err != nil {
+				return nil, fmt.Errorf("connector: call controller: %w", err)
+			}
+			c.controllers[id] = true
+		}
+	}
 	for _, q := range cfg.Queues {
 		if err := spec.ValidateEndpointID(q); err != nil {
 			return nil, fmt.Errorf("connector: queue: %w", err)
@@ -653,6 +674,29 @@ func (c *Connector) checkPartyTopic(t string) error {
 		if c.reservedLevel(first) {
 			return fmt.Errorf("topic %q is a service topic, not an endpoint's", t)
 		}
+	}
+	return nil
+}
+
+// ownInbox reports whether topic is id's own inbox, <path><id>, or a topic below it:
+// under the identity ACLs only id may read it (ID-011).
+func (c *Connector) ownInbox(id, topic string) bool {
+	rest, ok := c.topics.Under(topic)
+	if !ok || id == "" {
+		return false
+	}
+	return rest == id || strings.HasPrefix(rest, id+"/")
+}
+
+// partyTopic checks a topic sender gave as its address or fromTopic: checkPartyTopic,
+// and in secure mode it must be sender's own inbox, or a connector that publishes
+// there would be a confused deputy (writing into someone else's inbox for sender).
+func (c *Connector) partyTopic(sender, t string) error {
+	if err := c.checkPartyTopic(t); err != nil {
+		return err
+	}
+	if c.cfg.Secure && !c.ownInbox(sender, t) { // ID-011
+		return fmt.Errorf("topic %q is not %s's own inbox %s", t, quote(short(sender)), c.topics.Inbox(short(sender)))
 	}
 	return nil
 }

@@ -32,7 +32,9 @@ func (c *Connector) reject(topic string, m *spec.Message, qos byte, code, reason
 		c.log.Info("message dropped (no transID/fromTopic to answer)", "topic", topic, "code", code, "reason", reason)
 		return
 	}
-	if err := c.checkPartyTopic(m.FromTopic); err != nil {
+	// The requester is the inbound topic's last level (ID-006); in secure mode only a
+	// topic of its own inbox gets an answer (ID-011).
+	if err := c.partyTopic(spec.Sender(topic), m.FromTopic); err != nil {
 		c.dropped.Add(1)
 		c.log.Info("message dropped (fromTopic unusable for the answer)", "topic", topic, "code", code,
 			"reason", reason, "fromTopicErr", err)
@@ -40,7 +42,7 @@ func (c *Connector) reject(topic string, m *spec.Message, qos byte, code, reason
 	}
 	orig := c.origFor(topic, m.Method)
 	dest := c.to(m.FromTopic, c.id)
-	if orig == spec.Method3PCCPlaceCall {
+	if orig == spec.Method3PCCPlaceCall && !c.cfg.Secure {
 		dest = m.FromTopic // 3PCC requesters are answered at fromTopic exactly as given REF-005
 	}
 	c.send(dest, qos, &spec.Message{ // ROB-002
@@ -127,8 +129,8 @@ func (c *Connector) onManagement(msg mqttc.Message) { // SQ-001
 		c.reject(msg.Topic, m, msg.QoS, "missing_field", "SERVICE_QUERY needs transID and fromTopic")
 		return
 	}
-	if err := c.checkPartyTopic(m.FromTopic); err != nil {
-		c.reject(msg.Topic, m, msg.QoS, "bad_topic", "fromTopic: "+err.Error())
+	if err := c.partyTopic(spec.Sender(msg.Topic), m.FromTopic); err != nil {
+		c.reject(msg.Topic, m, msg.QoS, "bad_topic", "fromTopic: "+err.Error()) // ID-011
 		return
 	}
 	c.send(c.to(m.FromTopic, c.id), msg.QoS, &spec.Message{ // SQ-002 SQ-003
