@@ -22,6 +22,7 @@ import (
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/connector"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -52,6 +53,11 @@ type serveOptions struct {
 	tlsCert          string
 	tlsKey           string
 	tlsCA            string
+	callControllers  []string
+	clientIDs        string
+	maxTopicLength   int
+	maxTopicLevels   int
+	retainedQuota    int
 	// Connector limits: 0 takes the connector's default, negative switches a limit off.
 	ratePerClient float64
 	rateBurst     int
@@ -125,6 +131,15 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 	f.IntVar(&o.maxRegs, "max-registrations", 0, fmt.Sprintf("connector: registry size (0 = default %d, -1 = no limit)", connector.DefaultMaxRegistrations))
 	f.IntVar(&o.maxDepth, "max-json-depth", 0, fmt.Sprintf("connector: JSON nesting depth of an inbound message (0 = default %d)", spec.DefaultMaxDepth))
 	f.IntVar(&o.maxStringLen, "max-string-len", 0, fmt.Sprintf("connector: longest string in an inbound message, SDP included (0 = default %d bytes)", spec.DefaultMaxStringLen))
+	f.StringSliceVar(&o.callControllers, "call-controllers", nil, "endpoint IDs allowed to place third-party calls (3PCC_PLACE_CALL), comma-separated; "+
+		"without it anyone may in open mode and, in secure mode, only users with the role call-controller in --credentials")
+	f.StringVar(&o.clientIDs, "client-ids", string(broker.ClientIDsBound), "embedded broker secure mode: client-ID rule; \"bound\": an ID naming a user "+
+		"(<user>, <user>:<suffix>, <topic path><user>) is that user's, any other ID (rtcomm.js's random ones) is held by the user whose session has it; "+
+		"\"user\": every client ID must name the connecting user")
+	f.IntVar(&o.maxTopicLength, "max-topic-length", broker.DefaultMaxTopicLength, "embedded broker: longest topic name or filter in bytes (PUBLISH, SUBSCRIBE, wills)")
+	f.IntVar(&o.maxTopicLevels, "max-topic-levels", broker.DefaultMaxTopicLevels, "embedded broker: most levels in a topic name or filter")
+	f.IntVar(&o.retainedQuota, "retained-quota", broker.DefaultRetainedQuota, "embedded broker: retained payload bytes one client (secure mode: one user) may hold; "+
+		"retained messages are kept only on presence topics")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "external broker (ssl://, wss://): CA certificate file (PEM) the connector trusts instead of the system roots")
 	return cmd
 }
@@ -161,6 +176,7 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 	cfg.QueueGroup, cfg.QueueShare = o.queueGroup, o.queueShare
 	cfg.Schemes = schemes
 	cfg.SharedGroup = o.sharedGroup
+	cfg.CallControllers = o.callControllers
 	cfg.RatePerClient, cfg.RateBurst = o.ratePerClient, o.rateBurst
 	cfg.MaxSessionsPerEndpoint, cfg.MaxRegistrationsPerEndpoint, cfg.MaxRegistrations = o.maxSessPerEP, o.maxRegsPerEP, o.maxRegs
 	cfg.Limits.MaxDepth, cfg.Limits.MaxStringLen = o.maxDepth, o.maxStringLen
@@ -178,22 +194,33 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 	if o.brokerURL == "" {
 		bc := broker.Config{
 			TCPAddr: o.tcpAddr, WSAddr: o.wsAddr, MaxPayload: o.maxPayload, MaxPendingWrites: o.maxPendingWrites,
-			TopicPath:   o.topicPath,
+			TopicPath:      o.topicPath,
+			MaxTopicLength: o.maxTopicLength, MaxTopicLevels: o.maxTopicLevels, RetainedQuota: o.retainedQuota,
 			TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, Logger: log.With("component", "broker"),
 		}
 		if o.secure {
 			if o.credentials == "" {
 				return errors.New("--secure needs --credentials FILE (user:password per line, including the connector's)")
 			}
-			creds, err := broker.LoadCredentials(o.credentials)
+			file, err := broker.LoadCredentialsFile(o.credentials)
 			if err != nil {
 				return err
 			}
+			creds := file.Users
 			if _, ok := creds[o.connectorUser]; !ok {
 				return fmt.Errorf("--connector-user %q has no entry in %s", o.connectorUser, o.credentials)
 			}
-			bc.Secure, bc.Credentials, bc.ConnectorUser = true, creds, o.connectorUser
+			rule, err := broker.ParseClientIDRule(o.clientIDs)
+			if err != nil {
+				return fmt.Errorf("--client-ids: %w", err)
+			}
+			bc.Secure, bc.Credentials, bc.ConnectorUser, bc.ClientIDs = true, creds, o.connectorUser, rule
 			cfg.Username, cfg.Password = o.connectorUser, creds[o.connectorUser]
+			// The connector's client ID names its user, so no other user can take it (or
+			// its session topic) over, whichever client-ID rule is in force. ID-010
+			cfg.ClientID = o.connectorUser + ":" + mqttc.RandomClientID("")
+			cfg.Secure = true // ID-011
+			cfg.CallControllers = append(cfg.CallControllers, file.Roles[broker.RoleCallController]...)
 		}
 		b, err = broker.Start(ctx, bc)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/google/uuid"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
@@ -232,5 +234,110 @@ func TestServeSecureFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: expected an error containing %q, actual %v", tc.name, tc.want, err)
 		}
+	}
+}
+
+// TestServeSecureConnectorIdentity: in `serve --secure` the connector's client ID (seen by
+// every endpoint as the last level of its answers) cannot be taken by another user
+// (ID-010), and 3PCC is served to the credentials file's call controllers only (REF-007).
+func TestServeSecureConnectorIdentity(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "creds.txt")
+	if err := os.WriteFile(creds, []byte("connector:conn-pw\nalice:alice-pw\nbob:bob-pw\nmallory:m-pw\noperator:op-pw\n+call-controller operator\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := "/serve-id/"
+	out := startServe(t, serveOptions{
+		tcpAddr: "127.0.0.1:0", wsAddr: "off", httpAddr: "off", topicPath: path,
+		answerTimeout: 30 * time.Second, maxPayload: 1 << 20, clientIDs: "bound",
+		secure: true, credentials: creds, connectorUser: "connector",
+	})
+	url := out["mqtt tcp"]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topics := spec.NewTopics(path)
+	dialAs := func(user, pw string) (*mqttc.Client, chan mqttc.Message) {
+		t.Helper()
+		c, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: url, Username: user, Password: pw})
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
+		}
+		t.Cleanup(c.Close)
+		in := make(chan mqttc.Message, 16)
+		if err := c.Subscribe(ctx, topics.InboxFilter(user), 1, func(m mqttc.Message) { in <- m }); err != nil {
+			t.Fatal(err)
+		}
+		return c, in
+	}
+	next := func(in chan mqttc.Message, what string) (mqttc.Message, *spec.Message) {
+		t.Helper()
+		select {
+		case m := <-in:
+			r, _ := spec.Decode(m.Payload)
+			if r == nil {
+				t.Fatalf("%s: not JSON: %s", what, m.Payload)
+			}
+			return m, r
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Expected a message, Actual none in 5s", what)
+		}
+		return mqttc.Message{}, nil
+	}
+	query := func(c *mqttc.Client, user string, in chan mqttc.Message) string {
+		t.Helper()
+		b, _ := spec.Encode(&spec.Message{Method: spec.MethodServiceQuery, TransID: uuid.NewString(), FromTopic: topics.Inbox(user)})
+		if err := c.Publish(ctx, spec.Join(topics.Management(), user), 1, false, b); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := next(in, "the answer to "+user+"'s SERVICE_QUERY")
+		return spec.Sender(m.Topic)
+	}
+	mallory, min := dialAs("mallory", "m-pw")
+	connID := query(mallory, "mallory", min)
+	for range 5 {
+		c, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: url, ClientID: connID, Username: "mallory", Password: "m-pw"})
+		if err == nil {
+			c.Close()
+			t.Fatalf("mallory as the connector's client ID %q: Expected refused, Actual accepted", connID)
+		}
+	}
+	if got := query(mallory, "mallory", min); got != connID {
+		t.Fatalf("after the takeover attempts: Expected the connector %s still answering, Actual %s", connID, got)
+	}
+
+	alice, ain := dialAs("alice", "alice-pw")
+	bob, _ := dialAs("bob", "bob-pw")
+	for _, p := range []struct {
+		c    *mqttc.Client
+		user string
+	}{{alice, "alice"}, {bob, "bob"}} {
+		b, _ := json.Marshal(map[string]any{"method": "DOCUMENT", "rtcommVer": spec.Version, "type": "ENDPOINT",
+			"addressTopic": topics.Inbox(p.user), "appContext": "rtcomm", "fromTopic": nil})
+		if err := p.c.Publish(ctx, topics.Sphere(p.user), 1, true, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // registrations reach the connector
+	place := func(c *mqttc.Client, user string) {
+		b, _ := json.Marshal(map[string]any{"method": "3PCC_PLACE_CALL", "rtcommVer": spec.Version, "transID": uuid.NewString(),
+			"callerEndpoint": "alice", "calleeEndpoint": "bob", "fromTopic": topics.Inbox(user)})
+		if err := c.Publish(ctx, spec.Join(topics.CallControl(), user), 1, false, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	place(mallory, "mallory")
+	if _, r := next(min, "mallory's 3PCC answer"); r.Result != spec.ResultFailure {
+		t.Fatalf("mallory's 3PCC: Expected FAILURE, Actual %s", r.Result)
+	}
+	select {
+	case m := <-ain:
+		t.Fatalf("Expected no REFER to alice for mallory, Actual %s", m.Payload)
+	case <-time.After(300 * time.Millisecond):
+	}
+	op, _ := dialAs("operator", "op-pw")
+	place(op, "operator")
+	if _, r := next(ain, "the operator's REFER"); r.Method != spec.MethodRefer {
+		t.Fatalf("operator's 3PCC: Expected REFER at alice, Actual %s", r.Method)
 	}
 }
