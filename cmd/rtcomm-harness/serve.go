@@ -217,9 +217,9 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 			bc.Secure, bc.Credentials, bc.ConnectorUser, bc.ClientIDs = true, creds, o.connectorUser, rule
 			cfg.Username, cfg.Password = o.connectorUser, creds[o.connectorUser]
 			// The connector's client ID names its user, so no other user can take it (or
-			// its session topic) over, whichever client-ID rule is in force. ID-010
+			// its session topic) over, whichever client-ID rule is in force. ID-012
 			cfg.ClientID = o.connectorUser + ":" + mqttc.RandomClientID("")
-			cfg.Secure = true // ID-011
+			cfg.Secure = true // ID-013 ID-014 ID-015
 			cfg.CallControllers = append(cfg.CallControllers, file.Roles[broker.RoleCallController]...)
 		}
 		b, err = broker.Start(ctx, bc)

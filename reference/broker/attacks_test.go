@@ -99,7 +99,7 @@ func TestSecureClientIDTakeoverRefused(t *testing.T) {
 	dial(t, ctx, ao)
 }
 
-// ID-010: client IDs that name a user are that user's even when nobody holds them;
+// ID-010, ID-012: client IDs that name a user are that user's even when nobody holds them;
 // that is what keeps the connector's identity free for the connector.
 func TestSecureNamedClientIDs(t *testing.T) {
 	t.Parallel()
@@ -174,7 +174,7 @@ func TestSecureClientIDRuleUser(t *testing.T) {
 	}
 }
 
-// ID-010: a persistent session's queued messages go to nobody but its user. bob
+// ID-011: a persistent session's queued messages go to nobody but its user. bob
 // cannot resume alice's clean=false session; alice can, and gets what was queued
 // (the control: there was a queue to steal).
 func TestSecurePersistentSessionTheft(t *testing.T) {

@@ -162,14 +162,14 @@ func (h *identityHook) clientIDRefusal(user, cid string) string {
 	case owner == user:
 		return ""
 	case owner != "":
-		return "the client ID names user " + owner // ID-010
+		return "the client ID names user " + owner // ID-010 ID-012
 	case h.clientID == ClientIDsUser:
 		return "the client ID names no user; this broker wants <user> or <user>:<suffix>" // ID-010
 	}
 	// Not a named ID: bound to the user of the session holding it, if any.
 	if held, ok := h.srv.Clients.Get(cid); ok {
 		if holder := string(held.Properties.Username); holder != user {
-			return "a session of another user holds this client ID" // ID-010
+			return "a session of another user holds this client ID" // ID-010 ID-011
 		}
 	}
 	return ""
@@ -179,7 +179,7 @@ func (h *identityHook) clientIDRefusal(user, cid string) string {
 // session (same client ID) to the new connection. The client-ID rule already makes
 // that session the same user's; as a second line, every queued message and every
 // subscription it would inherit is checked again against this user's ACL, and what
-// fails is discarded instead of delivered (ID-010).
+// fails is discarded instead of delivered (ID-011).
 func (h *identityHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	old, ok := h.srv.Clients.Get(cl.ID)
 	if !ok {
@@ -201,16 +201,16 @@ func (h *identityHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 }
 
 // recheckInherited discards the queued messages and subscriptions of a session about
-// to be resumed that mayRead refuses (ID-010).
+// to be resumed that mayRead refuses (ID-011).
 func recheckInherited(srv *mqtt.Server, old *mqtt.Client, mayRead func(string) bool) {
 	for _, pk := range old.State.Inflight.GetAll(false) {
 		if pk.FixedHeader.Type == packets.Publish && !mayRead(pk.TopicName) {
-			old.State.Inflight.Delete(pk.PacketID) // ID-010
+			old.State.Inflight.Delete(pk.PacketID) // ID-011
 		}
 	}
 	for filter := range old.State.Subscriptions.GetAll() {
 		if !mayRead(filter) {
-			old.State.Subscriptions.Delete(filter) // ID-010
+			old.State.Subscriptions.Delete(filter) // ID-011
 			srv.Topics.Unsubscribe(filter, old.ID)
 		}
 	}

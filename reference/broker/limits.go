@@ -23,7 +23,7 @@ const (
 	DefaultRetainedTotal = 64 << 20
 )
 
-// limitsHook enforces the topic limits before mochi does any work on a topic (BRK-009).
+// limitsHook enforces the topic limits before mochi does any work on a topic (ID-017).
 //
 // mochi's order for a packet: decode, OnPacketRead (here), validation, then per type
 // OnACLCheck / OnSubscribe / OnPublish and the topic tree. A 32,000-level filter costs
@@ -86,9 +86,9 @@ func (h *limitsHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.P
 	h.Log.Warn("topic over the limits: disconnecting client", "client", cl.ID, "user", string(cl.Properties.Username),
 		"kind", kind, "why", bad, "remote", cl.Net.Remote)
 	if cl.Properties.ProtocolVersion == 5 {
-		_ = h.srv.DisconnectClient(cl, code) // BRK-009
+		_ = h.srv.DisconnectClient(cl, code) // ID-017
 	}
-	return pk, fmt.Errorf("%s %s: %w", kind, bad, packets.ErrRejectPacket) // BRK-009
+	return pk, fmt.Errorf("%s %s: %w", kind, bad, packets.ErrRejectPacket) // ID-017
 }
 
 // OnConnect refuses a will topic over the limits with CONNACK (MQTT 5: 0x90 "topic
@@ -106,14 +106,14 @@ func (h *limitsHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if pk.ProtocolVersion < 5 {
 		code = packets.Err3NotAuthorized
 	}
-	if err := h.srv.SendConnack(cl, code, false, nil); err != nil { // BRK-009
+	if err := h.srv.SendConnack(cl, code, false, nil); err != nil { // ID-017
 		return fmt.Errorf("will topic %s; send connack: %w", bad, err)
 	}
 	return fmt.Errorf("will topic %s: %w", bad, packets.ErrTopicNameInvalid)
 }
 
 // retainHook keeps retained messages to presence topics, within a per-owner byte quota
-// and a broker-wide total (BRK-010). It is the last hook: it sees only publishes the
+// and a broker-wide total (ID-016). It is the last hook: it sees only publishes the
 // identity rule let through, and wills after compatHook restored their payload.
 type retainHook struct {
 	mqtt.HookBase
@@ -141,7 +141,7 @@ func (h *retainHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	}
 	if why := h.policy.admit(h.owner(cl), pk.TopicName, len(pk.Payload)); why != "" {
 		h.Log.Info("retain flag dropped", "client", cl.ID, "topic", pk.TopicName, "bytes", len(pk.Payload), "why", why)
-		pk.FixedHeader.Retain = false // BRK-010
+		pk.FixedHeader.Retain = false // ID-016
 	}
 	return pk, nil
 }
@@ -154,7 +154,7 @@ func (h *retainHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) 
 	}
 	if why := h.policy.admit(h.owner(cl), will.TopicName, len(will.Payload)); why != "" {
 		h.Log.Info("retain flag of a will dropped", "client", cl.ID, "topic", will.TopicName, "why", why)
-		will.Retain = false // BRK-010
+		will.Retain = false // ID-016
 	}
 	return will, nil
 }

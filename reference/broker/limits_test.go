@@ -56,7 +56,7 @@ func deepAttack(tb testing.TB, addr string, pk []byte) bool {
 	return err == nil // EOF: closed by the broker; a timeout is an error
 }
 
-// BRK-009: a SUBSCRIBE, PUBLISH (retained or not) or will with a topic over the
+// ID-017: a SUBSCRIBE, PUBLISH (retained or not) or will with a topic over the
 // limits is refused before any topic-tree work, in open mode; other clients carry on.
 // Costs are measured by BenchmarkDeepTopicAttack, not here (shared machines).
 func TestDeepTopicsRefused(t *testing.T) {
@@ -138,7 +138,7 @@ func BenchmarkDeepTopicAttack(b *testing.B) {
 	}
 }
 
-// BRK-010: retained messages are kept only on presence topics, within the per-owner
+// ID-016: retained messages are kept only on presence topics, within the per-owner
 // quota; elsewhere they are delivered live but not retained. In secure mode this is
 // what keeps a retained message out of another endpoint's inbox, where its owner could
 // never clear it.
@@ -183,7 +183,7 @@ func TestRetainedOnlyPresenceWithinQuota(t *testing.T) {
 	expect(t, subscribe(t, ctx, late2, p+"sphere/group2/#", 0), p+"sphere/group2/alice", "again")
 }
 
-// BRK-010 in secure mode: mallory's retained message in bob's inbox is not kept (bob
+// ID-016 in secure mode: mallory's retained message in bob's inbox is not kept (bob
 // could never clear it: its last level is mallory's), and her quota is per user, not
 // per client ID.
 func TestSecureRetainedInInbox(t *testing.T) {

@@ -47,11 +47,11 @@ func (t *pccTable) remove(p *pcc) {
 // whose sigSessID is the REFER's details.sessionID, from the referred caller to the
 // referred callee. Nothing else completes a request: matching by caller and callee
 // alone let a pending request latch onto an unrelated later call of the same pair and
-// report its outcome to the requester (REF-006).
+// report its outcome to the requester (ID-015).
 func (t *pccTable) forSession(sigSessID, caller, callee string) *pcc {
 	p := t.bySession[sigSessID]
 	if p == nil || p.session != nil || p.caller != caller || p.callee != callee {
-		return nil // REF-006
+		return nil // ID-015
 	}
 	return p
 }
@@ -82,7 +82,7 @@ func (c *Connector) replicaTopic() string {
 // takeClaimLocked reports (and forgets) another replica's claim on sigSessID.
 func (c *Connector) takeClaimLocked(sigSessID, caller, callee string) bool {
 	cl, ok := c.claims[sigSessID]
-	if !ok || cl.caller != caller || cl.callee != callee { // REF-006
+	if !ok || cl.caller != caller || cl.callee != callee { // ID-015
 		return false
 	}
 	delete(c.claims, sigSessID)
@@ -162,11 +162,11 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 		return
 	}
 	if !c.mayPlaceCalls(msg.Topic, key) {
-		c.reject(msg.Topic, m, msg.QoS, "not_authorized", "3PCC_PLACE_CALL: "+quote(short(key))+" is not a call controller") // REF-007
+		c.reject(msg.Topic, m, msg.QoS, "not_authorized", "3PCC_PLACE_CALL: "+quote(short(key))+" is not a call controller") // ID-015
 		return
 	}
 	if err := c.partyTopic(key, m.FromTopic); err != nil {
-		c.reject(msg.Topic, m, msg.QoS, "bad_topic", "fromTopic: "+err.Error()) // ID-011
+		c.reject(msg.Topic, m, msg.QoS, "bad_topic", "fromTopic: "+err.Error()) // ID-014
 		return
 	}
 	for _, id := range []string{m.CallerEndpoint, m.CalleeEndpoint} {
@@ -208,7 +208,7 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 	}
 	replyTo := m.FromTopic // exactly as given: lib.rtcomm.node subscribes to that topic only REF-005
 	if c.cfg.Secure {
-		replyTo = spec.Join(m.FromTopic, c.id) // the requester's own inbox, signed by the connector ID-011
+		replyTo = spec.Join(m.FromTopic, c.id) // the requester's own inbox, signed by the connector ID-014
 	}
 	p := &pcc{
 		transID: m.TransID, replyTo: replyTo, qos: msg.QoS,
@@ -240,12 +240,12 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 
 // mayPlaceCalls reports whether the sender of a 3PCC_PLACE_CALL on topic may place
 // calls: with CallControllers, only they, on <callControl>/<their ID>; without, anyone
-// in open mode and no one in secure mode (REF-007).
+// in open mode and no one in secure mode (ID-015).
 func (c *Connector) mayPlaceCalls(topic, sender string) bool {
 	if len(c.controllers) == 0 {
 		return !c.cfg.Secure
 	}
-	return topic != c.ccTopic && c.controllers[sender] // REF-007
+	return topic != c.ccTopic && c.controllers[sender] // ID-015
 }
 
 // onReferResponse handles the referred caller's RESPONSE to REFER.
@@ -299,7 +299,7 @@ func (c *Connector) answerPCCLocked(p *pcc, ok bool, reason string, o *outbox) {
 		r.Result, r.Reason = spec.ResultFailure, reason
 		c.countFailureLocked("3pcc_failed")
 	}
-	o.msg(p.replyTo, p.qos, r) // REF-005 ID-011
+	o.msg(p.replyTo, p.qos, r) // REF-005 ID-014
 	c.log.Info("3PCC answered", "transID", p.transID, "result", r.Result, "reason", reason,
 		"caller", p.caller, "callee", p.callee)
 }

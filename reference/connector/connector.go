@@ -679,7 +679,7 @@ func (c *Connector) checkPartyTopic(t string) error {
 }
 
 // ownInbox reports whether topic is id's own inbox, <path><id>, or a topic below it:
-// under the identity ACLs only id may read it (ID-011).
+// under the identity ACLs only id may read it (ID-013, ID-014).
 func (c *Connector) ownInbox(id, topic string) bool {
 	rest, ok := c.topics.Under(topic)
 	if !ok || id == "" {
@@ -695,7 +695,7 @@ func (c *Connector) partyTopic(sender, t string) error {
 	if err := c.checkPartyTopic(t); err != nil {
 		return err
 	}
-	if c.cfg.Secure && !c.ownInbox(sender, t) { // ID-011
+	if c.cfg.Secure && !c.ownInbox(sender, t) { // ID-013 ID-014
 		return fmt.Errorf("topic %q is not %s's own inbox %s", t, quote(short(sender)), c.topics.Inbox(short(sender)))
 	}
 	return nil

@@ -33,7 +33,7 @@ func (c *Connector) reject(topic string, m *spec.Message, qos byte, code, reason
 		return
 	}
 	// The requester is the inbound topic's last level (ID-006); in secure mode only a
-	// topic of its own inbox gets an answer (ID-011).
+	// topic of its own inbox gets an answer (ID-014).
 	if err := c.partyTopic(spec.Sender(topic), m.FromTopic); err != nil {
 		c.dropped.Add(1)
 		c.log.Info("message dropped (fromTopic unusable for the answer)", "topic", topic, "code", code,
@@ -130,7 +130,7 @@ func (c *Connector) onManagement(msg mqttc.Message) { // SQ-001
 		return
 	}
 	if err := c.partyTopic(spec.Sender(msg.Topic), m.FromTopic); err != nil {
-		c.reject(msg.Topic, m, msg.QoS, "bad_topic", "fromTopic: "+err.Error()) // ID-011
+		c.reject(msg.Topic, m, msg.QoS, "bad_topic", "fromTopic: "+err.Error()) // ID-014
 		return
 	}
 	c.send(c.to(m.FromTopic, c.id), msg.QoS, &spec.Message{ // SQ-002 SQ-003

@@ -105,7 +105,7 @@ func (c *Connector) onSphere(msg mqttc.Message) {
 	// The registrant is the presence topic's last level, with or without a presence
 	// group (<path>sphere/<id>, <path>sphere/<group>/<id>); in secure mode its address
 	// must be its own inbox, or calls to it would land in another's inbox and a
-	// re-registration would send that other endpoint DOCUMENT_REPLACED (ID-011).
+	// re-registration would send that other endpoint DOCUMENT_REPLACED (ID-013).
 	if err := c.partyTopic(id, addr); err != nil {
 		c.drop(msg.Topic, "DOCUMENT address unusable: "+err.Error())
 		return

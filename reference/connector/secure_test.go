@@ -13,7 +13,7 @@ import (
 // These tests run the connector's secure-mode rules on an open broker: what is checked
 // is what the connector itself publishes, whatever the broker would refuse.
 
-// ID-011: a DOCUMENT whose address is not the registrant's own inbox is not registered
+// ID-013: a DOCUMENT whose address is not the registrant's own inbox is not registered
 // (calls to mallory would land in alice's inbox, and a re-registration would send alice
 // DOCUMENT_REPLACED). The registrant's own inbox, with or without a presence group, is.
 func TestSecureDocumentAddressMustBeOwnInbox(t *testing.T) {
@@ -46,7 +46,7 @@ func TestSecureDocumentAddressMustBeOwnInbox(t *testing.T) {
 	waitRegistrations(t, c, 3)
 }
 
-// ID-011: the connector answers only into the requester's own inbox. A fromTopic in
+// ID-014: the connector answers only into the requester's own inbox. A fromTopic in
 // another's inbox (bob's, even ending in alice's ID) gets nothing published there.
 func TestSecureRepliesOnlyToOwnInbox(t *testing.T) {
 	t.Parallel()
@@ -84,7 +84,7 @@ func TestSecureRepliesOnlyToOwnInbox(t *testing.T) {
 	}
 }
 
-// REF-007: in secure mode only configured call controllers may place calls; the bare
+// ID-015: in secure mode only configured call controllers may place calls; the bare
 // call-control topic, which names no sender, is refused.
 func TestSecure3PCCOnlyControllers(t *testing.T) {
 	t.Parallel()
@@ -121,7 +121,7 @@ func TestSecure3PCCOnlyControllers(t *testing.T) {
 	a2.expectNone("no REFER without configured controllers")
 }
 
-// REF-006: a pending 3PCC request completes only with exactly the referred session
+// ID-015: a pending 3PCC request completes only with exactly the referred session
 // (sigSessID = the REFER's details.sessionID, same caller and callee): a later,
 // unrelated call between the same two endpoints does not answer it.
 func Test3PCCBoundToReferredSession(t *testing.T) {

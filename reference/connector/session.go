@@ -217,7 +217,7 @@ func (c *Connector) startSession(sender string, m *spec.Message, decErr error, m
 		return
 	}
 	if err := c.partyTopic(sender, m.FromTopic); err != nil {
-		c.reject(msg.Topic, m, qos, "bad_topic", "fromTopic: "+err.Error()) // ID-011
+		c.reject(msg.Topic, m, qos, "bad_topic", "fromTopic: "+err.Error()) // ID-014
 		return
 	}
 	if err := spec.ValidateEndpointID(m.ToEndpointID); err != nil {
@@ -368,7 +368,7 @@ func (c *Connector) relay(sender string, in *inbound, msg mqttc.Message, t0 time
 	}
 	// Replies go to the peer's fromTopic; follow it as rtcomm.js does.
 	if len(in.fromTopic) > 0 && string(in.fromTopic) != from.topic {
-		if t := string(in.fromTopic); c.partyTopic(sender, t) == nil { // ID-011
+		if t := string(in.fromTopic); c.partyTopic(sender, t) == nil { // ID-014
 			from.topic = t
 		}
 	}
@@ -458,7 +458,7 @@ func (c *Connector) bindCalleeLocked(s *session, sender, fromTopic string, o *ou
 	s.callee.id, s.calleeBound = sender, true
 	c.sess.index(sender, s)
 	switch {
-	case fromTopic != "" && c.partyTopic(sender, fromTopic) == nil: // ID-011
+	case fromTopic != "" && c.partyTopic(sender, fromTopic) == nil: // ID-014
 		s.callee.topic = fromTopic
 	case c.reg.lookup(sender, s.appContext) != nil:
 		s.callee.topic = c.reg.lookup(sender, s.appContext).address
@@ -488,7 +488,7 @@ func (c *Connector) unknownSession(sender string, in *inbound, msg mqttc.Message
 	c.mu.Unlock()
 	if known && !tb.answered && (in.method == spec.MethodPranswer ||
 		(in.method == spec.MethodResponse && string(in.result) == spec.ResultSuccess)) {
-		if t := string(in.fromTopic); t != "" && c.partyTopic(sender, t) == nil { // ID-011
+		if t := string(in.fromTopic); t != "" && c.partyTopic(sender, t) == nil { // ID-014
 			// A callee accepting a call that is already over (timed out,
 			// cancelled): tell it, or it would hold a session nobody else has.
 			c.send(spec.Join(t, tb.peer), msg.QoS, &spec.Message{Method: spec.MethodStopSession,
@@ -540,7 +540,7 @@ func (c *Connector) predecessorTopic(topic string) bool {
 
 // replyTopic is where a message for sender goes: its fromTopic, else its registered address.
 func (c *Connector) replyTopic(sender, fromTopic string) string {
-	if fromTopic != "" && c.partyTopic(sender, fromTopic) == nil { // ID-011
+	if fromTopic != "" && c.partyTopic(sender, fromTopic) == nil { // ID-014
 		return fromTopic
 	}
 	if spec.ValidateEndpointID(sender) != nil {
