@@ -19,8 +19,9 @@ import (
 	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 )
 
-// Secure identities of the embedded target: three endpoints and the connector.
-var embeddedSecureRoles = []string{"alice", "bob", "mallory"}
+// Secure identities of the embedded target: three endpoints, a call controller (ID-015)
+// and the connector.
+var embeddedSecureRoles = []string{"alice", "bob", "mallory", "operator"}
 
 // openEmbedded starts the in-process reference brokers for mode embedded: an open one for
 // every scenario, and a secured one (authentication + identity ACLs) for the secure area.
@@ -53,6 +54,7 @@ func openEmbedded(ctx context.Context, t *Target) error {
 	conn := Identity{ID: "connector-" + tag, Username: "connector-" + tag, Password: "pw-" + randomTag(12)}
 	creds[conn.Username] = conn.Password
 	t.ConnectorIdentity = &conn
+	t.CallControllers = []string{t.Identities[len(t.Identities)-1].ID}
 	sc := broker.Config{MaxPayload: maxPayload, TopicPath: d.TopicPath, Secure: true,
 		Credentials: creds, ConnectorUser: conn.Username, Logger: t.Logger.With("component", "secure-broker")}
 	if d.Secure != nil && d.Secure.TLS {

@@ -131,6 +131,7 @@ func NewEnv(ctx context.Context, opts ...EnvOption) *Env {
 		if t.Decl.Claims(FeatureSchemes) {
 			p.Schemes = t.Decl.Schemes
 		}
+		p.Secure, p.CallControllers = e.Secure, t.CallControllers
 		if e.Secure && t.ConnectorIdentity != nil {
 			p.Username, p.Password = t.ConnectorIdentity.Username, t.ConnectorIdentity.Password
 		} else if c := t.Decl.ConnectorCredentials; c != nil {
@@ -237,6 +238,11 @@ type ConnOptions struct {
 	AsID string
 	// Username/Password override the credentials.
 	Username, Password string
+	// ClientID is the MQTT client ID (default: a random one).
+	ClientID string
+	// Persistent asks for a persistent session (clean session off); messages the broker
+	// queued for it go to the inbox like any other.
+	Persistent bool
 	// Validate checks every received message with the spec validator (messages from the target).
 	Validate bool
 	// Quiet: do not trace (bulk traffic).
@@ -272,6 +278,10 @@ func (e *Env) Connect(name string, o ConnOptions) (*Conn, error) {
 	if o.MQTT31 {
 		mo.ProtocolVersion = 3
 	}
+	if o.ClientID != "" {
+		mo.ClientID = o.ClientID
+	}
+	mo.Persistent = o.Persistent
 	switch {
 	case o.Username != "":
 		mo.Username, mo.Password = o.Username, o.Password
@@ -284,11 +294,8 @@ func (e *Env) Connect(name string, o ConnOptions) (*Conn, error) {
 	}
 	ctx, cancel := e.opCtx()
 	defer cancel()
-	c, err := mqttc.Dial(ctx, mo)
-	if err != nil {
-		return nil, err
-	}
-	conn := &Conn{Name: name, env: e, c: c, in: newInbox(), opts: o}
+	conn := &Conn{Name: name, env: e, in: newInbox(), opts: o}
+	mo.OnUnrouted = func(m mqttc.Message) { conn.subFn(m) }
 	conn.subFn = func(m mqttc.Message) {
 		if !o.Quiet {
 			e.trace.Add(DirRecv, name, m.Topic, m.Retained, m.QoS, m.Payload)
@@ -298,6 +305,11 @@ func (e *Env) Connect(name string, o ConnOptions) (*Conn, error) {
 		}
 		conn.in.add(Msg{Topic: m.Topic, Payload: m.Payload, Retained: m.Retained, QoS: m.QoS, At: time.Now()})
 	}
+	c, err := mqttc.Dial(ctx, mo)
+	if err != nil {
+		return nil, err
+	}
+	conn.c = c
 	e.mu.Lock()
 	e.conns = append(e.conns, conn)
 	e.mu.Unlock()

@@ -22,6 +22,10 @@ type ConnectorParams struct {
 	Schemes   []SchemeRoute // scheme routes (feature schemes); topics relative to TopicPath
 	Events    bool
 	CallCtl   bool
+	// Secure: the connector serves the secured listener (connector.Config.Secure), and
+	// CallControllers may place third-party calls there.
+	Secure          bool
+	CallControllers []string
 	// Profile the target is held to (the reference connector's replacement grace depends on it).
 	Profile Profile
 	Logger  *slog.Logger
@@ -45,6 +49,10 @@ type Target struct {
 	Identities []Identity
 	// ConnectorIdentity is what the harness's connector uses on the secured listener.
 	ConnectorIdentity *Identity
+	// CallControllers are the identities allowed to place third-party calls on the
+	// secured listener (not among the first three Identities, which scenarios use as
+	// ordinary endpoints).
+	CallControllers []string
 	// TLSConfig is what every harness client (and the harness's connector) uses for ssl://
 	// and wss:// URLs; nil means the system roots.
 	TLSConfig *tls.Config
@@ -155,6 +163,7 @@ func (t *Target) fillSecure() error {
 		}
 		t.Identities = append(t.Identities, id)
 	}
+	t.CallControllers = s.CallControllers
 	if s.Connector != nil {
 		c := *s.Connector
 		if c.Username == "" {

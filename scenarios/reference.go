@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/connector"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 )
 
 // referenceAnswerTimeout reaps unanswered sessions quickly enough for scenarios that check
@@ -38,6 +39,11 @@ func ReferenceConfig(p ConnectorParams) connector.Config {
 	cfg.CallControl = p.CallCtl
 	cfg.Queues = p.Queues
 	cfg.AnswerTimeout = referenceAnswerTimeout
+	cfg.Secure, cfg.CallControllers = p.Secure, p.CallControllers
+	if p.Secure && p.Username != "" {
+		// A client ID naming its user: no other user can take it (ID-012).
+		cfg.ClientID = p.Username + ":" + mqttc.RandomClientID("")
+	}
 	if p.Profile == ProfileStrict {
 		// The grace after a replacement ignores the first empty presence message (rtcomm.js's
 		// goodbye, REG-009). Strict clients send no goodbye, so under the strict profile it

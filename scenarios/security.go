@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 
+	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
@@ -193,3 +194,253 @@ func otherPassword(e *Env, id string) string {
 	}
 	return "not-" + id
 }
+
+// rtcommJSClientID returns a client ID shaped like rtcomm.js's (MqttConnection.js,
+// generateClientID: 22 characters from 0-9 and A-Y).
+func rtcommJSClientID() string {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXY"
+	b := []byte(strings.ReplaceAll(randomUUID()+randomUUID(), "-", ""))[:22]
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// Attacks an authenticated endpoint found against secured deployments (docs/SECURITY.md,
+// "Attacks"): each scenario is one attack by mallory and checks that it is refused with
+// no effect on the victim, next to a control that shows the victim still works.
+var _ = Describe("Security: attacks by an authenticated endpoint", Area("identity"), Label(LabelSecurity), Serial, func() {
+
+	It("refuses another user's client ID at CONNECT and leaves its holder untouched", Req("ID-010"), func(ctx SpecContext) {
+		e := NewEnv(ctx, OnSecureListener(), WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		// alice is an rtcomm.js-like client: generated client ID, will on her presence.
+		alice := e.Party("alice", PartyOptions{Configure: func(c *endpoint.Config) { c.ClientID = rtcommJSClientID() }})
+		mallory := e.ID("mallory")
+		mon := e.MustConnect("ID-010", "presence monitor", ConnOptions{AsID: bob.ID()})
+		Harness(mon.Subscribe(e.Topics.Sphere(alice.ID()), 0), "subscribe alice's presence")
+		out, in := e.Connected(bob, alice, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+		victimID := alice.Client().ID()
+		transports := []bool{false}
+		if e.Target.URL(true, true) != "" {
+			transports = append(transports, true)
+		}
+		var accepted []string
+		for _, ws := range transports {
+			for _, v31 := range []bool{true, false} {
+				how := fmt.Sprintf("%s, MQTT %s", map[bool]string{false: "TCP", true: "WebSocket"}[ws], map[bool]string{true: "3.1", false: "3.1.1"}[v31])
+				c, err := e.Connect("mallory with alice's client ID over "+how, ConnOptions{AsID: mallory, ClientID: victimID, WebSocket: ws, MQTT31: v31})
+				if err == nil {
+					accepted = append(accepted, how)
+					c.Close()
+				}
+			}
+		}
+		e.CheckSoft("ID-010", len(accepted) == 0, "every CONNECT by mallory with alice's client ID "+victimID+" refused", "accepted over %v", accepted)
+		// No side effect: no will fired, presence kept, the call goes on.
+		cleared := mon.Inbox().Collect(e.Ctx, e.Quiet(), 1, func(m Msg) bool { return len(m.Payload) == 0 })
+		e.CheckSoft("ID-010", len(cleared) == 0, "alice's will is not fired: no empty message on her presence topic", "%v", cleared)
+		c, cancel := e.opCtx()
+		defer cancel()
+		Harness(out.Send(c, mustChat("are you still there?")), "send")
+		alice.Expect("ID-010", "alice, still connected, receives bob's next message in their call", And(IsMethod(spec.MethodMessage), InSession(in.ID())))
+	}, SpecTimeout(2*time.Minute))
+
+	It("lets no one else resume an endpoint's persistent session or receive its queued messages", Req("ID-011"), func(ctx SpecContext) {
+		e := NewEnv(ctx, OnSecureListener())
+		alice, bob, mallory := e.ID("alice"), e.ID("bob"), e.ID("mallory")
+		cid := "persist-" + e.Tag
+		a := e.MustConnect("ID-011", "alice (persistent session)", ConnOptions{AsID: alice, ClientID: cid, Persistent: true})
+		Harness(a.Subscribe(e.Topics.InboxFilter(alice), 1), "subscribe alice's inbox at QoS 1")
+		a.Close()
+		b := e.MustConnect("ID-011", "bob", ConnOptions{AsID: bob})
+		secret := "for alice only " + randomUUID()
+		Harness(b.Publish(spec.Join(e.Topics.Inbox(alice), bob), 1, false, []byte(secret)), "queue a QoS 1 message for alice")
+		isSecret := func(m Msg) bool { return strings.Contains(string(m.Payload), secret) }
+		var stolen []Msg
+		for _, v31 := range []bool{false, true} {
+			if m, err := e.Connect("mallory resuming alice's session", ConnOptions{AsID: mallory, ClientID: cid, Persistent: true, MQTT31: v31}); err == nil {
+				stolen = append(stolen, m.Inbox().Collect(e.Ctx, e.Quiet(), 1, isSecret)...)
+				m.Close()
+			}
+		}
+		Check("ID-011", len(stolen) == 0, "mallory receives none of alice's queued messages", "received %v", stolen)
+		// The control: the queue existed, and alice still gets it.
+		back := e.MustConnect("ID-011", "alice resuming", ConnOptions{AsID: alice, ClientID: cid, Persistent: true})
+		_, ok := back.Inbox().Await(e.Ctx, e.Reply(), isSecret)
+		Harness(errIf(!ok, "the broker delivered no queued message to alice's resumed persistent session, so this scenario cannot tell"), "control")
+		back.Close()
+	}, SpecTimeout(time.Minute))
+
+	It("keeps the connector's identity to the connector: its client ID is refused to endpoints and it keeps serving", Req("ID-012"), func(ctx SpecContext) {
+		e := NewEnv(ctx, OnSecureListener(), WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		mallory := e.Prober("mallory")
+		// The connector's client ID is the last level of its answers.
+		answer, _ := mallory.Answer("ID-012", mallory.Query())
+		connID := spec.Sender(answer.Topic)
+		var accepted int
+		for range 5 {
+			if c, err := e.Connect("mallory as the connector", ConnOptions{AsID: mallory.ID, ClientID: connID}); err == nil {
+				accepted++
+				c.Close()
+			}
+		}
+		e.CheckSoft("ID-012", accepted == 0, "5 CONNECTs by mallory with the connector's client ID "+connID+" refused", "%d accepted", accepted)
+		_, q := mallory.Answer("ID-012", mallory.Query())
+		Check("ID-012", q != nil && q.Result == spec.ResultSuccess, "the connector still answers a SERVICE_QUERY", "%v", q)
+		out := bob.Call(alice.ID(), mustOffer("chrome-audio-offer"))
+		alice.Expect("ID-012", "the connector still routes bob's call to alice", isStartSession(out.ID()))
+	}, SpecTimeout(time.Minute))
+
+	It("registers a DOCUMENT only with the registrant's own inbox as address", Req("ID-013"), func(ctx SpecContext) {
+		e := NewEnv(ctx, OnSecureListener(), WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		mallory := e.Prober("mallory")
+		// mallory's own presence topic, alice's inbox as address, twice (a re-registration
+		// would send the "older registrant", alice, DOCUMENT_REPLACED).
+		for _, state := range []string{"available", "busy"} {
+			doc := fmt.Sprintf(`{"method":"DOCUMENT","rtcommVer":"v1.0.0","type":"ENDPOINT","appContext":"rtcomm","state":%q,"addressTopic":%q,"topic":%q,"fromTopic":null}`,
+				state, alice.Address(), alice.Address())
+			Harness(mallory.Publish(e.Topics.Sphere(mallory.ID), 1, true, []byte(doc)), "publish mallory's DOCUMENT")
+		}
+		e.settle()
+		s := bob.Call(mallory.ID, mustOffer("chrome-audio-offer"))
+		alice.ExpectNone("ID-013", "nothing addressed to mallory reaches alice's inbox (no START_SESSION, no DOCUMENT_REPLACED)",
+			func(m Msg) bool { return InSession(s.ID())(m) || IsMethod(spec.MethodDocumentReplaced)(m) })
+		// The control: alice's own registration still works.
+		out := bob.Call(alice.ID(), mustOffer("chrome-audio-offer"))
+		alice.Expect("ID-013", "bob's call to alice reaches her", isStartSession(out.ID()))
+		Harness(mallory.Publish(e.Topics.Sphere(mallory.ID), 1, true, nil), "clear mallory's presence")
+	}, SpecTimeout(time.Minute))
+
+	It("answers a request only into the requester's own inbox", Req("ID-014"), func(ctx SpecContext) {
+		e := NewEnv(ctx, OnSecureListener(), WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		mallory := e.Prober("mallory")
+		foreign := spec.Join(bob.Address(), alice.ID()) // bob's inbox, "from alice"
+		sends := []struct {
+			topic string
+			m     *spec.Message
+		}{
+			{spec.Join(e.Topics.Management(), mallory.ID), &spec.Message{Method: spec.MethodServiceQuery, TransID: randomUUID(), FromTopic: foreign}},
+			{spec.Join(e.Topics.Connector(), mallory.ID), &spec.Message{Method: spec.MethodStartSession, TransID: randomUUID(), SigSessID: randomUUID(),
+				FromTopic: foreign, ToEndpointID: "nobody-" + e.Tag, Protocols: []string{spec.ProtoWebRTC}, Payload: mustOffer("chrome-audio-offer")}},
+		}
+		if e.Decl.Claims(Feature3PCC) {
+			sends = append(sends, struct {
+				topic string
+				m     *spec.Message
+			}{spec.Join(e.Topics.CallControl(), mallory.ID), &spec.Message{Method: spec.Method3PCCPlaceCall, TransID: randomUUID(),
+				CallerEndpoint: alice.ID(), CalleeEndpoint: "nobody-" + e.Tag, FromTopic: foreign}})
+		}
+		for _, s := range sends {
+			Harness(mallory.Send(s.topic, s.m), "publish "+string(s.m.Method))
+		}
+		bob.ExpectNone("ID-014", "nothing the connector answers to mallory lands in bob's inbox at "+foreign,
+			func(m Msg) bool { return underTopic(m.Topic, foreign) })
+		// The control: her own inbox is answered.
+		_, q := mallory.Answer("ID-014", mallory.Query())
+		Check("ID-014", q != nil && q.Result == spec.ResultSuccess, "mallory's SERVICE_QUERY from her own inbox is answered", "%v", q)
+	}, SpecTimeout(time.Minute))
+
+	It("serves third-party call control only to call controllers, bound to exactly the referred session", Req("ID-015"), func(ctx SpecContext) {
+		e := NewEnv(ctx, OnSecureListener(), WithConnector())
+		if !e.Decl.Claims(Feature3PCC) {
+			NotClaimed(Feature3PCC)
+		}
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		mallory := e.Prober("mallory")
+		place := func(p *Prober, sid string) string {
+			tid := randomUUID()
+			Harness(p.Send(spec.Join(e.Topics.CallControl(), p.ID), &spec.Message{Method: spec.Method3PCCPlaceCall, TransID: tid,
+				CallerEndpoint: alice.ID(), CalleeEndpoint: bob.ID(), FromTopic: p.Addr, SessionID: sid}), "publish 3PCC_PLACE_CALL")
+			return tid
+		}
+		place(mallory, "")
+		alice.ExpectNone("ID-015", "no REFER reaches alice on mallory's request (mallory is no call controller)", IsMethod(spec.MethodRefer))
+		if len(e.Target.CallControllers) == 0 {
+			return // no declared controller: the binding to the referred session cannot be shown here
+		}
+		ctl := &Prober{ID: e.Target.CallControllers[0], Addr: e.Topics.Inbox(e.Target.CallControllers[0])}
+		c, err := e.Connect("call controller", ConnOptions{AsID: ctl.ID, MQTT31: true})
+		Harness(err, "connect the call controller")
+		ctl.Conn = c
+		Harness(c.Subscribe(ctl.Addr+"/#", 0), "subscribe the controller's inbox")
+		tid := place(ctl, randomUUID())
+		alice.Expect("ID-015", "the call controller's request reaches alice as a REFER", IsMethod(spec.MethodRefer))
+		// alice ignores the REFER and calls bob on her own: an unrelated session.
+		e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+		got := c.Inbox().Collect(e.Ctx, e.Quiet(), 1, func(m Msg) bool {
+			d := m.Decode()
+			return IsResponse(spec.Method3PCCPlaceCall, tid)(m) && d.Result == spec.ResultSuccess
+		})
+		Check("ID-015", len(got) == 0, "alice's unrelated call to bob does not answer the pending 3PCC request SUCCESS", "%v", got)
+	}, SpecTimeout(time.Minute))
+
+	It("keeps no retained message in another endpoint's inbox", Req("ID-016"), func(ctx SpecContext) {
+		e := NewEnv(ctx, OnSecureListener())
+		alice, mallory := e.ID("alice"), e.ID("mallory")
+		m := e.MustConnect("ID-016", "mallory", ConnOptions{AsID: mallory})
+		sticky := "sticky " + randomUUID()
+		topic := spec.Join(e.Topics.Inbox(alice), mallory) // allowed: it ends in mallory's ID
+		Harness(m.Publish(topic, 1, true, []byte(sticky)), "publish retained")
+		Harness(m.Publish(spec.Join(e.Topics.Inbox(mallory), mallory), 1, true, []byte(sticky)), "publish retained")
+		a := e.MustConnect("ID-016", "alice, subscribing later", ConnOptions{AsID: alice})
+		Harness(a.Subscribe(e.Topics.InboxFilter(alice), 1), "subscribe")
+		got := a.Inbox().Collect(e.Ctx, e.Quiet(), 1, func(x Msg) bool { return x.Retained })
+		Check("ID-016", len(got) == 0, "no retained message waits in alice's inbox", "%v", got)
+		// Best effort: clear it, in case it was kept (only mallory can).
+		_ = m.Publish(topic, 1, true, nil)
+		_ = m.Publish(spec.Join(e.Topics.Inbox(mallory), mallory), 1, true, nil)
+	}, SpecTimeout(time.Minute))
+
+	It("refuses topics beyond its limits cheaply and keeps serving others meanwhile", Req("ID-017"), func(ctx SpecContext) {
+		e := NewEnv(ctx, OnSecureListener(), WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		alice := e.Party("alice", PartyOptions{})
+		mallory := e.ID("mallory")
+		// 32,000 levels under mallory's own inbox (the ACLs allow her own subtree) and a
+		// retained publish as deep ending in her ID; three attackers at once.
+		deep := e.Topics.Inbox(mallory) + strings.Repeat("/x", 32000)
+		done := make(chan error, 6)
+		for i := range 3 {
+			go func() {
+				defer GinkgoRecover()
+				m, err := e.Connect(fmt.Sprintf("mallory %d", i), ConnOptions{AsID: mallory, Quiet: true})
+				if err != nil {
+					done <- nil
+					done <- nil
+					return
+				}
+				done <- m.Subscribe(deep+"/#", 0)
+				done <- m.Publish(spec.Join(e.Topics.Inbox(bob.ID())+strings.Repeat("/x", 32000), mallory), 0, true, []byte("x"))
+				m.Close()
+			}()
+		}
+		// Meanwhile bob's SUBSCRIBE and a call must be served as usual.
+		mon := e.MustConnect("ID-017", "bob's monitor", ConnOptions{AsID: bob.ID()})
+		start := time.Now()
+		Harness(mon.Subscribe(e.Topics.InboxFilter(bob.ID()), 0), "subscribe during the attack")
+		took := time.Since(start)
+		e.CheckSoft("ID-017", took < e.Reply(), "bob's SUBSCRIBE during the attack is answered within "+e.Reply().String(), "took %s", took)
+		out := bob.Call(alice.ID(), mustOffer("chrome-audio-offer"))
+		alice.Expect("ID-017", "bob's call reaches alice during the attack", isStartSession(out.ID()))
+		var granted int
+		for range 6 {
+			if err := <-done; err == nil {
+				granted++
+			}
+		}
+		// A publish may be "accepted" and dropped (3.1.1 QoS 0 has no answer); what must not
+		// happen is a retained 32,000-level message or subscription: check the first.
+		late := e.MustConnect("ID-017", "late subscriber", ConnOptions{AsID: bob.ID()})
+		Harness(late.Subscribe(e.Topics.InboxFilter(bob.ID()), 0), "subscribe")
+		kept := late.Inbox().Collect(e.Ctx, e.Quiet(), 1, func(m Msg) bool { return m.Retained })
+		Check("ID-017", len(kept) == 0, "no 32,000-level retained message is kept", "%d kept, %d of 6 attack packets got no error", len(kept), granted)
+	}, SpecTimeout(2*time.Minute))
+})

@@ -116,6 +116,9 @@ type Secure struct {
 	Connector *Identity `yaml:"connector,omitempty" json:"connector,omitempty"`
 	// Identities are endpoint credentials the harness may use; at least three.
 	Identities []Identity `yaml:"identities,omitempty" json:"identities,omitempty"`
+	// CallControllers are IDs of Identities (after the first three) the deployment lets
+	// place third-party calls; the harness's connector is configured with them (ID-015).
+	CallControllers []string `yaml:"callControllers,omitempty" json:"callControllers,omitempty"`
 	// TLS (mode embedded): the secured listener serves ssl:// and wss:// with a self-signed
 	// certificate the harness generates for 127.0.0.1 and trusts.
 	TLS bool `yaml:"tls,omitempty" json:"tls,omitempty"`
@@ -361,6 +364,14 @@ func (d *Declaration) Validate() error {
 			errs = append(errs, fmt.Errorf("secure.identities: need at least %d, have %d", minSecureIdentities, len(d.Secure.Identities)))
 		case d.Mode == ModeBroker && d.Secure.Connector == nil:
 			errs = append(errs, errors.New("secure.connector: mode broker needs the credentials the reference connector uses"))
+		}
+	}
+	if d.Secure != nil {
+		for _, id := range d.Secure.CallControllers {
+			i := slices.IndexFunc(d.Secure.Identities, func(x Identity) bool { return x.ID == id })
+			if i < 0 || i < minSecureIdentities {
+				errs = append(errs, fmt.Errorf("secure.callControllers: %q must be one of secure.identities after the first %d (scenarios use those as ordinary endpoints)", id, minSecureIdentities))
+			}
 		}
 	}
 	if d.Secure != nil && d.Secure.TLS && d.Mode != ModeEmbedded {

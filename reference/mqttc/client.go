@@ -49,7 +49,13 @@ type Options struct {
 	OnConnect func(*Client)
 	// OnConnectionLost runs when an established connection drops.
 	OnConnectionLost func(error)
-	Logger           *slog.Logger
+	// Persistent asks for a persistent session (clean session off): the broker keeps its
+	// subscriptions and queues QoS 1 messages while it is away.
+	Persistent bool
+	// OnUnrouted receives messages no subscription handler claims: a resumed persistent
+	// session's queued messages arrive before any Subscribe call.
+	OnUnrouted Handler
+	Logger     *slog.Logger
 }
 
 // Message is one received PUBLISH.
@@ -111,7 +117,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	po := mqtt.NewClientOptions().
 		AddBroker(o.BrokerURL).
 		SetClientID(o.ClientID).
-		SetCleanSession(true).
+		SetCleanSession(!o.Persistent).
 		SetKeepAlive(o.KeepAlive).
 		SetPingTimeout(10 * time.Second).
 		SetConnectTimeout(o.ConnectTimeout).
@@ -159,6 +165,10 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		}
 	})
 	po.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+		if o.OnUnrouted != nil {
+			o.OnUnrouted(Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), QoS: m.Qos()})
+			return
+		}
 		log.Debug("mqtt message without a handler", "client", o.ClientID, "topic", m.Topic())
 	})
 	cl.c = mqtt.NewClient(po)
