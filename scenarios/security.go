@@ -211,7 +211,7 @@ func rtcommJSClientID() string {
 // no effect on the victim, next to a control that shows the victim still works.
 var _ = Describe("Security: attacks by an authenticated endpoint", Area("identity"), Label(LabelSecurity), Serial, func() {
 
-	It("refuses another user's client ID at CONNECT and leaves its holder untouched", Req("ID-010"), func(ctx SpecContext) {
+	It("lets no CONNECT with another user's client ID affect that user", Req("ID-010"), func(ctx SpecContext) {
 		e := NewEnv(ctx, OnSecureListener(), WithConnector())
 		bob := e.Party("bob", PartyOptions{})
 		// alice is an rtcomm.js-like client: generated client ID, will on her presence.
@@ -236,8 +236,12 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 				}
 			}
 		}
-		e.CheckSoft("ID-010", len(accepted) == 0, "every CONNECT by mallory with alice's client ID "+victimID+" refused", "accepted over %v", accepted)
-		// No side effect: no will fired, presence kept, the call goes on.
+		// A broker may refuse these CONNECTs (the reference does) or give mallory a session
+		// of her own (mosquitto's use_username_as_clientid): either way, alice must notice
+		// nothing. No will fired, presence kept, the call goes on.
+		if len(accepted) > 0 {
+			GinkgoWriter.Printf("mallory's CONNECT with alice's client ID was accepted over %v; judging its effect on alice\n", accepted)
+		}
 		cleared := mon.Inbox().Collect(e.Ctx, e.Quiet(), 1, func(m Msg) bool { return len(m.Payload) == 0 })
 		e.CheckSoft("ID-010", len(cleared) == 0, "alice's will is not fired: no empty message on her presence topic", "%v", cleared)
 		c, cancel := e.opCtx()
@@ -272,7 +276,7 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		back.Close()
 	}, SpecTimeout(time.Minute))
 
-	It("keeps the connector's identity to the connector: its client ID is refused to endpoints and it keeps serving", Req("ID-012"), func(ctx SpecContext) {
+	It("keeps the connector serving while an endpoint connects with its client ID", Req("ID-012"), func(ctx SpecContext) {
 		e := NewEnv(ctx, OnSecureListener(), WithConnector())
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
@@ -287,7 +291,9 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 				c.Close()
 			}
 		}
-		e.CheckSoft("ID-012", accepted == 0, "5 CONNECTs by mallory with the connector's client ID "+connID+" refused", "%d accepted", accepted)
+		if accepted > 0 {
+			GinkgoWriter.Printf("%d CONNECTs by mallory with the connector's client ID were accepted; judging the connector\n", accepted)
+		}
 		_, q := mallory.Answer("ID-012", mallory.Query())
 		Check("ID-012", q != nil && q.Result == spec.ResultSuccess, "the connector still answers a SERVICE_QUERY", "%v", q)
 		out := bob.Call(alice.ID(), mustOffer("chrome-audio-offer"))
