@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,12 @@ import (
 )
 
 // securityReqs are the requirements the security scenarios judge; each must pass.
-var securityReqs = []string{"ID-005", "ID-007", "ID-008", "ID-009"}
+var securityReqs = []string{"ID-005", "ID-007", "ID-008", "ID-009",
+	"ID-010", "ID-011", "ID-012", "ID-013", "ID-014", "ID-015", "ID-016", "ID-017"}
+
+// mosquittoKnownFailures are the attacks mosquitto with the committed ACLs does not stop
+// (docs/SECURITY.md, "Attacks").
+var mosquittoKnownFailures = []string{"ID-010", "ID-012", "ID-016"}
 
 // Committed deployment examples (docs/SECURITY.md).
 const (
@@ -70,7 +76,9 @@ func TestSecurityScenarios(t *testing.T) {
 		if v.Target.Mode != scenarios.ModeBroker {
 			t.Errorf("expected mode broker, actual %s", v.Target.Mode)
 		}
-		checkSecurityVerdicts(t, v)
+		// mosquitto 2.0 binds no client ID to a user (ID-010, ID-012) and retains on any
+		// topic a client may publish to (ID-016); docs/SECURITY.md.
+		checkSecurityVerdicts(t, v, mosquittoKnownFailures...)
 	})
 }
 
@@ -126,15 +134,23 @@ func startSecureMosquitto(t *testing.T, users map[string]string) *extbroker.Proc
 }
 
 // checkSecurityVerdicts: the security requirements pass and nothing fails.
-func checkSecurityVerdicts(t *testing.T, v *scenarios.Verdicts) {
+func checkSecurityVerdicts(t *testing.T, v *scenarios.Verdicts, knownFailures ...string) {
 	t.Helper()
 	for _, r := range v.Requirements {
-		if r.Verdict == scenarios.VerdictFail {
+		if r.Verdict == scenarios.VerdictFail && !slices.Contains(knownFailures, r.ID) {
 			t.Errorf("%s: %s (%s) failed: %s", v.Target.Name, r.ID, r.Level, failureText(r))
 		}
 	}
 	for _, id := range securityReqs {
-		if r, _ := v.Get(id); r.Verdict != scenarios.VerdictPass {
+		r, _ := v.Get(id)
+		switch want := scenarios.VerdictPass; {
+		case slices.Contains(knownFailures, id):
+			// Documented in docs/SECURITY.md ("Attacks"): the verdict must stay a fail until
+			// the deployment guide changes; a pass would mean the check went blind.
+			if r.Verdict != scenarios.VerdictFail {
+				t.Errorf("%s: expected %s to fail (a documented weakness), actual %s (%s)", v.Target.Name, id, r.Verdict, r.Reason)
+			}
+		case r.Verdict != want:
 			t.Errorf("%s: expected %s to pass, actual %s (%s)", v.Target.Name, id, r.Verdict, r.Reason)
 		}
 	}
