@@ -219,10 +219,25 @@ func Faults() []Fault {
 			}),
 		},
 		{
+			Name: "connector-as-confused-deputy",
+			Description: "on the secured listener the connector registers any address, answers any fromTopic " +
+				"and serves 3PCC to anyone (the reference connector without its secure-mode rules)",
+			Breaks: []string{"ID-013", "ID-014", "ID-015"},
+			Areas:  []string{"identity"},
+			apply: func(t *scenarios.Target) {
+				start := t.StartConnector
+				t.StartConnector = func(ctx context.Context, p scenarios.ConnectorParams) (func(), error) {
+					p.Secure, p.CallControllers = false, nil
+					return start(ctx, p)
+				}
+			},
+		},
+		{
 			Name:        "lets-ids-be-spoofed",
 			Description: "the \"secured\" listener authenticates anyone and enforces no identity ACLs",
-			Breaks:      []string{"ID-005", "ID-007", "ID-008", "ID-009"},
-			Areas:       []string{"identity"},
+			// No authentication: any CONNECT with a client ID takes that session over.
+			Breaks: []string{"ID-005", "ID-007", "ID-008", "ID-009", "ID-010", "ID-011", "ID-012"},
+			Areas:  []string{"identity"},
 			apply: func(t *scenarios.Target) {
 				t.SecureTCP, t.SecureWS, t.SecurePath = t.TCP, t.WS, t.Decl.TopicPath
 				t.Identities = nil
