@@ -76,6 +76,9 @@ type Config struct {
 	// DefaultMaxTopicLength and DefaultMaxTopicLevels. A client over them is disconnected
 	// (a will topic over them: CONNACK refused) before any topic-tree work.
 	MaxTopicLength, MaxTopicLevels int
+	// MaxSubscriptions is the number of filters one client may hold (default
+	// DefaultMaxSubscriptions); a SUBSCRIBE beyond it disconnects the client.
+	MaxSubscriptions int
 	// RetainedQuota is the retained payload bytes one client (secure mode: one user)
 	// may hold, RetainedTotal those of the whole broker; defaults DefaultRetainedQuota
 	// and DefaultRetainedTotal. Retained messages are kept only on presence topics
@@ -155,7 +158,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := srv.AddHook(&compatHook{srv: srv, sentinel: sentinel, maxPayload: cfg.MaxPayload}, nil); err != nil {
 		return nil, fmt.Errorf("broker: compat hook: %w", err)
 	}
-	if err := srv.AddHook(&limitsHook{srv: srv, maxLen: cfg.MaxTopicLength, maxLevels: cfg.MaxTopicLevels}, nil); err != nil {
+	if err := srv.AddHook(&limitsHook{srv: srv, maxLen: cfg.MaxTopicLength, maxLevels: cfg.MaxTopicLevels, maxSubs: cfg.MaxSubscriptions}, nil); err != nil {
 		return nil, fmt.Errorf("broker: limits hook: %w", err)
 	}
 	retainPath := "" // open mode serves every topic path
@@ -258,6 +261,12 @@ func normalize(cfg Config) (Config, error) {
 		cfg.MaxTopicLevels = DefaultMaxTopicLevels
 	case cfg.MaxTopicLevels < 8 || cfg.MaxTopicLevels > 1024:
 		return cfg, fmt.Errorf("broker: config: MaxTopicLevels %d: want 8 .. 1024 (rtcomm event topics have 7)", cfg.MaxTopicLevels)
+	}
+	switch {
+	case cfg.MaxSubscriptions == 0:
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	case cfg.MaxSubscriptions < 16:
+		return cfg, fmt.Errorf("broker: config: MaxSubscriptions %d: want at least 16 (the connector holds about ten)", cfg.MaxSubscriptions)
 	}
 	if cfg.RetainedQuota == 0 {
 		cfg.RetainedQuota = DefaultRetainedQuota

@@ -18,6 +18,9 @@ const (
 	// DefaultRetainedQuota is Config.RetainedQuota when zero: bytes of retained payload
 	// one client (secure mode: one user) may hold. A DOCUMENT is a few hundred bytes.
 	DefaultRetainedQuota = 256 << 10
+	// DefaultMaxSubscriptions is Config.MaxSubscriptions when zero: filters one client
+	// may hold (an endpoint needs about three, the connector about ten).
+	DefaultMaxSubscriptions = 1000
 	// DefaultRetainedTotal is Config.RetainedTotal when zero: retained payload bytes of
 	// the whole broker.
 	DefaultRetainedTotal = 64 << 20
@@ -34,6 +37,7 @@ type limitsHook struct {
 	srv       *mqtt.Server
 	maxLen    int
 	maxLevels int
+	maxSubs   int
 }
 
 // ID names the hook in mochi's logs.
@@ -73,6 +77,12 @@ func (h *limitsHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.P
 	case packets.Publish:
 		bad, kind, code = h.topicError(pk.TopicName), "topic", packets.ErrTopicNameInvalid
 	case packets.Subscribe, packets.Unsubscribe:
+		if pk.FixedHeader.Type == packets.Subscribe && cl.State.Subscriptions.Len()+len(pk.Filters) > h.maxSubs {
+			// Counted before any filter is looked at: one SUBSCRIBE may carry 100,000s.
+			bad, kind, code = fmt.Sprintf("%d filters held, %d more asked (limit %d)", cl.State.Subscriptions.Len(), len(pk.Filters), h.maxSubs),
+				"subscriptions", packets.ErrQuotaExceeded
+			break
+		}
 		for _, f := range pk.Filters {
 			if bad = h.topicError(f.Filter); bad != "" {
 				kind = "filter"

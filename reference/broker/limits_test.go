@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -196,4 +197,27 @@ func TestSecureRetainedInInbox(t *testing.T) {
 	alice := dial(t, ctx, f.opts(f.b.TCPURL(), "alice"))
 	expect(t, subscribe(t, ctx, alice, f.path+"sphere/#", 0), f.path+"sphere/bob", "doc")
 	expectNone(t, subscribe(t, ctx, alice, f.path+"alice/#", 0), "a retained message in alice's inbox")
+}
+
+// ID-017: one client holds at most MaxSubscriptions filters; a SUBSCRIBE with thousands
+// of (short) filters is refused as a whole before any of them reaches the topic tree.
+func TestSubscriptionCap(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Config{MaxSubscriptions: 16})
+	ctx := testCtx(t)
+	p := uniquePath()
+	c := dial(t, ctx, mqttc.Options{BrokerURL: b.TCPURL()})
+	for i := range 16 {
+		subscribe(t, ctx, c, fmt.Sprintf("%sf%d", p, i), 0)
+	}
+	body := []byte{0, 1}
+	for i := range 5000 {
+		body = append(append(body, mqttString(fmt.Sprintf("%sg%d", p, i))...), 0)
+	}
+	if !deepAttack(t, b.TCPAddr(), append(append([]byte{0x82}, varint(len(body))...), body...)) {
+		t.Error("SUBSCRIBE with 5,000 filters: Expected the connection closed, Actual still open")
+	}
+	if err := c.Subscribe(ctx, p+"one-too-many", 0, func(mqttc.Message) {}); err == nil {
+		t.Error("17th filter: Expected the SUBSCRIBE refused, Actual granted")
+	}
 }

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -105,6 +106,13 @@ func (c *Connector) onReplica(msg mqttc.Message) {
 	if sender == c.id {
 		return // our own announcement
 	}
+	if c.cfg.Secure && !c.peerReplica(sender) {
+		// The broker lets an endpoint publish to <path>connector/<anything>/<its ID>
+		// (replies to a connector's session topic): a forged claim or outcome here would
+		// answer a 3PCC requester for a call that never happened. ID-015
+		c.drop(msg.Topic, "replica message from "+short(sender)+", who is not a connector of this group")
+		return
+	}
 	m, err := spec.Decode(msg.Payload)
 	if m == nil || err != nil || m.SessionID == "" {
 		c.drop(msg.Topic, "bad replica message")
@@ -124,6 +132,14 @@ func (c *Connector) onReplica(msg mqttc.Message) {
 	}
 	c.mu.Unlock()
 	c.flush(o)
+}
+
+// peerReplica reports whether sender is another replica: in secure mode replicas
+// authenticate as the connector's user and their client IDs name it ("<user>:<suffix>",
+// as serve --secure makes them), which no endpoint can connect with.
+func (c *Connector) peerReplica(sender string) bool {
+	u := c.cfg.Username
+	return u != "" && (sender == u || strings.HasPrefix(sender, u+":"))
 }
 
 // pruneClaimsLocked forgets claims whose request has timed out anyway.

@@ -149,3 +149,34 @@ func Test3PCCBoundToReferredSession(t *testing.T) {
 		t.Fatalf("3PCC request: Expected FAILURE (timeout) for t1, Actual %s", r.raw)
 	}
 }
+
+// ID-015: in secure mode replicas take claims and outcomes only from replicas (client
+// IDs naming the connector's user): an endpoint may publish to <path>connector/~<group>/<its
+// ID> (the broker lets it, as a reply topic), but its forged outcome answers nothing.
+func TestSecureReplicaChannelOnlyReplicas(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	mod := func(id string) func(*Config) {
+		return func(cfg *Config) {
+			cfg.SharedGroup, cfg.ClientID, cfg.Username = "grp", "conn:"+id, "conn"
+			cfg.Secure, cfg.CallControllers = true, []string{"ctl"}
+		}
+	}
+	r1 := e.connector(mod("r1"))
+	r2 := e.connector(mod("r2"))
+	alice, bob, ctl, mallory := e.endpoint("alice"), e.endpoint("bob"), e.endpoint("ctl"), e.endpoint("mallory")
+	alice.register("rtcomm")
+	bob.register("rtcomm")
+	waitRegistrations(t, r1, 2)
+	waitRegistrations(t, r2, 2)
+	ctl.pubJSON(spec.Join(r1.Topics().CallControl(), "ctl"), map[string]any{"method": "3PCC_PLACE_CALL",
+		"rtcommVer": spec.Version, "transID": "t1", "callerEndpoint": "alice", "calleeEndpoint": "bob", "fromTopic": ctl.address})
+	ref := alice.expect("REFER")
+	var d spec.ReferDetails
+	if ref.m == nil || json.Unmarshal(ref.m.Details, &d) != nil || d.SessionID == "" {
+		t.Fatalf("expected a REFER with details.sessionID, actual %s", ref.raw)
+	}
+	mallory.pubJSON(r1.Topics().Connector()+"/~grp/mallory", map[string]any{"method": "RESPONSE",
+		"orig": "3PCC_PLACE_CALL", "sessionID": d.SessionID, "result": "SUCCESS"})
+	ctl.expectNone("no 3PCC answer for a call that never happened")
+}
