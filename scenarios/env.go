@@ -131,7 +131,9 @@ func NewEnv(ctx context.Context, opts ...EnvOption) *Env {
 		if t.Decl.Claims(FeatureSchemes) {
 			p.Schemes = t.Decl.Schemes
 		}
-		p.Secure, p.CallControllers = e.Secure, t.CallControllers
+		if e.Secure {
+			p.Secure, p.CallControllers = true, t.CallControllers
+		}
 		if e.Secure && t.ConnectorIdentity != nil {
 			p.Username, p.Password = t.ConnectorIdentity.Username, t.ConnectorIdentity.Password
 		} else if c := t.Decl.ConnectorCredentials; c != nil {
