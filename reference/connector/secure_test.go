@@ -180,3 +180,22 @@ func TestSecureReplicaChannelOnlyReplicas(t *testing.T) {
 		"orig": "3PCC_PLACE_CALL", "sessionID": d.SessionID, "result": "SUCCESS"})
 	ctl.expectNone("no 3PCC answer for a call that never happened")
 }
+
+// ID-014: what the connector writes itself when it ends a session (the caller's FAILURE
+// on timeout, STOP_SESSION to a party whose peer left) carries the connector's ID as
+// sender level in secure mode, never the other party's.
+func TestSecureConnectorSignsWhatItWrites(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.connector(func(cfg *Config) { cfg.Secure, cfg.AnswerTimeout = true, 300*time.Millisecond })
+	alice, bob := e.endpoint("alice"), e.endpoint("bob")
+	alice.register("rtcomm")
+	bob.register("rtcomm")
+	waitRegistrations(t, c, 2)
+	call(t, c, alice, bob) // bob never answers
+	r := alice.expectMethod(spec.MethodResponse, spec.Join(alice.address, c.ID()))
+	if r.m.Result != spec.ResultFailure {
+		t.Fatalf("timed-out call: Expected FAILURE, Actual %s", r.raw)
+	}
+	bob.expectMethod(spec.MethodStopSession, spec.Join(bob.address, c.ID()))
+}

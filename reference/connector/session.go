@@ -491,7 +491,7 @@ func (c *Connector) unknownSession(sender string, in *inbound, msg mqttc.Message
 		if t := string(in.fromTopic); t != "" && c.partyTopic(sender, t) == nil { // ID-014
 			// A callee accepting a call that is already over (timed out,
 			// cancelled): tell it, or it would hold a session nobody else has.
-			c.send(spec.Join(t, tb.peer), msg.QoS, &spec.Message{Method: spec.MethodStopSession,
+			c.send(spec.Join(t, c.onBehalfOf(tb.peer)), msg.QoS, &spec.Message{Method: spec.MethodStopSession,
 				RtcommVer: spec.Version, FromTopic: c.inPath, SigSessID: sid, Reason: "session already ended"})
 			c.log.Info("answer for an ended session; STOP_SESSION sent back", "sigSessID", short(sid), "from", short(sender))
 			return
@@ -619,6 +619,17 @@ func (c *Connector) endLocked(s *session, reason, code string, o *outbox) {
 	}
 }
 
+// onBehalfOf is the sender level of a message the connector writes itself for a party
+// (STOP_SESSION, FAILURE when it ends a session): the party's ID, as endpoints expect,
+// except in secure mode, where another endpoint's ID goes only on that endpoint's own
+// relayed messages and the connector signs what it writes (ID-014).
+func (c *Connector) onBehalfOf(id string) string {
+	if c.cfg.Secure {
+		return c.id // ID-014
+	}
+	return id
+}
+
 // abortLocked ends s on the connector's initiative. gone is the party that
 // left ("" for a timeout or shutdown); every party still there is told: an
 // unanswered caller gets RESPONSE FAILURE to its START_SESSION when the
@@ -631,7 +642,7 @@ func (c *Connector) abortLocked(s *session, gone, reason, code string, o *outbox
 	goneCaller := gone != "" && gone == s.caller.id
 	goneCallee := gone != "" && s.calleeBound && gone == s.callee.id
 	if !goneCaller {
-		to := spec.Join(s.caller.topic, s.calleeLevel())
+		to := spec.Join(s.caller.topic, c.onBehalfOf(s.calleeLevel()))
 		if gone == "" && s.state != stateEstablished {
 			o.msg(to, 0, &spec.Message{Method: spec.MethodResponse, RtcommVer: spec.Version,
 				Orig: spec.MethodStartSession, TransID: s.transID, FromTopic: c.inPath,
@@ -641,7 +652,7 @@ func (c *Connector) abortLocked(s *session, gone, reason, code string, o *outbox
 		}
 	}
 	if !goneCallee && s.calleeReachable() {
-		o.msg(spec.Join(s.callee.topic, s.caller.id), 0, stop()) // SESS-009 REG-008
+		o.msg(spec.Join(s.callee.topic, c.onBehalfOf(s.caller.id)), 0, stop()) // SESS-009 REG-008
 	}
 	c.endLocked(s, reason, code, o)
 }
