@@ -38,6 +38,11 @@
 //     connections, give each 10 s to send CONNECT, end their clients' sessions
 //     themselves, and close leftovers on Close.
 //
+// Against authenticated attackers (docs/SECURITY.md): in secure mode client IDs are bound to
+// users (clientid.go, hooks.go); in both modes topic length, levels and subscriptions per
+// client are limited before any topic-tree work, and retained messages are kept only on
+// presence topics within quotas (limits.go).
+//
 // Known limitation: a retained message published at the moment a matching
 // subscription is made can reach that subscriber twice (live, and from the retained
 // store with the retain flag set). See NOTES.md.
