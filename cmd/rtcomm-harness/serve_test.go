@@ -221,6 +221,7 @@ func TestServeSecureFlagErrors(t *testing.T) {
 		{"secure without credentials", func(o *serveOptions) { o.secure = true }, "--secure needs --credentials"},
 		{"connector user missing", func(o *serveOptions) { o.secure, o.credentials, o.connectorUser = true, creds, "connector" }, `--connector-user "connector" has no entry`},
 		{"secure with external broker", func(o *serveOptions) { o.secure, o.brokerURL = true, "tcp://127.0.0.1:1" }, "configure the embedded broker"},
+		{"unknown client-ID rule", func(o *serveOptions) { o.secure, o.credentials, o.connectorUser, o.clientIDs = true, creds, "alice", "any" }, "--client-ids"},
 		{"cert without key", func(o *serveOptions) { o.tlsCert = filepath.Join(dir, "none.pem") }, "TLS needs both"},
 		{"missing cert files", func(o *serveOptions) { o.tlsCert, o.tlsKey = filepath.Join(dir, "c"), filepath.Join(dir, "k") }, "load TLS key pair"},
 		// --max-pending-writes reaches broker.Config.MaxPendingWrites, which refuses tiny queues.
@@ -239,7 +240,7 @@ func TestServeSecureFlagErrors(t *testing.T) {
 
 // TestServeSecureConnectorIdentity: in `serve --secure` the connector's client ID (seen by
 // every endpoint as the last level of its answers) cannot be taken by another user
-// (ID-010), and 3PCC is served to the credentials file's call controllers only (REF-007).
+// (ID-012), and 3PCC is served to the credentials file's call controllers only (ID-015).
 func TestServeSecureConnectorIdentity(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +209,34 @@ func TestSecurePersistentSessionTheft(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Error("alice resuming: Expected the queued message, Actual nothing in 5s")
+	}
+}
+
+// Roles in the credentials file: "+call-controller <user>" lines (REF: serve
+// --credentials); bad role lines are errors naming the line.
+func TestLoadCredentialsRoles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	f, err := broker.LoadCredentialsFile(write("ok", "connector:c\nops:o\nsip:bob@x:b\n+call-controller ops\n  +call-controller sip:bob@x \n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Roles[broker.RoleCallController]; len(got) != 2 || got[0] != "ops" || got[1] != "sip:bob@x" {
+		t.Errorf("Expected call controllers [ops sip:bob@x], Actual %q", got)
+	}
+	for name, text := range map[string]string{
+		"unknown role": "a:b\n+admin a\n",
+		"unknown user": "a:b\n+call-controller nobody\n",
+	} {
+		if _, err := broker.LoadCredentialsFile(write(name, text)); err == nil || !strings.Contains(err.Error(), ":2:") {
+			t.Errorf("%s: Expected an error naming line 2, Actual %v", name, err)
+		}
 	}
 }
