@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -31,6 +32,9 @@ const MinMaxPayload = 64 << 10
 
 // DefaultMaxPendingWrites is Config.MaxPendingWrites when zero: mochi's own default.
 const DefaultMaxPendingWrites = 8192
+
+// DefaultSessionExpiry is Config.SessionExpiry when zero.
+const DefaultSessionExpiry = time.Hour
 
 // WSPath is the only path the WebSocket listener serves: rtcomm.js cannot change it.
 const WSPath = "/mqtt"
@@ -76,6 +80,9 @@ type Config struct {
 	// DefaultMaxTopicLength and DefaultMaxTopicLevels. A client over them is disconnected
 	// (a will topic over them: CONNACK refused) before any topic-tree work.
 	MaxTopicLength, MaxTopicLevels int
+	// SessionExpiry is the longest a disconnected persistent session (clean session off,
+	// or an MQTT 5 session expiry) is kept; default DefaultSessionExpiry, at least 1 s.
+	SessionExpiry time.Duration
 	// MaxSubscriptions is the number of filters one client may hold (default
 	// DefaultMaxSubscriptions); a SUBSCRIBE beyond it disconnects the client.
 	MaxSubscriptions int
@@ -136,6 +143,10 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	// Retained presence DOCUMENTs must live as long as their registration; mochi's
 	// default (24 h) force-expires every retained message after a day.
 	caps.MaximumMessageExpiryInterval = math.MaxInt32
+	// rtcomm clients use clean sessions; a persistent one (clean session off) left behind
+	// would otherwise hold its subscriptions and queue for 136 years (mochi's default), and
+	// any client can leave any number of them.
+	caps.MaximumSessionExpiryInterval = uint32(cfg.SessionExpiry / time.Second)
 	// Coarse guard: packets far larger than any allowed PUBLISH are refused before
 	// they are read into memory; the exact payload limit is enforced by compatHook.
 	caps.MaximumPacketSize = uint32(cfg.MaxPayload + 2*65536)
@@ -261,6 +272,12 @@ func normalize(cfg Config) (Config, error) {
 		cfg.MaxTopicLevels = DefaultMaxTopicLevels
 	case cfg.MaxTopicLevels < 8 || cfg.MaxTopicLevels > 1024:
 		return cfg, fmt.Errorf("broker: config: MaxTopicLevels %d: want 8 .. 1024 (rtcomm event topics have 7)", cfg.MaxTopicLevels)
+	}
+	switch {
+	case cfg.SessionExpiry == 0:
+		cfg.SessionExpiry = DefaultSessionExpiry
+	case cfg.SessionExpiry < time.Second || cfg.SessionExpiry > 24*time.Hour:
+		return cfg, fmt.Errorf("broker: config: SessionExpiry %s: want 1s .. 24h", cfg.SessionExpiry)
 	}
 	switch {
 	case cfg.MaxSubscriptions == 0:

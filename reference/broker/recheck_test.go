@@ -67,3 +67,34 @@ func TestRecheckInherited(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A persistent session left behind is dropped after SessionExpiry, not kept for ever.
+func TestPersistentSessionsExpire(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b, err := Start(ctx, Config{SessionExpiry: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a := pahomqtt.NewClient(pahomqtt.NewClientOptions().AddBroker(b.TCPURL()).SetClientID("left-behind").
+		SetCleanSession(false).SetAutoReconnect(false))
+	if tok := a.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	a.Disconnect(100)
+	if _, ok := b.srv.Clients.Get("left-behind"); !ok {
+		t.Fatal("Expected the persistent session kept right after the disconnect, Actual gone")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := b.srv.Clients.Get("left-behind"); !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Expected the session dropped after SessionExpiry (1 s), Actual still there after 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
