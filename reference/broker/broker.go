@@ -147,6 +147,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	// would otherwise hold its subscriptions and queue for 136 years (mochi's default), and
 	// any client can leave any number of them.
 	caps.MaximumSessionExpiryInterval = uint32(cfg.SessionExpiry / time.Second)
+	// MQTT 5 topic aliases: rtcomm clients (MQTT 3.1) use none; mochi's default of 65,535
+	// aliases per client lets one connection pin 64 MiB of topic names.
+	caps.TopicAliasMaximum = 16
 	// Coarse guard: packets far larger than any allowed PUBLISH are refused before
 	// they are read into memory; the exact payload limit is enforced by compatHook.
 	caps.MaximumPacketSize = uint32(cfg.MaxPayload + 2*65536)
