@@ -139,7 +139,7 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 	f.IntVar(&o.maxTopicLength, "max-topic-length", broker.DefaultMaxTopicLength, "embedded broker: longest topic name or filter in bytes (PUBLISH, SUBSCRIBE, wills)")
 	f.IntVar(&o.maxTopicLevels, "max-topic-levels", broker.DefaultMaxTopicLevels, "embedded broker: most levels in a topic name or filter")
 	f.IntVar(&o.retainedQuota, "retained-quota", broker.DefaultRetainedQuota, "embedded broker: retained payload bytes one client (secure mode: one user) may hold; "+
-		"retained messages are kept only on presence topics")
+		"in secure mode retained messages are kept only on presence topics")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "external broker (ssl://, wss://): CA certificate file (PEM) the connector trusts instead of the system roots")
 	return cmd
 }

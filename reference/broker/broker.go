@@ -88,9 +88,9 @@ type Config struct {
 	MaxSubscriptions int
 	// RetainedQuota is the retained payload bytes one client (secure mode: one user)
 	// may hold, RetainedTotal those of the whole broker; defaults DefaultRetainedQuota
-	// and DefaultRetainedTotal. Retained messages are kept only on presence topics
-	// (<path>sphere/<id>, <path>sphere/<group>/<id>); elsewhere, or over a quota, the
-	// message is delivered without being retained.
+	// and DefaultRetainedTotal. In secure mode retained messages are kept only on
+	// presence topics (<path>sphere/<id>, <path>sphere/<group>/<id>). Elsewhere, or over
+	// a quota, the message is delivered without being retained.
 	RetainedQuota, RetainedTotal int
 
 	Logger *slog.Logger // nil discards
@@ -175,7 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := srv.AddHook(&limitsHook{srv: srv, maxLen: cfg.MaxTopicLength, maxLevels: cfg.MaxTopicLevels, maxSubs: cfg.MaxSubscriptions}, nil); err != nil {
 		return nil, fmt.Errorf("broker: limits hook: %w", err)
 	}
-	retainPath := "" // open mode serves every topic path
+	retainPath := "" // open mode: retained anywhere, within the quotas
 	if cfg.Secure {
 		h := &identityHook{srv: srv, rule: identityRule{path: cfg.TopicPath},
 			creds: cfg.Credentials, super: cfg.ConnectorUser, clientID: cfg.ClientIDs}

@@ -40,8 +40,8 @@
 //
 // Against authenticated attackers (docs/SECURITY.md): in secure mode client IDs are bound to
 // users (clientid.go, hooks.go); in both modes topic length, levels and subscriptions per
-// client are limited before any topic-tree work, and retained messages are kept only on
-// presence topics within quotas (limits.go).
+// client are limited before any topic-tree work, and retained messages are kept within
+// quotas, in secure mode only on presence topics (limits.go).
 //
 // Known limitation: a retained message published at the moment a matching
 // subscription is made can reach that subscriber twice (live, and from the retained

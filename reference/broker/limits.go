@@ -122,8 +122,8 @@ func (h *limitsHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	return fmt.Errorf("will topic %s: %w", bad, packets.ErrTopicNameInvalid)
 }
 
-// retainHook keeps retained messages to presence topics, within a per-owner byte quota
-// and a broker-wide total (ID-016). It is the last hook: it sees only publishes the
+// retainHook keeps retained messages within a per-owner byte quota and a broker-wide
+// total, and in secure mode to presence topics (ID-016). It is the last hook: it sees only publishes the
 // identity rule let through, and wills after compatHook restored their payload.
 type retainHook struct {
 	mqtt.HookBase
@@ -191,7 +191,7 @@ func (h *retainHook) owner(cl *mqtt.Client) string {
 
 // retainedPolicy decides which retained messages are kept and accounts their bytes.
 type retainedPolicy struct {
-	path     string // secure mode: presence is <path>sphere/...; "" = any path (open mode)
+	path     string // secure mode: retained only on <path>sphere/...; "" (open mode): anywhere
 	quota    int    // per owner
 	total    int    // broker-wide
 	exempt   string // owner key never charged (the connector user), "" for none
@@ -215,28 +215,19 @@ func newRetainedPolicy(path string, quota, total int, exemptUser string) *retain
 	return p
 }
 
-// presence reports whether topic is a presence topic, the only place rtcomm retains:
-// <path>sphere/<id> or <path>sphere/<group>/<id>, levels non-empty. In open mode the
-// broker serves any topic path, so the path is whatever precedes the "sphere" level.
+// presence reports whether topic may hold a retained message. In secure mode (path set)
+// only a presence topic, the one place rtcomm retains: <path>sphere/<id> or
+// <path>sphere/<group>/<id>, levels non-empty; elsewhere a retained message could sit in
+// an inbox whose owner can never clear it (its last level is the publisher's). In open
+// mode anyone may clear anything, and the broker serves every topic path (the harness
+// gives each scenario its own), so only the quotas apply there: a connector that wrongly
+// retains session messages stays visible (ROB-003).
 func (p *retainedPolicy) presence(topic string) bool {
-	var rest string
-	if p.path != "" {
-		r, ok := strings.CutPrefix(topic, p.path+"sphere/")
-		if !ok {
-			return false
-		}
-		rest = r
-	} else {
-		i := strings.Index(topic, "/sphere/")
-		j := strings.LastIndex(topic, "/sphere/")
-		if i < 0 {
-			return false
-		}
-		// Either occurrence may be the presence root: <path>sphere/<group>/<id> with a
-		// group called "sphere", or a path containing "sphere".
-		return validPresenceRest(topic[j+len("/sphere/"):]) || validPresenceRest(topic[i+len("/sphere/"):])
+	if p.path == "" {
+		return true
 	}
-	return validPresenceRest(rest)
+	rest, ok := strings.CutPrefix(topic, p.path+"sphere/")
+	return ok && validPresenceRest(rest)
 }
 
 // validPresenceRest: "<id>" or "<group>/<id>", no empty level.
@@ -257,7 +248,7 @@ func (p *retainedPolicy) admit(owner, topic string, size int) string {
 		return ""
 	}
 	if !p.presence(topic) {
-		return "retained messages are kept only on presence topics (<path>sphere/...)"
+		return "retained messages are kept only on presence topics (<path>sphere/...)" // ID-016
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
