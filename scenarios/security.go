@@ -291,25 +291,29 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		// The connector's client ID is the last level of its answers.
 		answer, _ := mallory.Answer("ID-012", mallory.Query())
 		connID := spec.Sender(answer.Topic)
-		// mallory keeps connecting with that client ID (every 200 ms, bounded) while the
-		// connector is asked to serve: a takeover each time would keep it offline.
+		// mallory keeps connecting with that client ID (every 50 ms, bounded, each
+		// connection left open) while the connector is asked to serve: if each CONNECT took
+		// the connector's session over, it would never be online long enough to answer.
 		stop, attacked := make(chan struct{}), make(chan int, 1)
 		go func() {
 			defer GinkgoRecover()
-			accepted := 0
-			for i := 0; i < 100; i++ {
-				select {
-				case <-stop:
-					attacked <- accepted
-					return
-				case <-time.After(200 * time.Millisecond):
-				}
-				if c, err := e.Connect("mallory as the connector", ConnOptions{AsID: mallory.ID, ClientID: connID, Quiet: true}); err == nil {
-					accepted++
+			var held []*Conn
+			defer func() {
+				for _, c := range held {
 					c.Close()
 				}
+				attacked <- len(held)
+			}()
+			for i := 0; i < 400; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				if c, err := e.Connect("mallory as the connector", ConnOptions{AsID: mallory.ID, ClientID: connID, Quiet: true}); err == nil {
+					held = append(held, c)
+				}
 			}
-			attacked <- accepted
 		}()
 		defer func() {
 			close(stop)

@@ -236,7 +236,8 @@ func Faults() []Fault {
 			Name:        "lets-ids-be-spoofed",
 			Description: "the \"secured\" listener authenticates anyone and enforces no identity ACLs",
 			// No authentication: any CONNECT with a client ID takes that session over.
-			Breaks: []string{"ID-005", "ID-007", "ID-008", "ID-009", "ID-010", "ID-011", "ID-012"},
+			// Open-mode retention: a retained message in alice's inbox is kept.
+			Breaks: []string{"ID-005", "ID-007", "ID-008", "ID-009", "ID-010", "ID-011", "ID-012", "ID-016"},
 			Areas:  []string{"identity"},
 			apply: func(t *scenarios.Target) {
 				t.SecureTCP, t.SecureWS, t.SecurePath = t.TCP, t.WS, t.Decl.TopicPath
