@@ -240,3 +240,13 @@ func TestLoadCredentialsRoles(t *testing.T) {
 		}
 	}
 }
+
+// ID-012: no user may be named like one of the connector's client IDs.
+func TestConnectorClientIDSpaceReserved(t *testing.T) {
+	t.Parallel()
+	_, err := broker.Start(context.Background(), broker.Config{Secure: true, ConnectorUser: "connector",
+		Credentials: map[string]string{"connector": "c", "connector:replica-9": "x"}})
+	if err == nil || !strings.Contains(err.Error(), "connector:replica-9") {
+		t.Errorf("Expected a config error naming user connector:replica-9, Actual %v", err)
+	}
+}

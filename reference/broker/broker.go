@@ -316,6 +316,11 @@ func normalize(cfg Config) (Config, error) {
 		if err := checkCredential(user, pw); err != nil {
 			return cfg, fmt.Errorf("broker: config: credentials: %w", err)
 		}
+		if cfg.ConnectorUser != "" && strings.HasPrefix(user, cfg.ConnectorUser+":") {
+			// "<connector user>:<suffix>" is the connector's client-ID space (its replicas
+			// recognise each other by it); a user named so could pass for a replica. ID-012
+			return cfg, fmt.Errorf("broker: config: credentials: user %q starts with the connector user %q and ':'; such names are the connector's client IDs", user, cfg.ConnectorUser)
+		}
 		if user != cfg.ConnectorUser && reservedLevels[user] {
 			// Such a user's "own inbox" would be a shared rtcomm topic (e.g. everything
 			// sent to the connector), defeating the identity rule.
