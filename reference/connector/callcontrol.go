@@ -181,7 +181,12 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 		c.reject(msg.Topic, m, msg.QoS, "not_authorized", "3PCC_PLACE_CALL: "+quote(short(key))+" is not a call controller") // ID-015
 		return
 	}
-	if err := c.partyTopic(key, m.FromTopic); err != nil {
+	trusted := msg.Topic == c.ccTopic && c.bareServiceTrusted()
+	check := c.partyTopic(key, m.FromTopic)
+	if trusted {
+		check = c.checkPartyTopic(m.FromTopic) // the connector's own user: its topic as given
+	}
+	if err := check; err != nil {
 		c.reject(msg.Topic, m, msg.QoS, "bad_topic", "fromTopic: "+err.Error()) // ID-014
 		return
 	}
@@ -223,7 +228,7 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 		return
 	}
 	replyTo := m.FromTopic // exactly as given: lib.rtcomm.node subscribes to that topic only REF-005
-	if c.cfg.Secure {
+	if c.cfg.Secure && !trusted {
 		replyTo = spec.Join(m.FromTopic, c.id) // the requester's own inbox, signed by the connector ID-014
 	}
 	p := &pcc{
@@ -257,11 +262,25 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 // mayPlaceCalls reports whether the sender of a 3PCC_PLACE_CALL on topic may place
 // calls: with CallControllers, only they, on <callControl>/<their ID>; without, anyone
 // in open mode and no one in secure mode (ID-015).
+//
+// The bare <callControl> topic, where lib.rtcomm.node publishes, names no sender. A
+// secured broker lets only the connector's own user publish there (no endpoint ID is the
+// reserved level "callControl"), so listing the connector's user among the controllers
+// opts in to serving lib.rtcomm.node there, answered at its fromTopic exactly.
 func (c *Connector) mayPlaceCalls(topic, sender string) bool {
 	if len(c.controllers) == 0 {
 		return !c.cfg.Secure
 	}
-	return topic != c.ccTopic && c.controllers[sender] // ID-015
+	if topic == c.ccTopic {
+		return c.bareServiceTrusted() // ID-015
+	}
+	return c.controllers[sender] // ID-015
+}
+
+// bareServiceTrusted reports whether 3PCC requests on the bare <callControl> topic come
+// from a trusted service client (the connector's user is a listed controller).
+func (c *Connector) bareServiceTrusted() bool {
+	return c.cfg.Username != "" && c.controllers[c.cfg.Username]
 }
 
 // onReferResponse handles the referred caller's RESPONSE to REFER.

@@ -34,7 +34,11 @@ func (c *Connector) reject(topic string, m *spec.Message, qos byte, code, reason
 	}
 	// The requester is the inbound topic's last level (ID-006); in secure mode only a
 	// topic of its own inbox gets an answer (ID-014).
-	if err := c.partyTopic(spec.Sender(topic), m.FromTopic); err != nil {
+	check := c.partyTopic(spec.Sender(topic), m.FromTopic)
+	if topic == c.ccTopic && c.bareServiceTrusted() {
+		check = c.checkPartyTopic(m.FromTopic) // lib.rtcomm.node run as the connector's user
+	}
+	if err := check; err != nil {
 		c.dropped.Add(1)
 		c.log.Info("message dropped (fromTopic unusable for the answer)", "topic", topic, "code", code,
 			"reason", reason, "fromTopicErr", err)
@@ -42,7 +46,7 @@ func (c *Connector) reject(topic string, m *spec.Message, qos byte, code, reason
 	}
 	orig := c.origFor(topic, m.Method)
 	dest := c.to(m.FromTopic, c.id)
-	if orig == spec.Method3PCCPlaceCall && !c.cfg.Secure {
+	if orig == spec.Method3PCCPlaceCall && (!c.cfg.Secure || topic == c.ccTopic) {
 		dest = m.FromTopic // 3PCC requesters are answered at fromTopic exactly as given REF-005
 	}
 	c.send(dest, qos, &spec.Message{ // ROB-002

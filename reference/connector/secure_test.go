@@ -199,3 +199,39 @@ func TestSecureConnectorSignsWhatItWrites(t *testing.T) {
 	}
 	bob.expectMethod(spec.MethodStopSession, spec.Join(bob.address, c.ID()))
 }
+
+// ID-015: lib.rtcomm.node publishes on the bare call-control topic, which only the
+// connector's own user may publish to on a secured broker; it is served there only when
+// that user is listed as a controller, and answered at its fromTopic exactly.
+func TestSecureBare3PCCOnlyForConnectorUser(t *testing.T) {
+	t.Parallel()
+	for _, listed := range []bool{false, true} {
+		e := newEnv(t)
+		c := e.connector(func(cfg *Config) {
+			cfg.Secure, cfg.Username, cfg.CallControllers = true, "conn", []string{"ops"}
+			if listed {
+				cfg.CallControllers = append(cfg.CallControllers, "conn")
+			}
+		})
+		alice, bob := e.endpoint("alice"), e.endpoint("bob")
+		alice.register("rtcomm")
+		bob.register("rtcomm")
+		waitRegistrations(t, c, 2)
+		svc, svcTopic := e.client("svc"), "svc-"+uuid.NewString()[:8] // a bare client ID, as lib.rtcomm.node uses
+		svc.subscribe(svcTopic)
+		for _, callee := range []string{"nobody", "bob"} {
+			svc.pubJSON(c.Topics().CallControl(), map[string]any{"method": "3PCC_PLACE_CALL", "rtcommVer": "v0.0.1",
+				"transID": "t-" + callee, "callerEndpoint": "alice", "calleeEndpoint": callee, "fromTopic": svcTopic})
+		}
+		if !listed {
+			svc.expectNone("no answer on the bare topic unless the connector's user is a controller")
+			alice.expectNone("no REFER")
+			continue
+		}
+		r := svc.expectMethod(spec.MethodResponse, svcTopic)
+		if r.m.TransID != "t-nobody" || r.m.Result != spec.ResultFailure {
+			t.Fatalf("3PCC for an unknown callee: Expected FAILURE at %s, Actual %s", svcTopic, r.raw)
+		}
+		alice.expectMethod(spec.MethodRefer, spec.Join(alice.address, c.ID()))
+	}
+}
