@@ -221,7 +221,9 @@ func TestServeSecureFlagErrors(t *testing.T) {
 		{"secure without credentials", func(o *serveOptions) { o.secure = true }, "--secure needs --credentials"},
 		{"connector user missing", func(o *serveOptions) { o.secure, o.credentials, o.connectorUser = true, creds, "connector" }, `--connector-user "connector" has no entry`},
 		{"secure with external broker", func(o *serveOptions) { o.secure, o.brokerURL = true, "tcp://127.0.0.1:1" }, "configure the embedded broker"},
-		{"unknown client-ID rule", func(o *serveOptions) { o.secure, o.credentials, o.connectorUser, o.clientIDs = true, creds, "alice", "any" }, "--client-ids"},
+		{"unknown client-ID rule", func(o *serveOptions) {
+			o.secure, o.credentials, o.connectorUser, o.clientIDs = true, creds, "alice", "any"
+		}, "--client-ids"},
 		{"cert without key", func(o *serveOptions) { o.tlsCert = filepath.Join(dir, "none.pem") }, "TLS needs both"},
 		{"missing cert files", func(o *serveOptions) { o.tlsCert, o.tlsKey = filepath.Join(dir, "c"), filepath.Join(dir, "k") }, "load TLS key pair"},
 		// --max-pending-writes reaches broker.Config.MaxPendingWrites, which refuses tiny queues.
