@@ -263,6 +263,10 @@ func (r identityRule) mayPublish(id, topic string) bool {
 		return false // ID-009
 	case levelSphere:
 		return rest == levelSphere+"/"+id // ID-008
+	case levelConnector:
+		// <path>connector/~<group>/... carries the replicas' own records (3PCC claims,
+		// session ownership, liveness): a client ID in its last level must not forge them.
+		return !strings.HasPrefix(rest, levelConnector+"/~")
 	}
 	return true // ID-005
 }
@@ -305,6 +309,7 @@ func unshare(filter string) (string, bool) {
 var (
 	levelSphere    = firstLevel(spec.NewTopics("").SphereRoot())
 	levelEvent     = firstLevel(spec.NewTopics("").Events())
+	levelConnector = firstLevel(spec.NewTopics("").Connector())
 	reservedLevels = map[string]bool{
 		levelSphere: true,
 		levelEvent:  true,

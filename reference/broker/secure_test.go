@@ -103,7 +103,9 @@ func TestSecurePublishIdentityRule(t *testing.T) {
 			p + "alice/bob", "/elsewhere/alice", p + "sphere/alice2", p + "sphere/alic",
 			// ID-009: events are the connector's, even those ending in alice's ID;
 			// ID-008: presence is exactly sphere/<id>.
-			p + "event/session/started/bob/alice", p + "event/alice", p + "sphere/bob/alice"} {
+			p + "event/session/started/bob/alice", p + "event/alice", p + "sphere/bob/alice",
+			// The connector replicas' records (claims, session ownership, liveness).
+			p + "connector/~g/alice", p + "connector/~g/own/alice", p + "connector/~g/live/alice"} {
 			for _, qos := range []byte{0, 1} {
 				if err := alice.Publish(ctx, topic, qos, false, []byte("spoof")); err != nil {
 					t.Errorf("denied publish to %q at QoS %d: Expected it acknowledged and dropped, Actual error %v", topic, qos, err)

@@ -61,7 +61,7 @@ func (t *pccTable) forSession(sigSessID, caller, callee string) *pcc {
 //
 // With SharedGroup, the referred caller's START_SESSION may reach any replica,
 // not the one holding the 3PCC request. Replicas therefore talk on
-// <path>connector/~<group>/<replica ID> (plain subscription, every replica):
+// <path>connector/~<group>/claim/<replica ID> (plain subscription, every replica):
 // the REFERring replica announces a claim {sessionID, caller, callee}; the
 // replica that routes that session reports its outcome there; the claiming
 // replica answers the requester. Traffic: two small messages per 3PCC call.
@@ -77,7 +77,9 @@ func (c *Connector) replicaTopic() string {
 	if c.cfg.SharedGroup == "" || !c.cfg.CallControl {
 		return ""
 	}
-	return c.connPrefix + "~" + c.cfg.SharedGroup
+	// Five levels deep, like every replica topic: the ACL grant for replies to a
+	// connector's session topic (<path>connector/+/<id>) must not reach it.
+	return c.groupPrefix() + "claim"
 }
 
 // takeClaimLocked reports (and forgets) another replica's claim on sigSessID.
@@ -124,6 +126,7 @@ func (c *Connector) onReplica(msg mqttc.Message) {
 	case spec.Method3PCCPlaceCall: // a claim
 		if len(c.claims) < c.cfg.MaxSessions {
 			c.claims[m.SessionID] = claim{caller: m.CallerEndpoint, callee: m.CalleeEndpoint, expires: time.Now().Add(c.cfg.ThreePCCTimeout)}
+			c.noteReferLocked(m.TransID, sender, m.CallerEndpoint) // owners.go
 		}
 	case spec.MethodResponse: // an outcome
 		if p := c.pcc.bySession[m.SessionID]; p != nil {
@@ -244,7 +247,7 @@ func (c *Connector) onCallControl(msg mqttc.Message) {
 	if rt := c.replicaTopic(); rt != "" {
 		// Claim first: the replica that gets the caller's START_SESSION then knows to report back.
 		c.send(spec.Join(rt, c.id), 1, &spec.Message{Method: spec.Method3PCCPlaceCall, SessionID: sid,
-			CallerEndpoint: p.caller, CalleeEndpoint: p.callee})
+			CallerEndpoint: p.caller, CalleeEndpoint: p.callee, TransID: p.referTransID})
 	}
 	// details and a fromTopic under the path: lib.rtcomm.node reads them unchecked.
 	details, _ := json.Marshal(spec.ReferDetails{SessionID: sid, ToEndpointID: m.CalleeEndpoint}) // REF-004
@@ -289,6 +292,9 @@ func (c *Connector) onReferResponse(sender string, m *spec.Message, msg mqttc.Me
 	c.mu.Lock()
 	p := c.pcc.byRefer[m.TransID]
 	switch {
+	case p == nil && c.forwardReferResponseLocked(sender, m.TransID, msg):
+		c.mu.Unlock()
+		return
 	case p == nil:
 		c.mu.Unlock()
 		c.dropped.Add(1)

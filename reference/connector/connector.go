@@ -159,6 +159,11 @@ type Stats struct {
 	Panics                                                                uint64 // handler panics recovered (bugs; each message dropped)
 	Received                                                              uint64 // inbound messages handled (any topic, any outcome)
 	RateClients                                                           int    // senders tracked by the rate limiter
+	// Forwarded counts in-session messages handed on from the general connector
+	// topic: to the replica that holds the session, or (route-only) to the callee.
+	Forwarded uint64
+	// ReplicaSessionsEnded counts sessions of a vanished replica this one ended.
+	ReplicaSessionsEnded uint64
 }
 
 // Connector is one running reference connector (or one replica of a group).
@@ -196,7 +201,10 @@ type Connector struct {
 	sess     sessionTable
 	pcc      pccTable
 	tombs    tombstones
-	claims   map[string]claim // other replicas' 3PCC requests, by sessionID
+	claims   map[string]claim      // other replicas' 3PCC requests, by sessionID
+	owners   map[string]ownRecord  // other replicas' sessions, by ownKey(sigSessID) (owners.go)
+	live     map[string]bool       // other replicas that are up
+	referOwn map[string]referOwner // other replicas' REFER transIDs: where a REFER answer goes
 	failures map[string]uint64
 	gen      uint64 // registry generation, bumped on every (re)subscription
 	syncWait string // nonce of the pending sphere sync marker
@@ -207,6 +215,7 @@ type Connector struct {
 	replacements, unregistrations, ignoredUnrg atomic.Uint64
 	dropped                                    atomic.Uint64
 	panics, received                           atomic.Uint64
+	forwarded, replicaEnded                    atomic.Uint64
 
 	serving   atomic.Bool // subscriptions done: reconnects must resubscribe
 	closed    atomic.Bool
@@ -295,6 +304,9 @@ func New(cfg Config) (*Connector, error) {
 		pcc:          newPCCTable(),
 		failures:     map[string]uint64{},
 		claims:       map[string]claim{},
+		owners:       map[string]ownRecord{},
+		live:         map[string]bool{},
+		referOwn:     map[string]referOwner{},
 		stop:         make(chan struct{}),
 		limits:       cfg.Limits,
 		rate:         newRateLimiter(cfg.RatePerClient, cfg.RateBurst),
@@ -384,6 +396,7 @@ func (c *Connector) Start(ctx context.Context) error {
 		Password:      c.cfg.Password,
 		TLSConfig:     c.cfg.TLSConfig,
 		AutoReconnect: true,
+		Will:          c.liveWill(), // a replica that dies has its sessions ended by the others
 		Logger:        c.log,
 		OnConnect:     c.onReconnect,
 		OnConnectionLost: func(err error) {
@@ -451,6 +464,19 @@ func (c *Connector) subscribe(ctx context.Context, resync bool) error {
 	// Every replica builds the whole registry: plain subscription.
 	if err := cl.Subscribe(ctx, c.spherePrefix+"#", 1, c.guard(c.onSphere)); err != nil { // REG-005
 		return err
+	}
+	if c.replicated() {
+		// Announce ourselves, then learn who else is up and which sessions they hold
+		// (both retained, so they too are in before the marker comes back).
+		if err := cl.Publish(ctx, c.livePrefix()+c.id, 1, true, c.liveDoc()); err != nil {
+			return fmt.Errorf("replica liveness record: %w", err)
+		}
+		if err := cl.Subscribe(ctx, c.livePrefix()+"+", 1, c.guard(c.onLive)); err != nil {
+			return err
+		}
+		if err := cl.Subscribe(ctx, c.ownPrefix()+"+", 1, c.guard(c.onOwnRecord)); err != nil {
+			return err
+		}
 	}
 	// The broker sends retained messages right after SUBACK, before it reads our
 	// next packet: a marker published now arrives after the last of them.
@@ -531,7 +557,16 @@ func (c *Connector) Close() error {
 		if c.client != nil {
 			c.shutdownSessions()
 		}
-		c.closed.Store(true)
+		c.closed.Store(true) // from here on no handler runs (our own liveness clear included)
+		if c.client != nil && c.replicated() && c.serving.Load() {
+			// A clean DISCONNECT sends no will: clear our liveness ourselves, so the
+			// surviving replicas end the established sessions we leave behind.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := c.client.Publish(ctx, c.livePrefix()+c.id, 1, true, nil); err != nil {
+				c.log.Warn("clearing the replica liveness record failed", "err", err)
+			}
+			cancel()
+		}
 		close(c.stop)
 		c.wg.Wait()
 		if c.client != nil {
@@ -587,6 +622,8 @@ func (c *Connector) Stats() Stats {
 	st.Dropped = c.dropped.Load()
 	st.Panics = c.panics.Load()
 	st.Received = c.received.Load()
+	st.Forwarded = c.forwarded.Load()
+	st.ReplicaSessionsEnded = c.replicaEnded.Load()
 	st.RateClients = c.rate.clients()
 	return st
 }

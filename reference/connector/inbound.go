@@ -10,15 +10,16 @@ type inbound struct {
 	scanErr error
 	m       *spec.Message // slow path only
 
-	method    spec.Method
-	orig      spec.Method
-	sigSessID []byte
-	transID   []byte
-	fromTopic []byte
-	result    []byte
-	reason    []byte
-	hold      int
-	payload   []byte
+	method       spec.Method
+	orig         spec.Method
+	sigSessID    []byte
+	transID      []byte
+	fromTopic    []byte
+	toEndpointID []byte
+	result       []byte
+	reason       []byte
+	hold         int
+	payload      []byte
 }
 
 // scan runs the single validating pass; fast reports whether the fields can
@@ -38,6 +39,7 @@ func (in *inbound) scan(raw []byte) (fast bool) {
 	in.sigSessID = f[fSigSessID].in(r)
 	in.transID = f[fTransID].in(r)
 	in.fromTopic = f[fFromTopic].in(r)
+	in.toEndpointID = f[fToEndpointID].in(r)
 	in.result = f[fResult].in(r)
 	in.reason = f[fReason].in(r)
 	in.hold = in.s.hold
@@ -53,6 +55,7 @@ func (in *inbound) useDecoded(m *spec.Message) {
 	in.method, in.orig = m.Method, m.Orig
 	in.sigSessID, in.transID, in.fromTopic = []byte(m.SigSessID), []byte(m.TransID), []byte(m.FromTopic)
 	in.result, in.reason = []byte(m.Result), []byte(m.Reason)
+	in.toEndpointID = []byte(m.ToEndpointID)
 	in.hold = 0
 	if m.HoldTimeout != nil {
 		in.hold = *m.HoldTimeout

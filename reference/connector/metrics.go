@@ -48,7 +48,15 @@ func newMetrics(reg prometheus.Registerer, c *Connector) (*metrics, error) {
 		Name: "rtcomm_handler_panics_total",
 		Help: "Panics recovered while handling an inbound message (bugs; the message is dropped).",
 	}, func() float64 { return float64(c.panics.Load()) })
-	for _, col := range []prometheus.Collector{registrations, active, routed, failures, routing, dropped, panics} {
+	forwarded := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "rtcomm_messages_forwarded_total",
+		Help: "In-session messages handed on from the general connector topic: to the replica holding the session, or (route-only) to the callee.",
+	}, func() float64 { return float64(c.forwarded.Load()) })
+	replicaEnded := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "rtcomm_replica_sessions_ended_total",
+		Help: "Sessions of a vanished replica that this replica ended (both parties told).",
+	}, func() float64 { return float64(c.replicaEnded.Load()) })
+	for _, col := range []prometheus.Collector{registrations, active, routed, failures, routing, dropped, panics, forwarded, replicaEnded} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

@@ -263,7 +263,9 @@ func (c *Connector) startSession(sender string, m *spec.Message, decErr error, m
 		return
 	}
 	target := spec.Join(topic, sender) // the callee sees the caller's ID as last level SESS-002
-	if c.cfg.RouteOnly && p == nil && !claimed {
+	// A queue call stays in the path even in RouteOnly: only the connector can tell
+	// which agent took it (the queue topic would reach a random one).
+	if c.cfg.RouteOnly && p == nil && !claimed && kind != kindQueue {
 		c.mu.Unlock()
 		c.publish(target, qos, false, msg.Payload) // untouched: fromTopic stays the caller's SESS-002
 		c.countRouted(spec.MethodStartSession, t0)
@@ -314,8 +316,11 @@ func (c *Connector) startSession(sender string, m *spec.Message, decErr error, m
 	}
 	s.claimed = claimed
 	c.started.Add(1) // the `started` event waits for the answer EVT-001
+	var rec outbox
+	c.recordLocked(s, &rec) // before the callee can answer: owners.go
 	c.mu.Unlock()
 
+	c.flush(rec)
 	c.publish(target, qos, false, out) // fromTopic rewritten to the session topic SESS-002 SESS-006
 	c.countRouted(spec.MethodStartSession, t0)
 	if c.debug {
@@ -348,6 +353,9 @@ func (c *Connector) relay(sender string, in *inbound, msg mqttc.Message, t0 time
 	s := c.sess.byID[string(in.sigSessID)]
 	if s == nil {
 		c.mu.Unlock()
+		if c.forwardToOwner(sender, in, msg) || c.forwardRouteOnly(sender, in, msg) {
+			return // another replica's session, or route-only: handed on (owners.go)
+		}
 		c.unknownSession(sender, in, msg)
 		return
 	}
@@ -415,6 +423,7 @@ func (c *Connector) advanceLocked(s *session, sender string, in *inbound, toCall
 			delete(c.sess.pending, s.id)
 			c.established.Add(1)
 			c.sessionEvent(o, spec.EventStarted, s, "") // started = answered EVT-001
+			c.recordLocked(s, o)                        // the replicas learn it is established
 			if s.pcc != nil {
 				c.answerPCCLocked(s.pcc, true, "", o) // REF-005
 			}
@@ -601,6 +610,7 @@ func (c *Connector) endLocked(s *session, reason, code string, o *outbox) {
 		return // already ended
 	}
 	c.sess.remove(s)
+	c.unrecordLocked(s.id, o)
 	if s.state == stateEstablished {
 		c.tombs.add(s.id, s.caller.id, true) // its late messages are dropped quietly
 		c.stopped.Add(1)
@@ -635,6 +645,13 @@ func (c *Connector) onBehalfOf(id string) string {
 // unanswered caller gets RESPONSE FAILURE to its START_SESSION when the
 // connector gives up, STOP_SESSION otherwise; a reachable callee gets STOP_SESSION.
 func (c *Connector) abortLocked(s *session, gone, reason, code string, o *outbox) {
+	c.tellPartiesLocked(s, gone, reason, o)
+	c.endLocked(s, reason, code, o)
+}
+
+// tellPartiesLocked queues, for every party of s other than gone, the message
+// that tells it s is over (see abortLocked).
+func (c *Connector) tellPartiesLocked(s *session, gone, reason string, o *outbox) {
 	stop := func() *spec.Message {
 		return &spec.Message{Method: spec.MethodStopSession, RtcommVer: spec.Version,
 			FromTopic: c.inPath, SigSessID: s.id, Reason: reason}
@@ -654,7 +671,6 @@ func (c *Connector) abortLocked(s *session, gone, reason, code string, o *outbox
 	if !goneCallee && s.calleeReachable() {
 		o.msg(spec.Join(s.callee.topic, c.onBehalfOf(s.caller.id)), 0, stop()) // SESS-009 REG-008
 	}
-	c.endLocked(s, reason, code, o)
 }
 
 // endSessionsOfLocked ends every session endpoint id takes part in (only those
@@ -717,6 +733,7 @@ func (c *Connector) reap(now time.Time) {
 		}
 	}
 	c.pruneClaimsLocked(now)
+	c.pruneReferOwnersLocked(now)
 	for _, p := range c.pcc.byRefer {
 		if now.After(p.deadline) {
 			c.answerPCCLocked(p, false, "timeout: the call was not answered in time", &o) // REF-005

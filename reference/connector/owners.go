@@ -1,0 +1,343 @@
+package connector
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// --- session ownership across replicas --------------------------------------------
+//
+// rtcomm.js sends the messages of its START_SESSION transaction (ICE candidates
+// trickled after the first PRANSWER, before the answer) to the general connector
+// topic <path>connector/<caller>, not to the session topic: Transaction.js keeps the
+// toTopic it had when the transaction started (null = the connector topic, see
+// EndpointConnection.js normalizeTopic), and SigSession.js sends through the
+// transaction until the answer. A caller that saw no PRANSWER sends even its
+// STOP_SESSION there, and a referred caller answers REFER there. With replicas the
+// shared subscription hands such a message to any replica. So every replica keeps
+// an ownership record of every session in the broker:
+//
+//	<path>connector/~<group>/own/<sha256(sigSessID)[:32 hex]>   retained, QoS 1
+//
+// written by the owner when it routes the START_SESSION (before it forwards it),
+// rewritten once the session is answered, cleared (empty retained) when it ends.
+// A replica that receives a message for a session it does not hold forwards it,
+// byte for byte, to the owner's session topic <path>connector/<owner>/<sender>:
+// exactly what the sender could have published itself, with the sender level
+// unchanged, so the owner's party check (ID-006) still judges the true sender.
+//
+// Liveness: each replica publishes <path>connector/~<group>/live/<ID> retained, with
+// an empty retained will there. When a replica's liveness goes empty (crash, or
+// Close), the survivor with the lowest ID ends the sessions its records name:
+// both parties are told (RESPONSE FAILURE to an unanswered caller, STOP_SESSION
+// otherwise), events fire, the records are cleared. DESIGN.md, "Replicas".
+
+// ownRecord is the retained ownership record of one session.
+type ownRecord struct {
+	Owner        string `json:"owner"`
+	SigSessID    string `json:"sigSessID"`
+	TransID      string `json:"transID,omitempty"`
+	Caller       string `json:"caller"`
+	CallerTopic  string `json:"callerTopic"`
+	Callee       string `json:"callee,omitempty"` // "" while a queue or scheme call is unanswered
+	CalleeTopic  string `json:"calleeTopic,omitempty"`
+	ToEndpointID string `json:"toEndpointID"`
+	AppContext   string `json:"appContext,omitempty"`
+	Established  bool   `json:"established,omitempty"`
+}
+
+// maxOwnerRecords bounds the records of other replicas' sessions one replica keeps.
+func (c *Connector) maxOwnerRecords() int { return 8 * c.cfg.MaxSessions }
+
+// replicated reports whether this connector is one replica of a group.
+func (c *Connector) replicated() bool { return c.cfg.SharedGroup != "" }
+
+func (c *Connector) groupPrefix() string { return c.connPrefix + "~" + c.cfg.SharedGroup + "/" }
+func (c *Connector) ownPrefix() string   { return c.groupPrefix() + "own/" }
+func (c *Connector) livePrefix() string  { return c.groupPrefix() + "live/" }
+
+// ownKey is the topic level of a session's record: a fixed-length hash, because a
+// sigSessID may hold any character, '/' and wildcards included.
+func ownKey(sigSessID string) string {
+	h := sha256.Sum256([]byte(sigSessID))
+	return hex.EncodeToString(h[:16])
+}
+
+// recordLocked queues the (re)publication of s's ownership record.
+func (c *Connector) recordLocked(s *session, o *outbox) {
+	if !c.replicated() {
+		return
+	}
+	r := ownRecord{Owner: c.id, SigSessID: s.id, TransID: s.transID, Caller: s.caller.id,
+		CallerTopic: s.caller.topic, CalleeTopic: s.callee.topic, ToEndpointID: s.toEndpointID,
+		AppContext: s.appContext, Established: s.state == stateEstablished}
+	if s.calleeBound {
+		r.Callee = s.callee.id
+	}
+	b, _ := json.Marshal(r) // strings only: cannot fail
+	*o = append(*o, pub{topic: c.ownPrefix() + ownKey(s.id), qos: 1, retained: true, raw: b})
+}
+
+// unrecordLocked queues the clearing of s's ownership record.
+func (c *Connector) unrecordLocked(id string, o *outbox) {
+	if !c.replicated() {
+		return
+	}
+	*o = append(*o, pub{topic: c.ownPrefix() + ownKey(id), qos: 1, retained: true, raw: []byte{}})
+}
+
+// onOwnRecord keeps the other replicas' ownership records.
+func (c *Connector) onOwnRecord(msg mqttc.Message) {
+	key, ok := senderOf(msg.Topic, c.ownPrefix())
+	if !ok {
+		return
+	}
+	if len(msg.Payload) == 0 {
+		c.mu.Lock()
+		delete(c.owners, key)
+		c.mu.Unlock()
+		return
+	}
+	var r ownRecord
+	if err := json.Unmarshal(msg.Payload, &r); err != nil || r.Owner == "" || r.SigSessID == "" || ownKey(r.SigSessID) != key {
+		c.dropped.Add(1)
+		c.log.Warn("bad ownership record ignored", "topic", short(msg.Topic))
+		return
+	}
+	if r.Owner == c.id {
+		return // our own: the session table is the truth
+	}
+	var o outbox
+	c.mu.Lock()
+	_, known := c.owners[key]
+	switch {
+	case !known && len(c.owners) >= c.maxOwnerRecords():
+		c.dropped.Add(1)
+	case !c.live[r.Owner] && c.cleanerLocked():
+		// The record of a replica that is gone already (it died while no other
+		// replica was up to end its sessions): end it now.
+		c.endOrphanLocked(key, r, &o)
+	case !c.live[r.Owner]:
+		// The cleaner ends it.
+	default:
+		c.owners[key] = r
+	}
+	c.mu.Unlock()
+	c.flush(o)
+}
+
+// ownerOfLocked returns the record of a session another replica holds.
+func (c *Connector) ownerOfLocked(sigSessID string) (ownRecord, bool) {
+	if len(c.owners) == 0 {
+		return ownRecord{}, false
+	}
+	r, ok := c.owners[ownKey(sigSessID)]
+	return r, ok && r.SigSessID == sigSessID
+}
+
+// forwardToOwner hands an in-session message that reached this replica on the
+// general connector topic to the replica that holds the session. It reports
+// whether the message was dealt with (forwarded or refused).
+func (c *Connector) forwardToOwner(sender string, in *inbound, msg mqttc.Message) bool {
+	if !c.replicated() || strings.HasPrefix(msg.Topic, c.inPathPrefix) {
+		return false // only from the general topic: a forwarded message is never forwarded again
+	}
+	c.mu.Lock()
+	r, ok := c.ownerOfLocked(string(in.sigSessID))
+	live := ok && c.live[r.Owner]
+	c.mu.Unlock()
+	if !ok || !live {
+		return false
+	}
+	if sender != r.Caller && sender != r.Callee && r.Callee != "" {
+		// Not a party: refused here as the owner would (ID-006); nothing is forwarded.
+		c.reject(msg.Topic, in.msg(), msg.QoS, "not_a_party", sender+" is not a party of session "+short(r.SigSessID))
+		return true
+	}
+	// Unchanged bytes, true sender level: the owner relays it as if sent to it. ID-006
+	c.publish(spec.Join(c.connPrefix+r.Owner, sender), msg.QoS, false, msg.Payload)
+	c.forwarded.Add(1)
+	return true
+}
+
+// --- replica liveness -------------------------------------------------------------
+
+// liveWill is the will that clears this replica's liveness record.
+func (c *Connector) liveWill() *mqttc.Will {
+	if !c.replicated() {
+		return nil
+	}
+	return &mqttc.Will{Topic: c.livePrefix() + c.id, Payload: nil, QoS: 1, Retained: true}
+}
+
+// liveDoc is this replica's liveness record.
+func (c *Connector) liveDoc() []byte {
+	b, _ := json.Marshal(map[string]string{"replica": c.id, "sessionTopic": c.inPath})
+	return b
+}
+
+// onLive tracks which replicas are up; a replica that goes has its sessions ended.
+func (c *Connector) onLive(msg mqttc.Message) {
+	id, ok := senderOf(msg.Topic, c.livePrefix())
+	if !ok {
+		return
+	}
+	if len(msg.Payload) > 0 {
+		c.mu.Lock()
+		c.live[id] = true
+		c.mu.Unlock()
+		return
+	}
+	if id == c.id {
+		// Our own will, from a connection of ours the broker dropped: we are still here.
+		if !c.closed.Load() && c.serving.Load() {
+			c.publish(c.livePrefix()+c.id, 1, true, c.liveDoc())
+		}
+		return
+	}
+	var o outbox
+	c.mu.Lock()
+	wasLive := c.live[id]
+	delete(c.live, id)
+	n := 0
+	if c.cleanerLocked() {
+		for key, r := range c.owners {
+			if r.Owner == id {
+				c.endOrphanLocked(key, r, &o)
+				n++
+			}
+		}
+	} else {
+		for key, r := range c.owners {
+			if r.Owner == id {
+				delete(c.owners, key) // the cleaner ends them
+			}
+		}
+	}
+	c.mu.Unlock()
+	c.flush(o)
+	if wasLive {
+		c.log.Warn("replica gone", "replica", id, "sessionsEnded", n)
+	}
+}
+
+// cleanerLocked reports whether this replica is the one that ends a dead
+// replica's sessions: the lowest ID among the live ones (ties cannot happen:
+// client IDs are unique on a broker).
+func (c *Connector) cleanerLocked() bool {
+	ids := make([]string, 0, len(c.live)+1)
+	ids = append(ids, c.id)
+	for id := range c.live {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids[0] == c.id
+}
+
+// endOrphanLocked ends a session whose owner is gone: both parties are told, as
+// the owner would have on its own shutdown, events fire, the record is cleared.
+func (c *Connector) endOrphanLocked(key string, r ownRecord, o *outbox) {
+	delete(c.owners, key)
+	s := &session{id: r.SigSessID, transID: r.TransID, appContext: r.AppContext, toEndpointID: r.ToEndpointID,
+		caller: party{id: r.Caller, topic: r.CallerTopic}, callee: party{id: r.Callee, topic: r.CalleeTopic},
+		calleeBound: r.Callee != "", kind: kindEndpoint}
+	if r.Callee == "" {
+		s.kind = kindQueue // unbound: its callee cannot be told
+	}
+	if r.Established {
+		s.state = stateEstablished
+	}
+	reason := "connector replica " + r.Owner + " went away"
+	if c.checkPartyTopic(s.caller.topic) != nil {
+		s.caller.topic = c.topics.Inbox(s.caller.id)
+	}
+	if s.calleeBound && c.checkPartyTopic(s.callee.topic) != nil {
+		s.callee.topic = c.topics.Inbox(s.callee.id)
+	}
+	c.tellPartiesLocked(s, "", reason, o) // SESS-008
+	if r.Established {
+		c.stopped.Add(1)
+		c.sessionEvent(o, spec.EventStopped, s, "") // EVT-001
+	} else {
+		c.failed.Add(1)
+		c.countFailureLocked("replica_gone")
+		c.sessionEvent(o, spec.EventFailed, s, reason) // EVT-001
+	}
+	*o = append(*o, pub{topic: c.ownPrefix() + key, qos: 1, retained: true, raw: []byte{}})
+	c.replicaEnded.Add(1)
+}
+
+// --- route-only ---------------------------------------------------------------------
+
+// forwardRouteOnly delivers an in-session message of an untracked session that
+// reached a route-only connector on the general connector topic: rtcomm.js sends
+// its START_SESSION transaction's MESSAGEs there (see the top of this file). The
+// callee is found by toEndpointID as for START_SESSION and the message goes to
+// <callee address>/<sender> untouched (fromTopic stays the sender's, as route-only
+// forwards START_SESSION): what the sender could publish to the callee's inbox
+// itself, so no new power, and the sender level stays the true sender. ID-006
+func (c *Connector) forwardRouteOnly(sender string, in *inbound, msg mqttc.Message) bool {
+	if !c.cfg.RouteOnly || strings.HasPrefix(msg.Topic, c.inPathPrefix) || len(in.toEndpointID) == 0 {
+		return false
+	}
+	to := string(in.toEndpointID)
+	if spec.ValidateEndpointID(to) != nil || to == sender {
+		return false
+	}
+	c.mu.Lock()
+	kind, topic, _, err := c.resolveLocked(to, "")
+	c.mu.Unlock()
+	if err != nil || kind == kindQueue {
+		return false // a queue's topic would reach a random agent; queue calls stay in the path
+	}
+	c.publish(spec.Join(topic, sender), msg.QoS, false, msg.Payload) // SESS-002 MSG-002
+	c.forwarded.Add(1)
+	return true
+}
+
+// --- REFER answers across replicas ---------------------------------------------------
+
+// referOwner is where the answer to another replica's REFER goes.
+type referOwner struct {
+	owner, caller string
+	expires       time.Time
+}
+
+// noteReferLocked remembers which replica sent the REFER with transID (from its claim).
+func (c *Connector) noteReferLocked(transID, owner, caller string) {
+	if transID == "" || len(c.referOwn) >= c.cfg.MaxSessions {
+		return
+	}
+	c.referOwn[transID] = referOwner{owner: owner, caller: caller, expires: time.Now().Add(c.cfg.ThreePCCTimeout)}
+}
+
+// forwardReferResponseLocked hands a REFER answer that reached this replica on the
+// general connector topic (rtcomm.js answers REFER there: its referral Transaction
+// has no toTopic) to the replica that sent the REFER, unchanged, with the true
+// sender level. Only the referred caller's answer is forwarded.
+func (c *Connector) forwardReferResponseLocked(sender, transID string, msg mqttc.Message) bool {
+	ro, ok := c.referOwn[transID]
+	if !ok || strings.HasPrefix(msg.Topic, c.inPathPrefix) || sender != ro.caller {
+		return false
+	}
+	delete(c.referOwn, transID)
+	c.publish(spec.Join(c.connPrefix+ro.owner, sender), msg.QoS, false, msg.Payload) // ID-006
+	c.forwarded.Add(1)
+	return true
+}
+
+// pruneReferOwnersLocked forgets REFERs whose 3PCC request has timed out anyway.
+func (c *Connector) pruneReferOwnersLocked(now time.Time) {
+	for id, ro := range c.referOwn {
+		if now.After(ro.expires) {
+			delete(c.referOwn, id)
+		}
+	}
+}
