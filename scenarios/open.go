@@ -28,7 +28,9 @@ type ConnectorParams struct {
 	CallControllers []string
 	// Profile the target is held to (the reference connector's replacement grace depends on it).
 	Profile Profile
-	Logger  *slog.Logger
+	// Topology: how many reference connector replicas, route-only or in the path.
+	Topology Topology
+	Logger   *slog.Logger
 }
 
 // ConnectorFunc starts a connector for one scenario and returns the function that stops it.

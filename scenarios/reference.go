@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/connector"
@@ -13,18 +14,44 @@ import (
 // reaping (SESS-009) to stay short, and slowly enough never to hit a normal call.
 const referenceAnswerTimeout = 30 * time.Second
 
-// ReferenceConnector starts the reference connector for one scenario (modes embedded and broker).
+// ReferenceConnector starts the reference connector for one scenario (modes embedded and
+// broker): one connector, or p.Topology.Replicas replicas in one shared group.
 func ReferenceConnector(ctx context.Context, p ConnectorParams) (func(), error) {
-	cfg := ReferenceConfig(p)
-	c, err := connector.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("reference connector: %w", err)
+	n := max(1, p.Topology.Replicas)
+	group := ""
+	if n > 1 {
+		group = "replicas-" + randomTag(6)
 	}
-	if err := c.Start(ctx); err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("reference connector on %s: %w", p.BrokerURL, err)
+	var started []*connector.Connector
+	stop := func() {
+		var wg sync.WaitGroup
+		for _, c := range started {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = c.Close() }()
+		}
+		wg.Wait()
 	}
-	return func() { _ = c.Close() }, nil
+	for i := range n {
+		cfg := ReferenceConfig(p)
+		if n > 1 {
+			cfg.SharedGroup = group
+			if cfg.ClientID == "" { // in secure mode ReferenceConfig names the user in it (ID-012)
+				cfg.ClientID = fmt.Sprintf("rtcconn-%d-%s", i+1, randomTag(6))
+			}
+		}
+		c, err := connector.New(cfg)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("reference connector: %w", err)
+		}
+		if err := c.Start(ctx); err != nil {
+			_ = c.Close()
+			stop()
+			return nil, fmt.Errorf("reference connector on %s: %w", p.BrokerURL, err)
+		}
+		started = append(started, c)
+	}
+	return stop, nil
 }
 
 // ReferenceConfig is the reference connector's configuration for one scenario's parameters
@@ -44,6 +71,7 @@ func ReferenceConfig(p ConnectorParams) connector.Config {
 		// A client ID naming its user: no other user can take it (ID-012).
 		cfg.ClientID = p.Username + ":" + mqttc.RandomClientID("")
 	}
+	cfg.RouteOnly = p.Topology.RouteOnly
 	if p.Profile == ProfileStrict {
 		// The grace after a replacement ignores the first empty presence message (rtcomm.js's
 		// goodbye, REG-009). Strict clients send no goodbye, so under the strict profile it

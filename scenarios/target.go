@@ -150,6 +150,75 @@ type Timeouts struct {
 	Spec Duration `yaml:"spec,omitempty" json:"spec,omitempty"`
 }
 
+// Topology is how the harness deploys the reference connector it attaches (modes
+// embedded and broker): one connector in the path (the default), several replicas
+// sharing the routing topics, route-only, or route-only replicas.
+type Topology struct {
+	// Replicas > 1 runs that many connector replicas in one shared-subscription group.
+	Replicas int `yaml:"replicas,omitempty" json:"replicas,omitempty"`
+	// RouteOnly: the connector forwards START_SESSION and stays out of the session path.
+	RouteOnly bool `yaml:"routeOnly,omitempty" json:"routeOnly,omitempty"`
+}
+
+// maxReplicas bounds Topology.Replicas (each replica is a full connector per scenario).
+const maxReplicas = 8
+
+// UnmarshalYAML accepts the mapping form and the shorthands "single", "route-only".
+func (t *Topology) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		v, err := ParseTopology(n.Value)
+		if err != nil {
+			return err
+		}
+		*t = v
+		return nil
+	}
+	type plain Topology
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*t = Topology(p)
+	return nil
+}
+
+// ParseTopology reads the command-line form: "single", "route-only", "replicas=N", or
+// "route-only,replicas=N".
+func ParseTopology(s string) (Topology, error) {
+	var t Topology
+	for _, part := range strings.Split(s, ",") {
+		switch k, v, _ := strings.Cut(strings.TrimSpace(part), "="); k {
+		case "", "single":
+		case "route-only", "routeOnly":
+			t.RouteOnly = true
+		case "replicas":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return Topology{}, fmt.Errorf("topology %q: replicas=%q is not a number", s, v)
+			}
+			t.Replicas = n
+		default:
+			return Topology{}, fmt.Errorf("topology %q: want single, route-only, replicas=N or route-only,replicas=N", s)
+		}
+	}
+	return t, nil
+}
+
+// String names the topology as ParseTopology reads it.
+func (t Topology) String() string {
+	var parts []string
+	if t.RouteOnly {
+		parts = append(parts, "route-only")
+	}
+	if t.Replicas > 1 {
+		parts = append(parts, "replicas="+strconv.Itoa(t.Replicas))
+	}
+	if len(parts) == 0 {
+		return "single"
+	}
+	return strings.Join(parts, ",")
+}
+
 // Declaration is what a target claims: the target declaration file (README.md, "Target
 // declaration"). The harness judges a target only against what it claims.
 type Declaration struct {
@@ -172,6 +241,10 @@ type Declaration struct {
 	Schemes  []SchemeRoute `yaml:"schemes,omitempty" json:"schemes,omitempty"`
 	Limits   Limits        `yaml:"limits,omitempty" json:"limits,omitempty"`
 	Timeouts Timeouts      `yaml:"timeouts,omitempty" json:"timeouts,omitempty"`
+	// Topology of the reference connector the harness attaches (modes embedded and broker).
+	Topology Topology `yaml:"topology,omitempty" json:"topology,omitempty"`
+
+	topologyErr error // a bad topology override, reported by Validate
 }
 
 // EmbeddedDeclaration is the default target: the in-process reference, claiming everything it implements.
@@ -226,6 +299,7 @@ const (
 	EnvProfile   = "RTCOMM_PROFILE"
 	EnvUsername  = "RTCOMM_USERNAME"
 	EnvPassword  = "RTCOMM_PASSWORD"
+	EnvTopology  = "RTCOMM_TOPOLOGY" // single | route-only | replicas=N | route-only,replicas=N
 )
 
 // Overrides are the flag/env settings that win over the declaration file.
@@ -237,6 +311,7 @@ type Overrides struct {
 	Profile   string
 	Username  string
 	Password  string
+	Topology  string // ParseTopology's form; "" keeps the declaration's
 }
 
 // OverridesFromEnv reads the RTCOMM_* variables.
@@ -244,7 +319,7 @@ func OverridesFromEnv(getenv func(string) string) Overrides {
 	return Overrides{
 		Mode: getenv(EnvMode), BrokerTCP: getenv(EnvBrokerTCP), BrokerWS: getenv(EnvBrokerWS),
 		TopicPath: getenv(EnvTopicPath), Profile: getenv(EnvProfile),
-		Username: getenv(EnvUsername), Password: getenv(EnvPassword),
+		Username: getenv(EnvUsername), Password: getenv(EnvPassword), Topology: getenv(EnvTopology),
 	}
 }
 
@@ -266,6 +341,14 @@ func (o Overrides) Apply(d *Declaration) {
 	set(&d.TopicPath, o.TopicPath)
 	set(&d.Broker.Username, o.Username)
 	set(&d.Broker.Password, o.Password)
+	if o.Topology != "" {
+		t, err := ParseTopology(o.Topology)
+		if err != nil {
+			d.topologyErr = err // reported by Validate
+			return
+		}
+		d.Topology = t
+	}
 }
 
 // ResolveDeclaration builds the declaration from an optional file plus overrides. With neither
@@ -385,6 +468,17 @@ func (d *Declaration) Validate() error {
 	}
 	if d.Claims(FeatureSchemes) && len(d.Schemes) == 0 {
 		errs = append(errs, errors.New("feature schemes claimed but schemes: is empty"))
+	}
+	if d.topologyErr != nil {
+		errs = append(errs, d.topologyErr)
+	}
+	switch tp := d.Topology; {
+	case tp.Replicas < 0 || tp.Replicas > maxReplicas:
+		errs = append(errs, fmt.Errorf("topology.replicas %d: want 1 to %d", tp.Replicas, maxReplicas))
+	case (tp.Replicas > 1 || tp.RouteOnly) && d.Mode == ModeConnector:
+		errs = append(errs, errors.New("topology: only for modes embedded and broker (in mode connector the target's own connector is deployed as it is)"))
+	case tp.Replicas > 1 && !d.Claims(FeatureSharedSubs):
+		errs = append(errs, errors.New("topology.replicas needs a broker with shared subscriptions: claim feature shared-subscriptions"))
 	}
 	if strings.ContainsAny(d.TopicPath, "+#") {
 		errs = append(errs, fmt.Errorf("topicPath %q contains an MQTT wildcard", d.TopicPath))

@@ -205,6 +205,9 @@ type Connector struct {
 	owners   map[string]ownRecord  // other replicas' sessions, by ownKey(sigSessID) (owners.go)
 	live     map[string]bool       // other replicas that are up
 	referOwn map[string]referOwner // other replicas' REFER transIDs: where a REFER answer goes
+	roCalls  map[string]roCall     // RouteOnly: calls forwarded, by sigSessID (owners.go)
+	held     map[string][]heldFwd  // replicas: messages waiting for their session's record
+	nHeld    int
 	failures map[string]uint64
 	gen      uint64 // registry generation, bumped on every (re)subscription
 	syncWait string // nonce of the pending sphere sync marker
@@ -307,6 +310,8 @@ func New(cfg Config) (*Connector, error) {
 		owners:       map[string]ownRecord{},
 		live:         map[string]bool{},
 		referOwn:     map[string]referOwner{},
+		roCalls:      map[string]roCall{},
+		held:         map[string][]heldFwd{},
 		stop:         make(chan struct{}),
 		limits:       cfg.Limits,
 		rate:         newRateLimiter(cfg.RatePerClient, cfg.RateBurst),

@@ -51,6 +51,9 @@ type ownRecord struct {
 	ToEndpointID string `json:"toEndpointID"`
 	AppContext   string `json:"appContext,omitempty"`
 	Established  bool   `json:"established,omitempty"`
+	// RouteOnly: a call a route-only replica forwarded; its parties talk directly, so
+	// when the owner goes the record is cleared and nobody is told anything.
+	RouteOnly bool `json:"routeOnly,omitempty"`
 }
 
 // maxOwnerRecords bounds the records of other replicas' sessions one replica keeps.
@@ -129,8 +132,10 @@ func (c *Connector) onOwnRecord(msg mqttc.Message) {
 	default:
 		c.owners[key] = r
 	}
+	held := c.takeHeldLocked(r.SigSessID)
 	c.mu.Unlock()
 	c.flush(o)
+	c.releaseHeld(held)
 }
 
 // ownerOfLocked returns the record of a session another replica holds.
@@ -156,7 +161,7 @@ func (c *Connector) forwardToOwner(sender string, in *inbound, msg mqttc.Message
 	if !ok || !live {
 		return false
 	}
-	if sender != r.Caller && sender != r.Callee && r.Callee != "" {
+	if sender != r.Caller && (r.RouteOnly || sender != r.Callee && r.Callee != "") {
 		// Not a party: refused here as the owner would (ID-006); nothing is forwarded.
 		c.reject(msg.Topic, in.msg(), msg.QoS, "not_a_party", sender+" is not a party of session "+short(r.SigSessID))
 		return true
@@ -245,6 +250,10 @@ func (c *Connector) cleanerLocked() bool {
 // the owner would have on its own shutdown, events fire, the record is cleared.
 func (c *Connector) endOrphanLocked(key string, r ownRecord, o *outbox) {
 	delete(c.owners, key)
+	if r.RouteOnly {
+		*o = append(*o, pub{topic: c.ownPrefix() + key, qos: 1, retained: true, raw: []byte{}})
+		return
+	}
 	s := &session{id: r.SigSessID, transID: r.TransID, appContext: r.AppContext, toEndpointID: r.ToEndpointID,
 		caller: party{id: r.Caller, topic: r.CallerTopic}, callee: party{id: r.Callee, topic: r.CalleeTopic},
 		calleeBound: r.Callee != "", kind: kindEndpoint}
@@ -276,29 +285,76 @@ func (c *Connector) endOrphanLocked(key string, r ownRecord, o *outbox) {
 
 // --- route-only ---------------------------------------------------------------------
 
-// forwardRouteOnly delivers an in-session message of an untracked session that
-// reached a route-only connector on the general connector topic: rtcomm.js sends
-// its START_SESSION transaction's MESSAGEs there (see the top of this file). The
-// callee is found by toEndpointID as for START_SESSION and the message goes to
-// <callee address>/<sender> untouched (fromTopic stays the sender's, as route-only
-// forwards START_SESSION): what the sender could publish to the callee's inbox
-// itself, so no new power, and the sender level stays the true sender. ID-006
+// routeOnlyMemory is how long a route-only connector remembers a call it forwarded,
+// so that what the caller sends to the general connector topic for it (rtcomm.js:
+// the START_SESSION transaction's MESSAGEs; a STOP_SESSION when it saw no PRANSWER,
+// however late) still reaches the callee. The connector never sees the call end
+// unless the caller's STOP passes it, hence the bound.
+const routeOnlyMemory = time.Hour
+
+// roCall is a call a route-only connector forwarded.
+type roCall struct {
+	caller, callee, calleeTopic string
+	expires                     time.Time
+}
+
+// rememberRouteOnlyLocked notes a forwarded call (bounded by MaxSessions: beyond it
+// the call is not remembered and only its START_SESSION was routed).
+func (c *Connector) rememberRouteOnlyLocked(sigSessID, caller, callee, calleeTopic string, o *outbox) {
+	if _, dup := c.roCalls[sigSessID]; !dup && len(c.roCalls) >= c.cfg.MaxSessions {
+		c.log.Warn("route-only: call table full; the caller's later messages to the connector topic cannot be delivered", "sigSessID", short(sigSessID))
+		return
+	}
+	c.roCalls[sigSessID] = roCall{caller: caller, callee: callee, calleeTopic: calleeTopic, expires: time.Now().Add(routeOnlyMemory)}
+	if c.replicated() {
+		b, _ := json.Marshal(ownRecord{Owner: c.id, SigSessID: sigSessID, Caller: caller, Callee: callee,
+			CalleeTopic: calleeTopic, ToEndpointID: callee, RouteOnly: true})
+		*o = append(*o, pub{topic: c.ownPrefix() + ownKey(sigSessID), qos: 1, retained: true, raw: b})
+	}
+}
+
+// forgetRouteOnlyLocked drops a remembered call (and its ownership record).
+func (c *Connector) forgetRouteOnlyLocked(sigSessID string, o *outbox) {
+	delete(c.roCalls, sigSessID)
+	c.unrecordLocked(sigSessID, o)
+}
+
+// pruneRouteOnlyLocked forgets calls older than routeOnlyMemory.
+func (c *Connector) pruneRouteOnlyLocked(now time.Time, o *outbox) {
+	for id, rc := range c.roCalls {
+		if now.After(rc.expires) {
+			c.forgetRouteOnlyLocked(id, o)
+		}
+	}
+}
+
+// forwardRouteOnly delivers a message of a call this route-only connector forwarded
+// and does not track: the caller's messages reach the callee at <callee
+// address>/<caller> untouched (fromTopic stays the caller's, as for START_SESSION).
+// Only the caller of a remembered call is served: that is what it could publish
+// to the callee's inbox itself, so the path gives nobody new power, and a message
+// for a call never forwarded (or from anyone else) is refused as before. ID-006 MSG-003
 func (c *Connector) forwardRouteOnly(sender string, in *inbound, msg mqttc.Message) bool {
-	if !c.cfg.RouteOnly || strings.HasPrefix(msg.Topic, c.inPathPrefix) || len(in.toEndpointID) == 0 {
+	if !c.cfg.RouteOnly {
 		return false
 	}
-	to := string(in.toEndpointID)
-	if spec.ValidateEndpointID(to) != nil || to == sender {
-		return false
-	}
+	var o outbox
 	c.mu.Lock()
-	kind, topic, _, err := c.resolveLocked(to, "")
-	c.mu.Unlock()
-	if err != nil || kind == kindQueue {
-		return false // a queue's topic would reach a random agent; queue calls stay in the path
+	rc, ok := c.roCalls[string(in.sigSessID)]
+	if ok && sender == rc.caller && in.method == spec.MethodStopSession {
+		c.forgetRouteOnlyLocked(string(in.sigSessID), &o)
 	}
-	c.publish(spec.Join(topic, sender), msg.QoS, false, msg.Payload) // SESS-002 MSG-002
+	c.mu.Unlock()
+	if !ok {
+		return false
+	}
+	if sender != rc.caller {
+		c.reject(msg.Topic, in.msg(), msg.QoS, "not_a_party", sender+" is not the caller of session "+short(string(in.sigSessID))) // ID-006
+		return true
+	}
+	c.publish(spec.Join(rc.calleeTopic, sender), msg.QoS, false, msg.Payload) // SESS-002 MSG-002
 	c.forwarded.Add(1)
+	c.flush(o)
 	return true
 }
 
@@ -338,6 +394,73 @@ func (c *Connector) pruneReferOwnersLocked(now time.Time) {
 	for id, ro := range c.referOwn {
 		if now.After(ro.expires) {
 			delete(c.referOwn, id)
+		}
+	}
+}
+
+// --- messages that overtake their session's record -------------------------------------
+
+// holdWindow is how long a replica keeps a message for a session it knows nothing
+// about, waiting for the owner's record: a client that trickles candidates at once
+// after its START_SESSION (allowed: "before and after the answer") can reach this
+// replica before the record the owner published ahead of forwarding the call.
+const holdWindow = time.Second
+
+// maxHeldForward bounds the messages held for records, all sessions together.
+const maxHeldForward = 4096
+
+type heldFwd struct {
+	sender string
+	in     inbound
+	msg    mqttc.Message
+	until  time.Time
+}
+
+// holdForRecord keeps an in-session message for an unknown session that arrived on
+// the general topic until the session's record arrives (then it is forwarded) or
+// holdWindow passes (then it is handled as an unknown session). Replicas only.
+func (c *Connector) holdForRecord(sender string, in *inbound, msg mqttc.Message) bool {
+	if !c.replicated() || strings.HasPrefix(msg.Topic, c.inPathPrefix) || len(in.sigSessID) == 0 {
+		return false
+	}
+	sid := string(in.sigSessID)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ended := c.tombs.get(sid); ended || c.nHeld >= maxHeldForward {
+		return false
+	}
+	c.held[sid] = append(c.held[sid], heldFwd{sender: sender, in: *in, msg: msg, until: time.Now().Add(holdWindow)})
+	c.nHeld++
+	return true
+}
+
+// takeHeldLocked removes and returns the messages held for sid.
+func (c *Connector) takeHeldLocked(sid string) []heldFwd {
+	hs := c.held[sid]
+	if len(hs) > 0 {
+		delete(c.held, sid)
+		c.nHeld -= len(hs)
+	}
+	return hs
+}
+
+// takeExpiredHeldLocked removes and returns the held messages whose window passed.
+func (c *Connector) takeExpiredHeldLocked(now time.Time) []heldFwd {
+	var out []heldFwd
+	for sid, hs := range c.held {
+		if now.After(hs[0].until) {
+			out = append(out, c.takeHeldLocked(sid)...)
+		}
+	}
+	return out
+}
+
+// releaseHeld forwards messages whose session's record has just arrived.
+func (c *Connector) releaseHeld(hs []heldFwd) {
+	for i := range hs {
+		h := &hs[i]
+		if !c.forwardToOwner(h.sender, &h.in, h.msg) {
+			c.unknownSession(h.sender, &h.in, h.msg)
 		}
 	}
 }

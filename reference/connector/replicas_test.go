@@ -346,3 +346,74 @@ func TestReplicaDies(t *testing.T) {
 		answer(t, r1, alice, bob, start)
 	}
 }
+
+// TestRouteOnlyForwardsOnlyTheCaller: the route-only path serves the caller of a
+// call the connector forwarded, nobody else, and nothing for calls it never saw.
+func TestRouteOnlyForwardsOnlyTheCaller(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.connector(func(cfg *Config) { cfg.RouteOnly = true })
+	alice, bob, mallory := e.endpoint("alice"), e.endpoint("bob"), e.endpoint("mallory")
+	for _, p := range []*ep{alice, bob, mallory} {
+		p.register("rtcomm")
+	}
+	waitRegistrations(t, c, 3)
+	sid := uuid.NewString()
+	alice.pubJSON(spec.Join(c.Topics().Connector(), "alice"), startMsg(alice, "bob", sid, uuid.NewString()))
+	bob.expectMethod(spec.MethodStartSession, spec.Join(bob.address, "alice"))
+	mallory.pubJSON(spec.Join(c.Topics().Connector(), "mallory"), iceMsg(mallory, "bob", sid, "m1", 1))
+	if g := mallory.expect("FAILURE"); g.m == nil || g.m.Result != spec.ResultFailure {
+		t.Fatalf("mallory in alice's call: expected FAILURE, actual %s", g.raw)
+	}
+	// A message naming bob for a call the connector never forwarded.
+	mallory.pubJSON(spec.Join(c.Topics().Connector(), "mallory"), iceMsg(mallory, "bob", uuid.NewString(), "m2", 2))
+	if g := mallory.expect("FAILURE"); g.m == nil || g.m.Result != spec.ResultFailure || !contains(g.m.Reason, "unknown session") {
+		t.Fatalf("message for a call never forwarded: expected FAILURE unknown session, actual %s", g.raw)
+	}
+	bob.expectNone("nothing of mallory's delivered")
+}
+
+// TestReplicasEarlyCandidates: a caller that trickles at once after START_SESSION
+// (no PRANSWER awaited) can reach the other replica before the owner's record
+// does; such messages wait for the record and are delivered, none lost.
+func TestReplicasEarlyCandidates(t *testing.T) {
+	t.Parallel()
+	for _, routeOnly := range []bool{false, true} {
+		t.Run(map[bool]string{false: "in-path", true: "route-only"}[routeOnly], func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			mod := func(cfg *Config) { cfg.RouteOnly = routeOnly }
+			r1, r2 := replica(e, 1, mod), replica(e, 2, mod)
+			alice, bob := e.endpoint("alice"), e.endpoint("bob")
+			alice.register("rtcomm")
+			bob.register("rtcomm")
+			waitRegistrations(t, r1, 2)
+			waitRegistrations(t, r2, 2)
+			connTopic := spec.Join(r1.Topics().Connector(), "alice")
+			const calls, candidates = 5, 8
+			for i := range calls {
+				sid := uuid.NewString()
+				alice.pubJSON(connTopic, startMsg(alice, "bob", sid, uuid.NewString()))
+				for n := range candidates {
+					m := iceMsg(alice, "bob", sid, "", n)
+					delete(m, "toEndpointID") // the written spec's MESSAGE has none
+					alice.pubJSON(connTopic, m)
+				}
+				bob.expectMethod(spec.MethodStartSession, spec.Join(bob.address, "alice"))
+				seen := map[string]int{}
+				for range candidates {
+					g := bob.expectMethod(spec.MethodMessage, spec.Join(bob.address, "alice"))
+					seen[string(g.m.Payload)]++
+				}
+				bob.expectNone("each candidate once")
+				if len(seen) != candidates {
+					t.Fatalf("call %d: expected %d distinct candidates, actual %d", i, candidates, len(seen))
+				}
+				alice.expectNone("no FAILURE")
+			}
+			if s1, s2 := r1.Stats(), r2.Stats(); s1.Forwarded+s2.Forwarded == 0 {
+				t.Fatalf("expected some candidates to reach the replica without the call; none did")
+			}
+		})
+	}
+}

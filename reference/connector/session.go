@@ -266,7 +266,10 @@ func (c *Connector) startSession(sender string, m *spec.Message, decErr error, m
 	// A queue call stays in the path even in RouteOnly: only the connector can tell
 	// which agent took it (the queue topic would reach a random one).
 	if c.cfg.RouteOnly && p == nil && !claimed && kind != kindQueue {
+		var rec outbox
+		c.rememberRouteOnlyLocked(m.SigSessID, sender, m.ToEndpointID, topic, &rec) // before the callee can answer
 		c.mu.Unlock()
+		c.flush(rec)
 		c.publish(target, qos, false, msg.Payload) // untouched: fromTopic stays the caller's SESS-002
 		c.countRouted(spec.MethodStartSession, t0)
 		c.started.Add(1)
@@ -353,8 +356,8 @@ func (c *Connector) relay(sender string, in *inbound, msg mqttc.Message, t0 time
 	s := c.sess.byID[string(in.sigSessID)]
 	if s == nil {
 		c.mu.Unlock()
-		if c.forwardToOwner(sender, in, msg) || c.forwardRouteOnly(sender, in, msg) {
-			return // another replica's session, or route-only: handed on (owners.go)
+		if c.forwardRouteOnly(sender, in, msg) || c.forwardToOwner(sender, in, msg) || c.holdForRecord(sender, in, msg) {
+			return // route-only, another replica's session, or its record is on the way (owners.go)
 		}
 		c.unknownSession(sender, in, msg)
 		return
@@ -734,6 +737,8 @@ func (c *Connector) reap(now time.Time) {
 	}
 	c.pruneClaimsLocked(now)
 	c.pruneReferOwnersLocked(now)
+	c.pruneRouteOnlyLocked(now, &o)
+	expired := c.takeExpiredHeldLocked(now)
 	for _, p := range c.pcc.byRefer {
 		if now.After(p.deadline) {
 			c.answerPCCLocked(p, false, "timeout: the call was not answered in time", &o) // REF-005
@@ -745,6 +750,10 @@ func (c *Connector) reap(now time.Time) {
 		c.log.Info("reaper timed out unanswered requests", "count", n)
 	}
 	c.flush(o)
+	for i := range expired { // no record came: a session nobody holds MSG-003
+		h := &expired[i]
+		c.unknownSession(h.sender, &h.in, h.msg)
+	}
 }
 
 // endAllSessions ends every tracked session after the broker connection was
