@@ -471,16 +471,18 @@ func (c *Connector) subscribe(ctx context.Context, resync bool) error {
 		return err
 	}
 	if c.replicated() {
-		// Announce ourselves, then learn who else is up and which sessions they hold
-		// (both retained, so they too are in before the marker comes back).
-		if err := cl.Publish(ctx, c.livePrefix()+c.id, 1, true, c.liveDoc()); err != nil {
-			return fmt.Errorf("replica liveness record: %w", err)
+		// Learn who else is up and which sessions they hold: they answer our hello
+		// by publishing both again (nothing of it is retained, ROB-003).
+		for _, s := range []struct {
+			f string
+			h func(mqttc.Message)
+		}{{c.livePrefix() + "+", c.onLive}, {c.ownPrefix() + "+", c.onOwnRecord}, {c.helloPrefix() + "+", c.onHello}} {
+			if err := cl.Subscribe(ctx, s.f, 1, c.guard(s.h)); err != nil {
+				return err
+			}
 		}
-		if err := cl.Subscribe(ctx, c.livePrefix()+"+", 1, c.guard(c.onLive)); err != nil {
-			return err
-		}
-		if err := cl.Subscribe(ctx, c.ownPrefix()+"+", 1, c.guard(c.onOwnRecord)); err != nil {
-			return err
+		if err := cl.Publish(ctx, c.helloPrefix()+c.id, 1, false, c.liveDoc()); err != nil {
+			return fmt.Errorf("replica hello: %w", err)
 		}
 	}
 	// The broker sends retained messages right after SUBACK, before it reads our
@@ -567,7 +569,7 @@ func (c *Connector) Close() error {
 			// A clean DISCONNECT sends no will: clear our liveness ourselves, so the
 			// surviving replicas end the established sessions we leave behind.
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			if err := c.client.Publish(ctx, c.livePrefix()+c.id, 1, true, nil); err != nil {
+			if err := c.client.Publish(ctx, c.livePrefix()+c.id, 1, false, nil); err != nil {
 				c.log.Warn("clearing the replica liveness record failed", "err", err)
 			}
 			cancel()

@@ -22,24 +22,28 @@ import (
 // transaction until the answer. A caller that saw no PRANSWER sends even its
 // STOP_SESSION there, and a referred caller answers REFER there. With replicas the
 // shared subscription hands such a message to any replica. So every replica keeps
-// an ownership record of every session in the broker:
+// an ownership record of every session:
 //
-//	<path>connector/~<group>/own/<sha256(sigSessID)[:32 hex]>   retained, QoS 1
+//	<path>connector/~<group>/own/<sha256(sigSessID)[:32 hex]>   QoS 1, not retained
 //
-// written by the owner when it routes the START_SESSION (before it forwards it),
-// rewritten once the session is answered, cleared (empty retained) when it ends.
-// A replica that receives a message for a session it does not hold forwards it,
-// byte for byte, to the owner's session topic <path>connector/<owner>/<sender>:
-// exactly what the sender could have published itself, with the sender level
-// unchanged, so the owner's party check (ID-006) still judges the true sender.
+// published by the owner when it routes the START_SESSION (before it forwards it),
+// again once the session is answered, and empty when it ends. A replica that
+// receives a message for a session it does not hold forwards it, byte for byte, to
+// the owner's session topic <path>connector/<owner>/<sender>: exactly what the
+// sender could have published itself, with the sender level unchanged, so the
+// owner's party check (ID-006) still judges the true sender.
 //
-// Liveness: each replica publishes <path>connector/~<group>/live/<ID> retained, with
-// an empty retained will there. When a replica's liveness goes empty (crash, or
-// Close), the survivor with the lowest ID ends the sessions its records name:
-// both parties are told (RESPONSE FAILURE to an unanswered caller, STOP_SESSION
-// otherwise), events fire, the records are cleared. DESIGN.md, "Replicas".
+// Nothing is retained (ROB-003: no session state may outlive what caused it): a
+// replica that starts publishes <path>connector/~<group>/hello/<ID>, and every
+// replica answers by publishing its liveness and all its records again.
+//
+// Liveness: each replica publishes <path>connector/~<group>/live/<ID>, with an
+// empty will there. When a replica goes (crash: the will; Close: it says so), the
+// survivor with the lowest ID ends the sessions its records name: both parties
+// are told (RESPONSE FAILURE to an unanswered caller, STOP_SESSION otherwise) and
+// events fire. DESIGN.md, "Replicas".
 
-// ownRecord is the retained ownership record of one session.
+// ownRecord is the ownership record of one session.
 type ownRecord struct {
 	Owner        string `json:"owner"`
 	SigSessID    string `json:"sigSessID"`
@@ -65,6 +69,7 @@ func (c *Connector) replicated() bool { return c.cfg.SharedGroup != "" }
 func (c *Connector) groupPrefix() string { return c.connPrefix + "~" + c.cfg.SharedGroup + "/" }
 func (c *Connector) ownPrefix() string   { return c.groupPrefix() + "own/" }
 func (c *Connector) livePrefix() string  { return c.groupPrefix() + "live/" }
+func (c *Connector) helloPrefix() string { return c.groupPrefix() + "hello/" }
 
 // ownKey is the topic level of a session's record: a fixed-length hash, because a
 // sigSessID may hold any character, '/' and wildcards included.
@@ -85,7 +90,7 @@ func (c *Connector) recordLocked(s *session, o *outbox) {
 		r.Callee = s.callee.id
 	}
 	b, _ := json.Marshal(r) // strings only: cannot fail
-	*o = append(*o, pub{topic: c.ownPrefix() + ownKey(s.id), qos: 1, retained: true, raw: b})
+	*o = append(*o, pub{topic: c.ownPrefix() + ownKey(s.id), qos: 1, raw: b})
 }
 
 // unrecordLocked queues the clearing of s's ownership record.
@@ -93,7 +98,7 @@ func (c *Connector) unrecordLocked(id string, o *outbox) {
 	if !c.replicated() {
 		return
 	}
-	*o = append(*o, pub{topic: c.ownPrefix() + ownKey(id), qos: 1, retained: true, raw: []byte{}})
+	*o = append(*o, pub{topic: c.ownPrefix() + ownKey(id), qos: 1, raw: []byte{}})
 }
 
 // onOwnRecord keeps the other replicas' ownership records.
@@ -123,14 +128,9 @@ func (c *Connector) onOwnRecord(msg mqttc.Message) {
 	switch {
 	case !known && len(c.owners) >= c.maxOwnerRecords():
 		c.dropped.Add(1)
-	case !c.live[r.Owner] && c.cleanerLocked():
-		// The record of a replica that is gone already (it died while no other
-		// replica was up to end its sessions): end it now.
-		c.endOrphanLocked(key, r, &o)
-	case !c.live[r.Owner]:
-		// The cleaner ends it.
 	default:
 		c.owners[key] = r
+		c.live[r.Owner] = true // a record is a sign of life (its liveness may still be on the way)
 	}
 	held := c.takeHeldLocked(r.SigSessID)
 	c.mu.Unlock()
@@ -179,7 +179,7 @@ func (c *Connector) liveWill() *mqttc.Will {
 	if !c.replicated() {
 		return nil
 	}
-	return &mqttc.Will{Topic: c.livePrefix() + c.id, Payload: nil, QoS: 1, Retained: true}
+	return &mqttc.Will{Topic: c.livePrefix() + c.id, Payload: nil, QoS: 1}
 }
 
 // liveDoc is this replica's liveness record.
@@ -203,7 +203,7 @@ func (c *Connector) onLive(msg mqttc.Message) {
 	if id == c.id {
 		// Our own will, from a connection of ours the broker dropped: we are still here.
 		if !c.closed.Load() && c.serving.Load() {
-			c.publish(c.livePrefix()+c.id, 1, true, c.liveDoc())
+			c.publish(c.livePrefix()+c.id, 1, false, c.liveDoc())
 		}
 		return
 	}
@@ -251,8 +251,7 @@ func (c *Connector) cleanerLocked() bool {
 func (c *Connector) endOrphanLocked(key string, r ownRecord, o *outbox) {
 	delete(c.owners, key)
 	if r.RouteOnly {
-		*o = append(*o, pub{topic: c.ownPrefix() + key, qos: 1, retained: true, raw: []byte{}})
-		return
+		return // its parties talk directly: nothing to end
 	}
 	s := &session{id: r.SigSessID, transID: r.TransID, appContext: r.AppContext, toEndpointID: r.ToEndpointID,
 		caller: party{id: r.Caller, topic: r.CallerTopic}, callee: party{id: r.Callee, topic: r.CalleeTopic},
@@ -279,7 +278,6 @@ func (c *Connector) endOrphanLocked(key string, r ownRecord, o *outbox) {
 		c.countFailureLocked("replica_gone")
 		c.sessionEvent(o, spec.EventFailed, s, reason) // EVT-001
 	}
-	*o = append(*o, pub{topic: c.ownPrefix() + key, qos: 1, retained: true, raw: []byte{}})
 	c.replicaEnded.Add(1)
 }
 
@@ -309,7 +307,7 @@ func (c *Connector) rememberRouteOnlyLocked(sigSessID, caller, callee, calleeTop
 	if c.replicated() {
 		b, _ := json.Marshal(ownRecord{Owner: c.id, SigSessID: sigSessID, Caller: caller, Callee: callee,
 			CalleeTopic: calleeTopic, ToEndpointID: callee, RouteOnly: true})
-		*o = append(*o, pub{topic: c.ownPrefix() + ownKey(sigSessID), qos: 1, retained: true, raw: b})
+		*o = append(*o, pub{topic: c.ownPrefix() + ownKey(sigSessID), qos: 1, raw: b})
 	}
 }
 
@@ -463,4 +461,27 @@ func (c *Connector) releaseHeld(hs []heldFwd) {
 			c.unknownSession(h.sender, &h.in, h.msg)
 		}
 	}
+}
+
+// onHello answers a replica that just started: our liveness and every record we
+// hold, published again (nothing is retained, so this is how it learns them).
+func (c *Connector) onHello(msg mqttc.Message) {
+	id, ok := senderOf(msg.Topic, c.helloPrefix())
+	if !ok || id == c.id {
+		return
+	}
+	var o outbox
+	c.mu.Lock()
+	c.live[id] = true
+	for _, s := range c.sess.byID {
+		c.recordLocked(s, &o)
+	}
+	for sid, rc := range c.roCalls {
+		b, _ := json.Marshal(ownRecord{Owner: c.id, SigSessID: sid, Caller: rc.caller, Callee: rc.callee,
+			CalleeTopic: rc.calleeTopic, ToEndpointID: rc.callee, RouteOnly: true})
+		o = append(o, pub{topic: c.ownPrefix() + ownKey(sid), qos: 1, raw: b})
+	}
+	c.mu.Unlock()
+	c.publish(c.livePrefix()+c.id, 1, false, c.liveDoc())
+	c.flush(o)
 }

@@ -417,3 +417,32 @@ func TestReplicasEarlyCandidates(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicaJoinsLater: records are not retained (ROB-003), so a replica that
+// starts while calls run learns them from the others' answer to its hello and
+// forwards their messages too.
+func TestReplicaJoinsLater(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r1 := replica(e, 1, nil)
+	alice, bob := e.endpoint("alice"), e.endpoint("bob")
+	alice.register("rtcomm")
+	bob.register("rtcomm")
+	waitRegistrations(t, r1, 2)
+	start, sid := call(t, r1, alice, bob)
+	answer(t, r1, alice, bob, start)
+	r2 := replica(e, 2, nil)
+	waitFor(t, "r2 to learn r1's session", func() bool {
+		r2.mu.Lock()
+		defer r2.mu.Unlock()
+		_, ok := r2.ownerOfLocked(sid)
+		return ok
+	})
+	for n := range 20 {
+		alice.pubJSON(spec.Join(r1.Topics().Connector(), "alice"), iceMsg(alice, "bob", sid, "", n))
+		bob.expectMethod(spec.MethodMessage, spec.Join(bob.address, "alice"))
+	}
+	if r2.Stats().Forwarded == 0 {
+		t.Fatalf("expected the late replica to forward some of 20 messages; it forwarded none")
+	}
+}
