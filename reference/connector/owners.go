@@ -292,18 +292,19 @@ const routeOnlyMemory = time.Hour
 
 // roCall is a call a route-only connector forwarded.
 type roCall struct {
-	caller, callee, calleeTopic string
-	expires                     time.Time
+	caller, callerTopic, callee, calleeTopic string
+	expires                                  time.Time
 }
 
 // rememberRouteOnlyLocked notes a forwarded call (bounded by MaxSessions: beyond it
 // the call is not remembered and only its START_SESSION was routed).
-func (c *Connector) rememberRouteOnlyLocked(sigSessID, caller, callee, calleeTopic string, o *outbox) {
+func (c *Connector) rememberRouteOnlyLocked(sigSessID, caller, callerTopic, callee, calleeTopic string, o *outbox) {
 	if _, dup := c.roCalls[sigSessID]; !dup && len(c.roCalls) >= c.cfg.MaxSessions {
 		c.log.Warn("route-only: call table full; the caller's later messages to the connector topic cannot be delivered", "sigSessID", short(sigSessID))
 		return
 	}
-	c.roCalls[sigSessID] = roCall{caller: caller, callee: callee, calleeTopic: calleeTopic, expires: time.Now().Add(routeOnlyMemory)}
+	c.roCalls[sigSessID] = roCall{caller: caller, callerTopic: callerTopic, callee: callee, calleeTopic: calleeTopic,
+		expires: time.Now().Add(routeOnlyMemory)}
 	if c.replicated() {
 		b, _ := json.Marshal(ownRecord{Owner: c.id, SigSessID: sigSessID, Caller: caller, Callee: callee,
 			CalleeTopic: calleeTopic, ToEndpointID: callee, RouteOnly: true})
@@ -315,6 +316,31 @@ func (c *Connector) rememberRouteOnlyLocked(sigSessID, caller, callee, calleeTop
 func (c *Connector) forgetRouteOnlyLocked(sigSessID string, o *outbox) {
 	delete(c.roCalls, sigSessID)
 	c.unrecordLocked(sigSessID, o)
+}
+
+// endRouteOnlyCallsOfLocked tells the peers of an endpoint that left (will, clean
+// unregister) that its remembered calls are over, as the in-path connector does
+// (REG-008): STOP_SESSION as from the one that left. A call that had already ended
+// unseen gets a STOP_SESSION for a session its peer no longer has, which clients
+// ignore. O(remembered calls) per unregistration.
+func (c *Connector) endRouteOnlyCallsOfLocked(id, reason string, o *outbox) {
+	if !c.cfg.RouteOnly || len(c.roCalls) == 0 {
+		return
+	}
+	for sid, rc := range c.roCalls {
+		var to, from string
+		switch id {
+		case rc.caller:
+			to, from = spec.Join(rc.calleeTopic, rc.caller), rc.callerTopic
+		case rc.callee:
+			to, from = spec.Join(rc.callerTopic, rc.callee), rc.calleeTopic
+		default:
+			continue
+		}
+		o.msg(to, 0, &spec.Message{Method: spec.MethodStopSession, RtcommVer: spec.Version, FromTopic: from,
+			SigSessID: sid, Reason: reason}) // REG-008
+		c.forgetRouteOnlyLocked(sid, o)
+	}
 }
 
 // pruneRouteOnlyLocked forgets calls older than routeOnlyMemory.

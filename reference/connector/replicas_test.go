@@ -446,3 +446,23 @@ func TestReplicaJoinsLater(t *testing.T) {
 		t.Fatalf("expected the late replica to forward some of 20 messages; it forwarded none")
 	}
 }
+
+// TestRouteOnlyUnregisterEndsCalls: a route-only connector ends the calls it
+// remembers when a party's presence goes (REG-008), as from the one that left.
+func TestRouteOnlyUnregisterEndsCalls(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.connector(func(cfg *Config) { cfg.RouteOnly = true })
+	alice, bob := e.endpoint("alice"), e.endpoint("bob")
+	alice.register("rtcomm")
+	bob.register("rtcomm")
+	waitRegistrations(t, c, 2)
+	_, sid := call(t, c, alice, bob)
+	bob.unregister()
+	g := alice.expectMethod(spec.MethodStopSession, spec.Join(alice.address, "bob"))
+	if g.m.SigSessID != sid || !contains(g.m.Reason, "unregistered") {
+		t.Fatalf("expected STOP_SESSION for %s with a reason, actual %s", sid, g.raw)
+	}
+	alice.unregister()
+	bob.expectNone("a forgotten call is not ended twice")
+}

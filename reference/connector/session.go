@@ -267,7 +267,7 @@ func (c *Connector) startSession(sender string, m *spec.Message, decErr error, m
 	// which agent took it (the queue topic would reach a random one).
 	if c.cfg.RouteOnly && p == nil && !claimed && kind != kindQueue {
 		var rec outbox
-		c.rememberRouteOnlyLocked(m.SigSessID, sender, m.ToEndpointID, topic, &rec) // before the callee can answer
+		c.rememberRouteOnlyLocked(m.SigSessID, sender, m.FromTopic, m.ToEndpointID, topic, &rec) // before the callee can answer
 		c.mu.Unlock()
 		c.flush(rec)
 		c.publish(target, qos, false, msg.Payload) // untouched: fromTopic stays the caller's SESS-002
@@ -679,6 +679,9 @@ func (c *Connector) tellPartiesLocked(s *session, gone, reason string, o *outbox
 // endSessionsOfLocked ends every session endpoint id takes part in (only those
 // where its topic is onlyTopic, when set). It returns how many were ended.
 func (c *Connector) endSessionsOfLocked(id, onlyTopic, reason string, o *outbox) int {
+	if onlyTopic == "" {
+		c.endRouteOnlyCallsOfLocked(id, reason, o)
+	}
 	list := c.sess.byParty[id]
 	if len(list) == 0 {
 		return 0
