@@ -62,6 +62,7 @@ var _ = Describe("Events", Area("events"), func() {
 
 	It("fires started (on the call or on the answer) and stopped when it ends, at topics a wildcard can filter", Req("EVT-001", "EVT-002"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
+		skipUnlessInPath(e, "only a connector in the path sees the answer and the STOP_SESSION")
 		needs(e, FeatureEvents)
 		root := eventTopic(e)
 		bob := e.Party("bob", PartyOptions{})
@@ -96,6 +97,7 @@ var _ = Describe("Events", Area("events"), func() {
 
 	It("fires failed with a reason when a call is rejected", Req("EVT-001", "EVT-002"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
+		skipUnlessInPath(e, "only a connector in the path sees the rejection")
 		needs(e, FeatureEvents)
 		root := eventTopic(e)
 		bob := e.Party("bob", PartyOptions{})
@@ -116,6 +118,7 @@ var _ = Describe("Events", Area("events"), func() {
 
 	It("fires modified on a renegotiation", Req("EVT-003"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
+		skipUnlessInPath(e, "only a connector in the path sees the renegotiation")
 		needs(e, FeatureEvents)
 		root := eventTopic(e)
 		bob := e.Party("bob", PartyOptions{})

@@ -194,6 +194,7 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 
 	It("reaps a session not answered within the PRANSWER's holdTimeout", Req("SESS-009"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
+		skipUnlessInPath(e, "only a connector in the path sees the PRANSWER and the answer")
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
 		out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
