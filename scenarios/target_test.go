@@ -100,3 +100,44 @@ func unwrapAll(err error) error {
 		err = next
 	}
 }
+
+func TestDeclarationTopology(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]scenarios.Topology{
+		"topology: {replicas: 2}":                  {Replicas: 2},
+		"topology: route-only":                     {RouteOnly: true},
+		"topology: {routeOnly: true, replicas: 3}": {Replicas: 3, RouteOnly: true},
+		"topology: single":                         {},
+	} {
+		d, err := scenarios.ParseDeclaration([]byte("name: x\nmode: broker\nbroker: {tcp: tcp://h:1}\nfeatures: [shared-subscriptions]\n" + in + "\n"))
+		if err != nil {
+			t.Errorf("%s: expected it parsed, actual %v", in, err)
+			continue
+		}
+		if d.Normalize(); d.Topology != want || d.Validate() != nil {
+			t.Errorf("%s: expected %+v and valid, actual %+v (%v)", in, want, d.Topology, d.Validate())
+		}
+	}
+	for in, wantErr := range map[string]string{
+		"mode: broker\nbroker: {tcp: tcp://h:1}\ntopology: {replicas: 2}":                                    "shared-subscriptions",
+		"mode: connector\nbroker: {tcp: tcp://h:1}\ntopology: route-only":                                    "only for modes embedded and broker",
+		"mode: broker\nbroker: {tcp: tcp://h:1}\nfeatures: [shared-subscriptions]\ntopology: {replicas: 99}": "want 1 to 8",
+		"mode: broker\nbroker: {tcp: tcp://h:1}\ntopology: sideways":                                         "want single, route-only",
+	} {
+		d, err := scenarios.ParseDeclaration([]byte("name: x\n" + in + "\n"))
+		if err == nil {
+			d.Normalize()
+			err = d.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%q: expected an error containing %q, actual %v", in, wantErr, err)
+		}
+	}
+	d, err := scenarios.ResolveDeclaration("", scenarios.Overrides{Topology: "route-only,replicas=2"})
+	if err != nil || d.Topology != (scenarios.Topology{Replicas: 2, RouteOnly: true}) {
+		t.Errorf("override route-only,replicas=2: expected it applied, actual %+v (%v)", d.Topology, err)
+	}
+	if _, err := scenarios.ResolveDeclaration("", scenarios.Overrides{Topology: "replicas=two"}); err == nil {
+		t.Error("override replicas=two: expected an error, actual none")
+	}
+}

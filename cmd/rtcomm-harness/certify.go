@@ -81,6 +81,8 @@ Exit status: 0 certified (no claimed MUST failed), 1 a claimed MUST requirement 
 	f.StringVar(&o.overrides.Profile, "profile", os.Getenv(scenarios.EnvProfile), "strict or client (overrides the file)")
 	f.StringVar(&o.overrides.Username, "username", os.Getenv(scenarios.EnvUsername), "MQTT username for every harness client")
 	f.StringVar(&o.overrides.Password, "password", os.Getenv(scenarios.EnvPassword), "MQTT password for every harness client")
+	f.StringVar(&o.overrides.Topology, "topology", os.Getenv(scenarios.EnvTopology),
+		"how the harness runs the reference connector (modes embedded and broker): single, route-only, replicas=N or route-only,replicas=N (overrides the file's topology:)")
 	f.StringVar(&o.labelFilter, "label-filter", "", "Ginkgo label filter, e.g. 'area:sessions || ICE-003' (a filtered run is not complete, so not certified)")
 	f.StringSliceVar(&o.areas, "areas", nil, "run only these areas (broker, registration, service-query, sessions, ice, messages, referral, events, queues, schemes, identity, robustness, format)")
 	f.Int64Var(&o.seed, "seed", 0, "random seed for the scenario order (0: time-based)")
