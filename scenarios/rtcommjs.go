@@ -48,7 +48,9 @@ var _ = Describe("Sessions with rtcomm.js-shaped parties", Area("sessions"), fun
 		for i := 0; i < 2; i++ {
 			pm := alice.Expect("SESS-005", "both PRANSWERs at alice", And(IsMethod(spec.MethodPranswer), InSession(out.ID())))
 			That("SESS-005", pm.Sender(), gomega.Equal(bob.ID()), "PRANSWER at a topic ending in /"+bob.ID())
-			That("SESS-006", pm.Decode().FromTopic, gomega.Not(gomega.Equal(bob.Address())), "PRANSWER fromTopic rewritten to the connector's")
+			if !routeOnly(e) { // route-only forwards with the callee's own fromTopic (SESS-006 n/a)
+				That("SESS-006", pm.Decode().FromTopic, gomega.Not(gomega.Equal(bob.Address())), "PRANSWER fromTopic rewritten to the connector's")
+			}
 		}
 		c, cancel := e.opCtx()
 		defer cancel()

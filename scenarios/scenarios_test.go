@@ -38,7 +38,7 @@ func TestConformance(t *testing.T) {
 	sc, _ := ginkgo.GinkgoConfiguration()
 	full := sc.ParallelTotal == 1 && sc.LabelFilter == "" && len(sc.FocusStrings) == 0 // not under ginkgo -p, not narrowed
 	if full && os.Getenv(envChild) == "" && os.Getenv(scenarios.EnvTarget) == "" && os.Getenv(scenarios.EnvMode) == "" &&
-		os.Getenv(scenarios.EnvProfile) == "" && !testing.Short() {
+		os.Getenv(scenarios.EnvProfile) == "" && os.Getenv(scenarios.EnvTopology) == "" && !testing.Short() {
 		children = append(children, startChild(t, "client profile", scenarios.EnvProfile+"=client"))
 		// The connector topologies (issue 17): two in-path replicas and route-only on the
 		// embedded broker; mosquitto runs with two replicas (its shared subscriptions are

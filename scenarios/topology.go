@@ -10,7 +10,7 @@ package scenarios
 // reference connector route-only (declared topology); why says what the
 // scenario needs of a connector in the path.
 func skipUnlessInPath(e *Env, why string) {
-	if e.Target.HarnessRunsConnector() && e.Decl.Topology.RouteOnly {
+	if routeOnly(e) {
 		NotApplicable("route-only topology: " + why)
 	}
 }
@@ -24,3 +24,6 @@ func skipIfDirect(peerTopic, peerAddress, why string) {
 		NotApplicable("the peers talk directly (route-only connector): " + why)
 	}
 }
+
+// routeOnly reports whether the harness runs the reference connector route-only.
+func routeOnly(e *Env) bool { return e.Target.HarnessRunsConnector() && e.Decl.Topology.RouteOnly }
