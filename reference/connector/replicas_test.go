@@ -46,17 +46,37 @@ func replica(e *env, n int, mod func(*Config)) *Connector {
 	})
 }
 
-// TestRouteOnlyICEBeforeAnswer: the issue-17 failure. A route-only connector does
-// not track the call, yet the caller's candidates sent to the general topic before
-// the answer reach the callee unchanged, once each, and nobody gets FAILURE.
-func TestRouteOnlyICEBeforeAnswer(t *testing.T) {
-	t.Parallel()
+// replicaPair starts two replicas (mod adjusts both) and registers alice and bob.
+func replicaPair(t *testing.T, mod func(*Config)) (e *env, r1, r2 *Connector, alice, bob *ep) {
+	t.Helper()
+	e = newEnv(t)
+	r1, r2 = replica(e, 1, mod), replica(e, 2, mod)
+	alice, bob = e.endpoint("alice"), e.endpoint("bob")
+	alice.register("rtcomm")
+	bob.register("rtcomm")
+	waitRegistrations(t, r1, 2)
+	waitRegistrations(t, r2, 2)
+	return e, r1, r2, alice, bob
+}
+
+// routeOnlyPair starts a route-only connector and registers alice and bob.
+func routeOnlyPair(t *testing.T) (*env, *Connector, *ep, *ep) {
+	t.Helper()
 	e := newEnv(t)
 	c := e.connector(func(cfg *Config) { cfg.RouteOnly = true })
 	alice, bob := e.endpoint("alice"), e.endpoint("bob")
 	alice.register("rtcomm")
 	bob.register("rtcomm")
 	waitRegistrations(t, c, 2)
+	return e, c, alice, bob
+}
+
+// TestRouteOnlyICEBeforeAnswer: the issue-17 failure. A route-only connector does
+// not track the call, yet the caller's candidates sent to the general topic before
+// the answer reach the callee unchanged, once each, and nobody gets FAILURE.
+func TestRouteOnlyICEBeforeAnswer(t *testing.T) {
+	t.Parallel()
+	_, c, alice, bob := routeOnlyPair(t)
 	connTopic := spec.Join(c.Topics().Connector(), "alice")
 
 	sid, tx := uuid.NewString(), uuid.NewString()
@@ -104,15 +124,9 @@ func TestRouteOnlyICEBeforeAnswer(t *testing.T) {
 // with one `stopped` event.
 func TestReplicasICEBeforeAnswer(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	r1, r2 := replica(e, 1, nil), replica(e, 2, nil)
+	e, r1, r2, alice, bob := replicaPair(t, nil)
 	mon := e.client("monitor")
 	mon.subscribe(r1.Topics().Events() + "/session/stopped/#")
-	alice, bob := e.endpoint("alice"), e.endpoint("bob")
-	alice.register("rtcomm")
-	bob.register("rtcomm")
-	waitRegistrations(t, r1, 2)
-	waitRegistrations(t, r2, 2)
 	connTopic := spec.Join(r1.Topics().Connector(), "alice")
 
 	const calls, candidates = 6, 4
@@ -186,15 +200,9 @@ func TestReplicasForwardingKeepsSender(t *testing.T) {
 // may land on a replica that does not hold the request or the session.
 func TestReplicas3PCCViaConnectorTopic(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	r1, r2 := replica(e, 1, nil), replica(e, 2, nil)
+	e, r1, r2, alice, bob := replicaPair(t, nil)
 	mon := e.client("monitor")
 	mon.subscribe(r1.Topics().Events() + "/session/stopped/#")
-	alice, bob := e.endpoint("alice"), e.endpoint("bob")
-	alice.register("rtcomm")
-	bob.register("rtcomm")
-	waitRegistrations(t, r1, 2)
-	waitRegistrations(t, r2, 2)
 	ctl, ctlTopic := e.client("ctl"), "ctl-"+uuid.NewString()[:8]
 	ctl.subscribe(ctlTopic)
 	connTopic := spec.Join(r1.Topics().Connector(), "alice")
@@ -263,15 +271,9 @@ func crash(c *Connector) {
 // to the survivor.
 func TestReplicaDies(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	r1, r2 := replica(e, 1, nil), replica(e, 2, nil)
+	e, r1, r2, alice, bob := replicaPair(t, nil)
 	mon := e.client("monitor")
 	mon.subscribe(r1.Topics().Events() + "/session/#")
-	alice, bob := e.endpoint("alice"), e.endpoint("bob")
-	alice.register("rtcomm")
-	bob.register("rtcomm")
-	waitRegistrations(t, r1, 2)
-	waitRegistrations(t, r2, 2)
 
 	// Calls until r2 holds one answered session, then one unanswered one on r2.
 	var answered, pending string
@@ -381,14 +383,7 @@ func TestReplicasEarlyCandidates(t *testing.T) {
 	for _, routeOnly := range []bool{false, true} {
 		t.Run(map[bool]string{false: "in-path", true: "route-only"}[routeOnly], func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t)
-			mod := func(cfg *Config) { cfg.RouteOnly = routeOnly }
-			r1, r2 := replica(e, 1, mod), replica(e, 2, mod)
-			alice, bob := e.endpoint("alice"), e.endpoint("bob")
-			alice.register("rtcomm")
-			bob.register("rtcomm")
-			waitRegistrations(t, r1, 2)
-			waitRegistrations(t, r2, 2)
+			_, r1, r2, alice, bob := replicaPair(t, func(cfg *Config) { cfg.RouteOnly = routeOnly })
 			connTopic := spec.Join(r1.Topics().Connector(), "alice")
 			const calls, candidates = 5, 8
 			for i := range calls {
@@ -451,12 +446,7 @@ func TestReplicaJoinsLater(t *testing.T) {
 // remembers when a party's presence goes (REG-008), as from the one that left.
 func TestRouteOnlyUnregisterEndsCalls(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.connector(func(cfg *Config) { cfg.RouteOnly = true })
-	alice, bob := e.endpoint("alice"), e.endpoint("bob")
-	alice.register("rtcomm")
-	bob.register("rtcomm")
-	waitRegistrations(t, c, 2)
+	_, c, alice, bob := routeOnlyPair(t)
 	_, sid := call(t, c, alice, bob)
 	bob.unregister()
 	g := alice.expectMethod(spec.MethodStopSession, spec.Join(alice.address, "bob"))
