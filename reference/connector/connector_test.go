@@ -518,12 +518,7 @@ func TestHoldTimeoutExtendsAnswerTimeout(t *testing.T) {
 
 func TestRouteOnly(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.connector(func(cfg *Config) { cfg.RouteOnly = true })
-	alice, bob := e.endpoint("alice"), e.endpoint("bob")
-	alice.register("rtcomm")
-	bob.register("rtcomm")
-	waitRegistrations(t, c, 2)
+	_, c, alice, bob := routeOnlyPair(t)
 	raw := []byte(`{"method":"START_SESSION","rtcommVer":"v1.0.0","fromTopic":"` + alice.address +
 		`","toEndpointID":"bob","sigSessID":"s-ro","transID":"t-ro","payload":{"webrtc":{"type":"offer","sdp":"v=0"}}}`)
 	alice.pub(spec.Join(c.Topics().Connector(), "alice"), raw)
