@@ -456,3 +456,37 @@ func TestRouteOnlyUnregisterEndsCalls(t *testing.T) {
 	alice.unregister()
 	bob.expectNone("a forgotten call is not ended twice")
 }
+
+// TestReplicaCloseHandsOver: a replica stopped cleanly (no will) says it is going,
+// and the survivor ends its answered sessions for both parties.
+func TestReplicaCloseHandsOver(t *testing.T) {
+	t.Parallel()
+	_, r1, r2, alice, bob := replicaPair(t, nil)
+	var sid string
+	for i := 0; i < 40 && sid == ""; i++ {
+		start, s := call(t, r1, alice, bob)
+		answer(t, r1, alice, bob, start)
+		if start.m.FromTopic == r2.SessionTopic() {
+			sid = s
+		}
+	}
+	if sid == "" {
+		t.Fatal("expected r2 to route one of 40 calls; it routed none")
+	}
+	before := r1.Stats().ReplicaSessionsEnded
+	_ = r2.Close()
+	waitFor(t, "r1 to end r2's sessions", func() bool { return r1.Stats().ReplicaSessionsEnded > before })
+	for _, p := range []*ep{alice, bob} {
+		found := false
+		for len(p.inbox) > 0 && !found {
+			g := <-p.inbox
+			found = g.m != nil && g.m.Method == spec.MethodStopSession && g.m.SigSessID == sid && contains(g.m.Reason, "went away")
+		}
+		if !found {
+			g := p.expect("STOP_SESSION for r2's session")
+			if g.m == nil || g.m.Method != spec.MethodStopSession || g.m.SigSessID != sid {
+				t.Fatalf("%s: expected STOP_SESSION for %s, actual %s", p.id, sid, g.raw)
+			}
+		}
+	}
+}
