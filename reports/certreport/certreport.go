@@ -160,6 +160,7 @@ var htmlTmpl = template.Must(template.New("cert").Funcs(funcs).Parse(`
 {{if .Target.Description}}<tr><th>description</th><td>{{.Target.Description}}</td></tr>{{end}}
 <tr><th>mode</th><td>{{.Target.Mode}}</td></tr>
 <tr><th>declared profile</th><td>{{.Target.Profile}}</td></tr>
+{{if ne .Target.Mode "connector"}}<tr><th>reference connector topology</th><td>{{.Target.Topology}}</td></tr>{{end}}
 <tr><th>features claimed</th><td>{{features .}}</td></tr>
 {{if .Target.Broker.TCP}}<tr><th>broker (TCP)</th><td class="mono">{{.Target.Broker.TCP}}</td></tr>{{end}}
 {{if .Target.Broker.WS}}<tr><th>broker (WebSocket)</th><td class="mono">{{.Target.Broker.WS}}</td></tr>{{end}}
@@ -266,6 +267,9 @@ func Markdown(w io.Writer, vs []*scenarios.Verdicts) error {
 	row("description", v.Target.Description)
 	row("mode", string(v.Target.Mode))
 	row("declared profile", string(v.Target.Profile))
+	if v.Target.Mode != "connector" {
+		row("reference connector topology", v.Target.Topology.String())
+	}
 	row("features claimed", features(v))
 	row("harness version", v.HarnessVersion)
 	row("catalog version", v.CatalogVersion)
