@@ -102,7 +102,7 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 	f.StringVar(&o.httpAddr, "http", "127.0.0.1:9464", "metrics and health HTTP address (\"off\" disables)")
 	f.StringVar(&o.topicPath, "topic-path", "/rtcomm/", "rtcomm topic path (root of every topic)")
 	f.StringSliceVar(&o.iceURLs, "ice-url", nil, "ICE server URL advertised in the service query answer (repeatable; default a public STUN server)")
-	f.BoolVar(&o.routeOnly, "route-only", false, "forward START_SESSION untouched and stay out of the session path")
+	f.BoolVar(&o.routeOnly, "route-only", false, "forward START_SESSION untouched and stay out of the session path (the caller's later messages to the connector topic still reach the callee)")
 	f.DurationVar(&o.answerTimeout, "answer-timeout", 30*time.Second, "reap sessions not answered within this time")
 	f.BoolVar(&o.noEvents, "no-events", false, "do not publish RTCOMM_EVENT_FIRED events")
 	f.BoolVar(&o.noCallControl, "no-call-control", false, "do not serve 3PCC_PLACE_CALL")
@@ -112,7 +112,7 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 		"the broker's shared-subscription prefix, {group} standing for --queue-group: queues are advertised as <prefix><path><queue>/#, "+
 			"which agents subscribe to as given (MessageSight: '$SharedSubscription/{group}/'; 'none': a plain filter, for brokers without shared subscriptions: every agent gets every call)")
 	f.StringSliceVar(&o.schemes, "scheme", nil, "scheme route SCHEME=TOPIC, e.g. sip=/rtcomm/sipgw (repeatable)")
-	f.StringVar(&o.sharedGroup, "shared-group", "", "run as one of several replicas: share routing topics in this group")
+	f.StringVar(&o.sharedGroup, "shared-group", "", "run as one of several replicas: share routing topics in this group; a message for another replica's session is forwarded to it, and a replica that dies has its sessions ended by the others")
 	f.IntVar(&o.maxPayload, "max-payload", 1<<20, "embedded broker: largest PUBLISH payload in bytes")
 	f.IntVar(&o.maxPendingWrites, "max-pending-writes", broker.DefaultMaxPendingWrites,
 		"embedded broker: deliveries queued per client for its socket (16 .. 1048576); more costs memory per client "+
