@@ -122,19 +122,15 @@ func (c *Connector) onOwnRecord(msg mqttc.Message) {
 	if r.Owner == c.id {
 		return // our own: the session table is the truth
 	}
-	var o outbox
 	c.mu.Lock()
-	_, known := c.owners[key]
-	switch {
-	case !known && len(c.owners) >= c.maxOwnerRecords():
+	if _, known := c.owners[key]; !known && len(c.owners) >= c.maxOwnerRecords() {
 		c.dropped.Add(1)
-	default:
+	} else {
 		c.owners[key] = r
 		c.live[r.Owner] = true // a record is a sign of life (its liveness may still be on the way)
 	}
 	held := c.takeHeldLocked(r.SigSessID)
 	c.mu.Unlock()
-	c.flush(o)
 	c.releaseHeld(held)
 }
 
