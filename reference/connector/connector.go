@@ -204,6 +204,7 @@ type Connector struct {
 	claims   map[string]claim      // other replicas' 3PCC requests, by sessionID
 	owners   map[string]ownRecord  // other replicas' sessions, by ownKey(sigSessID) (owners.go)
 	live     map[string]bool       // other replicas that are up
+	gone     map[string]bool       // replicas seen going (owners.go)
 	referOwn map[string]referOwner // other replicas' REFER transIDs: where a REFER answer goes
 	roCalls  map[string]roCall     // RouteOnly: calls forwarded, by sigSessID (owners.go)
 	held     map[string][]heldFwd  // replicas: messages waiting for their session's record
@@ -309,6 +310,7 @@ func New(cfg Config) (*Connector, error) {
 		claims:       map[string]claim{},
 		owners:       map[string]ownRecord{},
 		live:         map[string]bool{},
+		gone:         map[string]bool{},
 		referOwn:     map[string]referOwner{},
 		roCalls:      map[string]roCall{},
 		held:         map[string][]heldFwd{},

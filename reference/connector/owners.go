@@ -122,15 +122,24 @@ func (c *Connector) onOwnRecord(msg mqttc.Message) {
 	if r.Owner == c.id {
 		return // our own: the session table is the truth
 	}
+	var o outbox
 	c.mu.Lock()
-	if _, known := c.owners[key]; !known && len(c.owners) >= c.maxOwnerRecords() {
+	switch _, known := c.owners[key]; {
+	case c.gone[r.Owner]:
+		// Published just before its owner went, and overtaken by the news (the
+		// owner's last records race its liveness clear): end it like the others.
+		if c.cleanerLocked() {
+			c.endOrphanLocked(key, r, &o)
+		}
+	case !known && len(c.owners) >= c.maxOwnerRecords():
 		c.dropped.Add(1)
-	} else {
+	default:
 		c.owners[key] = r
 		c.live[r.Owner] = true // a record is a sign of life (its liveness may still be on the way)
 	}
 	held := c.takeHeldLocked(r.SigSessID)
 	c.mu.Unlock()
+	c.flush(o)
 	c.releaseHeld(held)
 }
 
@@ -193,6 +202,7 @@ func (c *Connector) onLive(msg mqttc.Message) {
 	if len(msg.Payload) > 0 {
 		c.mu.Lock()
 		c.live[id] = true
+		delete(c.gone, id) // back (a restart under the same ID)
 		c.mu.Unlock()
 		return
 	}
@@ -207,6 +217,7 @@ func (c *Connector) onLive(msg mqttc.Message) {
 	c.mu.Lock()
 	wasLive := c.live[id]
 	delete(c.live, id)
+	c.markGoneLocked(id)
 	n := 0
 	if c.cleanerLocked() {
 		for key, r := range c.owners {
@@ -266,6 +277,13 @@ func (c *Connector) endOrphanLocked(key string, r ownRecord, o *outbox) {
 		s.callee.topic = c.topics.Inbox(s.callee.id)
 	}
 	c.tellPartiesLocked(s, "", reason, o) // SESS-008
+	if !r.Established {
+		// The answer may have passed just before the owner went, after its last
+		// record: a caller whose START_SESSION transaction is over ignores the
+		// FAILURE, so it gets STOP_SESSION too (a waiting caller takes either).
+		o.msg(spec.Join(s.caller.topic, s.calleeLevel()), 0, &spec.Message{Method: spec.MethodStopSession,
+			RtcommVer: spec.Version, FromTopic: c.inPath, SigSessID: s.id, Reason: reason})
+	}
 	if r.Established {
 		c.stopped.Add(1)
 		c.sessionEvent(o, spec.EventStopped, s, "") // EVT-001
@@ -495,6 +513,7 @@ func (c *Connector) onHello(msg mqttc.Message) {
 	var o outbox
 	c.mu.Lock()
 	c.live[id] = true
+	delete(c.gone, id)
 	for _, s := range c.sess.byID {
 		c.recordLocked(s, &o)
 	}
@@ -506,4 +525,16 @@ func (c *Connector) onHello(msg mqttc.Message) {
 	c.mu.Unlock()
 	c.publish(c.livePrefix()+c.id, 1, false, c.liveDoc())
 	c.flush(o)
+}
+
+// maxGone bounds the replicas remembered as gone.
+const maxGone = 1024
+
+// markGoneLocked remembers that replica id went, so that a record of it that
+// arrives late does not make it look alive again.
+func (c *Connector) markGoneLocked(id string) {
+	if len(c.gone) >= maxGone {
+		clear(c.gone)
+	}
+	c.gone[id] = true
 }

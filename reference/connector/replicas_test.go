@@ -3,10 +3,13 @@ package connector
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
@@ -267,8 +270,8 @@ func crash(c *Connector) {
 
 // TestReplicaDies: a replica that crashes has its sessions ended for both parties
 // with a reason by the survivor (answered calls: STOP_SESSION to each; unanswered:
-// FAILURE to the caller, STOP_SESSION to the callee), events fire, and new calls go
-// to the survivor.
+// FAILURE and STOP_SESSION to the caller, STOP_SESSION to the callee), events fire,
+// and new calls go to the survivor.
 func TestReplicaDies(t *testing.T) {
 	t.Parallel()
 	e, r1, r2, alice, bob := replicaPair(t, nil)
@@ -301,7 +304,7 @@ func TestReplicaDies(t *testing.T) {
 	crash(r2)
 
 	got := map[string]bool{}
-	for range 4 {
+	for range 5 {
 		select {
 		case g := <-alice.inbox:
 			got["alice "+string(g.m.Method)+" "+g.m.SigSessID] = true
@@ -316,11 +319,11 @@ func TestReplicaDies(t *testing.T) {
 		case <-e.ctx.Done():
 			t.Fatal("test context ended")
 		case <-time.After(waitTime):
-			t.Fatalf("after the crash: expected 4 messages, got %v", got)
+			t.Fatalf("after the crash: expected 5 messages, got %v", got)
 		}
 	}
 	for _, k := range []string{"alice STOP_SESSION " + answered, "bob STOP_SESSION " + answered,
-		"alice RESPONSE " + pending, "bob STOP_SESSION " + pending} {
+		"alice RESPONSE " + pending, "alice STOP_SESSION " + pending, "bob STOP_SESSION " + pending} {
 		if !got[k] {
 			t.Fatalf("after the crash: expected %q, got %v", k, got)
 		}
@@ -483,5 +486,40 @@ func TestReplicaCloseHandsOver(t *testing.T) {
 			}
 			seen = append(seen, string(g.raw))
 		}
+	}
+}
+
+// TestLateRecordOfAGoneReplica: a record its owner published just before it went
+// can arrive after the news; it must not make the owner look alive again, and its
+// session is ended like the others.
+func TestLateRecordOfAGoneReplica(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.BrokerURL, cfg.SharedGroup, cfg.ClientID = "tcp://127.0.0.1:1", "g", "a-replica"
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pubs []string
+	c.sink = func(topic string, _ byte, _ bool, payload []byte) { pubs = append(pubs, topic+" "+string(payload)) }
+	c.onLive(mqttc.Message{Topic: c.livePrefix() + "b-replica", Payload: []byte(`{"replica":"b-replica"}`)})
+	c.onLive(mqttc.Message{Topic: c.livePrefix() + "b-replica"}) // b goes
+	rec, _ := json.Marshal(ownRecord{Owner: "b-replica", SigSessID: "s1", Caller: "alice", CallerTopic: "/rtcomm/alice",
+		Callee: "bob", CalleeTopic: "/rtcomm/bob", ToEndpointID: "bob", Established: true})
+	c.onOwnRecord(mqttc.Message{Topic: c.ownPrefix() + ownKey("s1"), Payload: rec})
+	c.mu.Lock()
+	live, kept := c.live["b-replica"], len(c.owners)
+	c.mu.Unlock()
+	if live || kept != 0 {
+		t.Fatalf("after a late record of a gone replica: expected it not live and no record kept, actual live=%v records=%d", live, kept)
+	}
+	var stops int
+	for _, p := range pubs {
+		if (strings.HasPrefix(p, "/rtcomm/alice/bob ") || strings.HasPrefix(p, "/rtcomm/bob/alice ")) && strings.Contains(p, "STOP_SESSION") {
+			stops++
+		}
+	}
+	if stops != 2 || c.Stats().ReplicaSessionsEnded != 1 {
+		t.Fatalf("expected the late session ended for both parties, actual %d STOP_SESSIONs, %d ended: %v", stops, c.Stats().ReplicaSessionsEnded, pubs)
 	}
 }
