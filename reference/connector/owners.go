@@ -40,7 +40,8 @@ import (
 // Liveness: each replica publishes <path>connector/~<group>/live/<ID>, with an
 // empty will there. When a replica goes (crash: the will; Close: it says so), the
 // survivor with the lowest ID ends the sessions its records name: both parties
-// are told (RESPONSE FAILURE to an unanswered caller, STOP_SESSION otherwise) and
+// are told (RESPONSE FAILURE and STOP_SESSION to an unanswered caller, STOP_SESSION
+// otherwise) and
 // events fire. DESIGN.md, "Replicas".
 
 // ownRecord is the ownership record of one session.
