@@ -123,6 +123,10 @@ func (c *Connector) onOwnRecord(msg mqttc.Message) {
 	if r.Owner == c.id {
 		return // our own: the session table is the truth
 	}
+	if c.cfg.Secure && !c.peerReplica(r.Owner) {
+		c.drop(msg.Topic, "ownership record naming "+short(r.Owner)+", who is not a connector of this group") // ID-015
+		return
+	}
 	var o outbox
 	c.mu.Lock()
 	switch _, known := c.owners[key]; {
@@ -197,8 +201,8 @@ func (c *Connector) liveDoc() []byte {
 // onLive tracks which replicas are up; a replica that goes has its sessions ended.
 func (c *Connector) onLive(msg mqttc.Message) {
 	id, ok := senderOf(msg.Topic, c.livePrefix())
-	if !ok {
-		return
+	if !ok || c.cfg.Secure && !c.peerReplica(id) {
+		return // not a connector of this group ID-015
 	}
 	if len(msg.Payload) > 0 {
 		c.mu.Lock()
@@ -508,8 +512,8 @@ func (c *Connector) releaseHeld(hs []heldFwd) {
 // hold, published again (nothing is retained, so this is how it learns them).
 func (c *Connector) onHello(msg mqttc.Message) {
 	id, ok := senderOf(msg.Topic, c.helloPrefix())
-	if !ok || id == c.id {
-		return
+	if !ok || id == c.id || c.cfg.Secure && !c.peerReplica(id) {
+		return // ours, or not a connector of this group ID-015
 	}
 	var o outbox
 	c.mu.Lock()

@@ -523,3 +523,34 @@ func TestLateRecordOfAGoneReplica(t *testing.T) {
 		t.Fatalf("expected the late session ended for both parties, actual %d STOP_SESSIONs, %d ended: %v", stops, c.Stats().ReplicaSessionsEnded, pubs)
 	}
 }
+
+// TestSecureReplicaRecordsOnlyFromPeers: in secure mode a record, liveness or hello
+// is taken only from a client ID naming the connector's user (ID-015), so an
+// endpoint that could publish there could not redirect or end sessions.
+func TestSecureReplicaRecordsOnlyFromPeers(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.BrokerURL, cfg.SharedGroup, cfg.Secure = "tcp://127.0.0.1:1", "g", true
+	cfg.Username, cfg.ClientID = "connector", "connector:a"
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sink = func(string, byte, bool, []byte) {}
+	rec := func(owner string) mqttc.Message {
+		b, _ := json.Marshal(ownRecord{Owner: owner, SigSessID: "s-" + owner, Caller: "alice", CallerTopic: "/rtcomm/alice"})
+		return mqttc.Message{Topic: c.ownPrefix() + ownKey("s-"+owner), Payload: b}
+	}
+	c.onLive(mqttc.Message{Topic: c.livePrefix() + "mallory", Payload: []byte(`{}`)})
+	c.onHello(mqttc.Message{Topic: c.helloPrefix() + "mallory", Payload: []byte(`{}`)})
+	c.onOwnRecord(rec("mallory"))
+	c.onOwnRecord(rec("connector:b"))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.live["mallory"] || len(c.owners) != 1 {
+		t.Fatalf("secure replicas: expected only connector:b's record kept and mallory not live, actual live=%v records=%d", c.live, len(c.owners))
+	}
+	if _, ok := c.ownerOfLocked("s-connector:b"); !ok {
+		t.Fatalf("secure replicas: expected the peer's record kept")
+	}
+}
