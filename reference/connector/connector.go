@@ -204,9 +204,9 @@ type Connector struct {
 	claims   map[string]claim      // other replicas' 3PCC requests, by sessionID
 	owners   map[string]ownRecord  // other replicas' sessions, by ownKey(sigSessID) (owners.go)
 	live     map[string]bool       // other replicas that are up
-	gone     map[string]bool       // replicas seen going (owners.go)
+	gone     map[string]bool       // replicas seen going (replicalive.go)
 	referOwn map[string]referOwner // other replicas' REFER transIDs: where a REFER answer goes
-	roCalls  map[string]roCall     // RouteOnly: calls forwarded, by sigSessID (owners.go)
+	roCalls  map[string]roCall     // RouteOnly: calls forwarded, by sigSessID (routeonly.go)
 	held     map[string][]heldFwd  // replicas: messages waiting for their session's record
 	nHeld    int
 	failures map[string]uint64

@@ -357,7 +357,7 @@ func (c *Connector) relay(sender string, in *inbound, msg mqttc.Message, t0 time
 	if s == nil {
 		c.mu.Unlock()
 		if c.forwardRouteOnly(sender, in, msg) || c.forwardToOwner(sender, in, msg) || c.holdForRecord(sender, in, msg) {
-			return // route-only, another replica's session, or its record is on the way (owners.go)
+			return // route-only (routeonly.go), another replica's session, or its record is on the way (owners.go)
 		}
 		c.unknownSession(sender, in, msg)
 		return
