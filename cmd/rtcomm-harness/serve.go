@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -66,6 +67,8 @@ type serveOptions struct {
 	maxRegs       int
 	maxDepth      int
 	maxStringLen  int
+	cpuProfile    string
+	memProfile    string
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -140,6 +143,8 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 	f.IntVar(&o.maxTopicLevels, "max-topic-levels", broker.DefaultMaxTopicLevels, "embedded broker: most levels in a topic name or filter")
 	f.IntVar(&o.retainedQuota, "retained-quota", broker.DefaultRetainedQuota, "embedded broker: retained payload bytes one client (secure mode: one user) may hold; "+
 		"in secure mode retained messages are kept only on presence topics")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile from start to shutdown to this file (go tool pprof)")
+	f.StringVar(&o.memProfile, "memprofile", "", "at shutdown, write a heap profile (allocations since start and live objects at the last GC) to this file")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "external broker (ssl://, wss://): CA certificate file (PEM) the connector trusts instead of the system roots")
 	return cmd
 }
@@ -163,6 +168,11 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	stopProfiles, err := startServeProfiles(o.cpuProfile, o.memProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles(log)
 	cfg := connector.DefaultConfig()
 	cfg.TopicPath = o.topicPath
 	if len(o.iceURLs) > 0 {
@@ -347,4 +357,40 @@ func startOps(addr string, reg *prometheus.Registry, conn *connector.Connector) 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, ln.Addr().String(), nil
+}
+
+// startServeProfiles starts the CPU profile and returns what writes both profiles at
+// shutdown (make perf profiles the reference in its own process with them).
+func startServeProfiles(cpuFile, memFile string) (func(*slog.Logger), error) {
+	var cpu *os.File
+	if cpuFile != "" {
+		f, err := os.Create(cpuFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		cpu = f
+	}
+	return func(log *slog.Logger) {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			cpu.Close()
+		}
+		if memFile == "" {
+			return
+		}
+		f, err := os.Create(memFile)
+		if err == nil {
+			err = pprof.Lookup("allocs").WriteTo(f, 0)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			log.Warn("--memprofile", "err", err)
+		}
+	}, nil
 }

@@ -123,13 +123,15 @@ func (t *callTable) all() []*call {
 
 // stepRun is the state of one CallStep that calls and handlers share.
 type stepRun struct {
-	p       *Pool
-	rec     *metrics.Recorder
-	model   CallModel
-	offer   json.RawMessage
-	answer  json.RawMessage
-	cands   [2][]spec.ICECandidate
-	callCtx context.Context // ends when draining is over
+	p      *Pool
+	rec    *metrics.Recorder
+	model  CallModel
+	offer  json.RawMessage
+	answer json.RawMessage
+	cands  [2][]spec.ICECandidate
+	// candJSON[side][k] is cands[side][k] as the MESSAGE payload, encoded once per step.
+	candJSON [2][]json.RawMessage
+	callCtx  context.Context // ends when draining is over
 
 	led *ledger   // checked messages, the loss sweep and the in-flight count
 	dig *digester // content digests of deliveries
@@ -322,7 +324,7 @@ func (c *call) sendICE(side, k int, s *endpoint.Session) {
 		slot.state.Store(unchecked)
 	}
 	c.mu.Unlock()
-	err := s.SendCandidate(st.callCtx, st.cands[side][k])
+	err := s.Send(st.callCtx, st.candJSON[side][k])
 	if checked {
 		st.led.closeSend(slot, err)
 	}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -103,8 +104,11 @@ func (p *Pool) newStep(s Step, rec *metrics.Recorder, callCtx context.Context) (
 		if st.cands[side], err = candidates(set, m.ICE); err != nil {
 			return nil, fmt.Errorf("call model: %w", err)
 		}
+		st.candJSON[side] = make([]json.RawMessage, len(st.cands[side]))
 		for k, c := range st.cands[side] {
-			d := st.dig.parts("", "", spec.WebRTCPayloadJSON(spec.WebRTCPayload{Type: spec.ICECandType, Candidate: &c}))
+			// Encoded once per step, not per send: what Session.SendCandidate would send.
+			st.candJSON[side][k] = spec.WebRTCPayloadJSON(spec.WebRTCPayload{Type: spec.ICECandType, Candidate: &c})
+			d := st.dig.parts("", "", st.candJSON[side][k])
 			if _, dup := st.digICE[d]; dup {
 				return nil, fmt.Errorf("call model: ICE candidate %q is sent twice: deliveries could not be told apart", c.Candidate)
 			}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# perf.sh: the split-process cost measurement of issue 16 (make perf).
+#
+# Starts `serve` (embedded broker + reference connector) in one process and `load` against it
+# in another, then reads each process's CPU (user + system, /proc/<pid>/stat) over a window
+# of the load phase and its RSS (/proc/<pid>/status) at the end of the window. Prints CPU per
+# call and RSS per endpoint for both processes, the machine's load average, and load's own
+# verdict (lost messages must be 0). CPU time, not wall-clock latency: on a shared machine it
+# is what stays comparable between runs.
+#
+# Environment (defaults = the issue's measurement):
+#   BIN=path        binary to measure (default: build ./cmd/rtcomm-harness into a temp dir)
+#   ENDPOINTS=2000 RAMP=500 RATE=150 DURATION=30s SEED=1
+#   WARM=5 WINDOW=20 seconds after the call phase starts / seconds measured
+#   PROFILE=dir     also write CPU and alloc profiles of both processes into dir
+#   LOAD_ARGS=...   extra arguments for load; SERVE_ARGS=... extra arguments for serve
+set -euo pipefail
+
+ENDPOINTS=${ENDPOINTS:-2000}
+RAMP=${RAMP:-500}
+RATE=${RATE:-150}
+DURATION=${DURATION:-30s}
+SEED=${SEED:-1}
+WARM=${WARM:-5}
+WINDOW=${WINDOW:-20}
+PROFILE=${PROFILE:-}
+LOAD_ARGS=${LOAD_ARGS:-}
+SERVE_ARGS=${SERVE_ARGS:-}
+
+work=$(mktemp -d)
+serve_pid="" load_pid=""
+cleanup() {
+	[ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null || true
+	if [ -n "$serve_pid" ]; then
+		kill -INT "$serve_pid" 2>/dev/null || true
+		wait "$serve_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ -z "${BIN:-}" ]; then
+	BIN=$work/rtcomm-harness
+	${GO:-go} build -o "$BIN" ./cmd/rtcomm-harness
+fi
+
+serve_prof=() load_prof=()
+if [ -n "$PROFILE" ]; then
+	mkdir -p "$PROFILE"
+	serve_prof=(--cpuprofile "$PROFILE/serve.cpu" --memprofile "$PROFILE/serve.alloc")
+	load_prof=(--cpuprofile "$PROFILE/load.cpu" --memprofile "$PROFILE/load.alloc")
+fi
+
+# serve on a random loopback port; its first lines name the address.
+# shellcheck disable=SC2086
+"$BIN" serve --log-level warn --tcp 127.0.0.1:0 --ws off --http off "${serve_prof[@]}" $SERVE_ARGS >"$work/serve.out" 2>&1 &
+serve_pid=$!
+url=""
+for _ in $(seq 100); do
+	url=$(sed -n 's/^mqtt tcp: *//p' "$work/serve.out")
+	[ -n "$url" ] && break
+	kill -0 "$serve_pid" 2>/dev/null || { cat "$work/serve.out" >&2; exit 2; }
+	sleep 0.1
+done
+[ -n "$url" ] || { echo "perf: serve did not print its address" >&2; exit 2; }
+
+# shellcheck disable=SC2086
+"$BIN" load --log-level warn --broker "$url" --no-connector --endpoints "$ENDPOINTS" --ramp-rate "$RAMP" \
+	--rate "$RATE" --duration "$DURATION" --seed "$SEED" --out "$work/results" "${load_prof[@]}" $LOAD_ARGS \
+	>"$work/load.out" 2>&1 &
+load_pid=$!
+
+for _ in $(seq 600); do
+	grep -q '^calls:' "$work/load.out" && break
+	kill -0 "$load_pid" 2>/dev/null || { cat "$work/load.out" >&2; exit 2; }
+	sleep 0.1
+done
+grep -q '^calls:' "$work/load.out" || { echo "perf: load did not reach its call phase" >&2; exit 2; }
+sleep "$WARM"
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, clock ticks
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+hz=$(getconf CLK_TCK)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+s0=$(ticks "$serve_pid") l0=$(ticks "$load_pid")
+sleep "$WINDOW"
+s1=$(ticks "$serve_pid") l1=$(ticks "$load_pid")
+srss=$(rss_kb "$serve_pid") lrss=$(rss_kb "$load_pid")
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+wait "$load_pid" && load_rc=0 || load_rc=$?
+load_pid=""
+kill -INT "$serve_pid"
+wait "$serve_pid" || true
+serve_pid=""
+
+awk -v s="$((s1 - s0))" -v l="$((l1 - l0))" -v hz="$hz" -v rate="$RATE" -v win="$WINDOW" \
+	-v srss="$srss" -v lrss="$lrss" -v eps="$ENDPOINTS" -v la0="$load0" -v la1="$load1" 'BEGIN {
+	calls = rate * win
+	printf "perf: %d endpoints, %g calls/s, window %d s (%d calls expected), load average %s -> %s\n", eps, rate, win, calls, la0, la1
+	printf "%-10s %10s %14s %10s %16s\n", "process", "CPU s", "CPU per call", "RSS MB", "RSS per endpoint"
+	printf "%-10s %10.2f %11.2f ms %10.1f %13.1f KB\n", "generator", l/hz, l/hz/calls*1000, lrss/1024, lrss/eps
+	printf "%-10s %10.2f %11.2f ms %10.1f %13.1f KB\n", "reference", s/hz, s/hz/calls*1000, srss/1024, srss/eps
+}'
+# load's own summary: 0 lost is part of every valid measurement.
+grep -E '^(window|messages|deliveries|latency|setup|late|warnings|  )' "$work/load.out" || true
+echo "load exit status: $load_rc"
+[ -n "$PROFILE" ] && echo "profiles: $PROFILE/{load,serve}.{cpu,alloc}"
+exit 0
