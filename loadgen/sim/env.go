@@ -13,12 +13,13 @@ import (
 )
 
 // EmbeddedMaxPendingWrites is the embedded broker's per-client write queue (deliveries
-// waiting for the socket): mochi's default, 8192. It allocates 64 KB per client at connect
-// (with 2,000 endpoints over half of the live heap, scanned by every GC cycle), and 2048
-// gave a lower setup p99 in some runs, but when the connector fell seconds behind (an
-// overloaded or frozen VM) a 2048 queue overflowed and the broker dropped 13,151
-// deliveries in one 60 s run at 500 calls/s: losing messages is worse than queueing them.
-// Drops are counted (Env.BrokerDropped) and CallStep reports them in the summary's warnings.
+// waiting for the socket): broker.DefaultMaxPendingWrites, 1024. mochi's own 8192 allocated
+// 64 KB per client at connect (with 2,000 endpoints over half of the live heap, scanned by
+// every GC cycle). A queue that overflows drops deliveries: 2048 dropped 13,151 in one 60 s
+// run at 500 calls/s when the connector fell seconds behind on an overloaded VM; 1024
+// dropped none at 150, 300 and 500 calls/s with the per-client costs of issue 16 removed
+// (docs/PERFORMANCE.md). Drops are counted (Env.BrokerDropped) and CallStep reports them in
+// the summary's warnings, so a run that overflows says so.
 const EmbeddedMaxPendingWrites = broker.DefaultMaxPendingWrites
 
 // Env is a started target. Close stops what StartTarget started.
