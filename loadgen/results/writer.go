@@ -56,12 +56,13 @@ type Writer struct {
 	f        *os.File
 	bw       *bufio.Writer
 	lw       *hdrhistogram.HistogramLogWriter
-	last     time.Time // end of the previous interval
-	flushErr error     // first background flush error, reported by Finalize
-	closing  bool      // Finalize has begun
-	done     bool      // the log is closed
-	baseline *Baseline // SetBaseline: goes into the summary
-	warnings []string  // AddWarning: go into the summary
+	enc      intervalEncoder // writes lw's interval lines with a reused zlib writer
+	last     time.Time       // end of the previous interval
+	flushErr error           // first background flush error, reported by Finalize
+	closing  bool            // Finalize has begun
+	done     bool            // the log is closed
+	baseline *Baseline       // SetBaseline: goes into the summary
+	warnings []string        // AddWarning: go into the summary
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -186,7 +187,7 @@ func (w *Writer) Flush() error {
 func (w *Writer) flushLocked() error {
 	now := w.now()
 	iv := w.rec.Interval()
-	if err := writeIntervals(w.lw, iv, w.last, now); err != nil {
+	if err := writeIntervals(w.bw, w.lw.BaseTime(), &w.enc, iv, w.last, now); err != nil {
 		return err
 	}
 	if err := writeTally(w.lw, now, w.rec.Tally()); err != nil {
@@ -196,7 +197,9 @@ func (w *Writer) flushLocked() error {
 	return w.sync()
 }
 
-func writeIntervals(lw *hdrhistogram.HistogramLogWriter, iv [metrics.NumMetrics][2]*hdrhistogram.Histogram, from, to time.Time) error {
+// writeIntervals appends the interval's histograms to out, as the log writer (base time
+// baseMs) would.
+func writeIntervals(out io.Writer, baseMs int64, enc *intervalEncoder, iv [metrics.NumMetrics][2]*hdrhistogram.Histogram, from, to time.Time) error {
 	for _, m := range metrics.All() {
 		for v, h := range iv[m] {
 			if h == nil {
@@ -205,7 +208,7 @@ func writeIntervals(lw *hdrhistogram.HistogramLogWriter, iv [metrics.NumMetrics]
 			h.SetTag(tag(m, v == 0))
 			h.SetStartTimeMs(from.UnixMilli())
 			h.SetEndTimeMs(to.UnixMilli())
-			if err := lw.OutputIntervalHistogram(h); err != nil {
+			if err := enc.write(out, baseMs, h); err != nil {
 				return err
 			}
 		}
