@@ -4,7 +4,7 @@ BIN     ?= bin/rtcomm-harness
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test vet unit serve bench clean certify screenshots soak
+.PHONY: all build test vet unit serve bench clean certify screenshots soak perf
 
 all: build
 
@@ -47,6 +47,14 @@ soak:
 ##   them from headless Chromium into docs/img/ (SHOTS_WORK=dir keeps and reuses the results)
 screenshots:
 	GO=$(GO) BIN=$(BIN) LDFLAGS="$(LDFLAGS)" ./reports/screenshots.sh
+
+## perf: cost per call, split processes: `serve` (broker + connector) in one, `load` against it
+##   in the other (2,000 endpoints, 150 calls/s, 30 s); prints CPU per call and RSS per endpoint
+##   of both (CPU from /proc/<pid>/stat over 20 s of the load window). Figures: docs/PERFORMANCE.md.
+##   make perf [PERF_ARGS='RATE=300 PROFILE=/tmp/prof']   (variables: loadgen/perf.sh)
+PERF_ARGS ?=
+perf:
+	env GO=$(GO) $(PERF_ARGS) ./loadgen/perf.sh
 
 ## bench: Go benchmarks (figures go to docs/PERFORMANCE.md)
 bench:
