@@ -60,6 +60,7 @@ Exit status: 0 certified (no claimed MUST failed), 1 a claimed MUST requirement 
   rtcomm-harness certify --target scenarios/testdata/mosquitto.yaml \
       --broker-tcp tcp://127.0.0.1:1883 --broker-ws ws://127.0.0.1:8080/mqtt --out bundle-mosquitto/
   rtcomm-harness certify --target scenarios/testdata/rabbitmq.yaml --launch rabbitmq --out bundle-rabbitmq/
+  rtcomm-harness certify --target scenarios/testdata/ejabberd.yaml --launch ejabberd --out bundle-ejabberd/
   rtcomm-harness certify --target my-connector.yaml --areas sessions,ice --out bundle/
   rtcomm-harness certify matrix --out docs/COMPATIBILITY.md bundle-mosquitto/ bundle-rabbitmq/`,
 		Args: cobra.NoArgs,
@@ -88,7 +89,8 @@ Exit status: 0 certified (no claimed MUST failed), 1 a claimed MUST requirement 
 	f.Int64Var(&o.seed, "seed", 0, "random seed for the scenario order (0: time-based)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "stream every scenario as it runs")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Minute, "upper bound for the whole run")
-	f.StringVar(&o.launch, "launch", "", "start this broker on free loopback ports for the run (mosquitto or rabbitmq, from the Debian packages) and use its URLs")
+	f.StringVar(&o.launch, "launch", "", "start this broker on free loopback ports for the run and use its URLs: "+strings.Join(extbroker.LauncherNames(), ", ")+
+		" (docs/brokers/<name>.md: how to install it, what the launcher configures)")
 	cmd.AddCommand(newMatrixCmd())
 	return cmd
 }
@@ -179,13 +181,7 @@ func runCertify(ctx context.Context, o certifyOptions, out io.Writer, log *slog.
 func launchBroker(ctx context.Context, name string) (*extbroker.Process, error) {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	switch name {
-	case "mosquitto":
-		return extbroker.StartMosquitto(ctx)
-	case "rabbitmq":
-		return extbroker.StartRabbitMQ(ctx)
-	}
-	return nil, fmt.Errorf("--launch %q: want mosquitto or rabbitmq", name)
+	return extbroker.Launch(ctx, name)
 }
 
 // printSummary writes the verdict counts and the failed requirements.
