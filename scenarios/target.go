@@ -245,6 +245,12 @@ type Declaration struct {
 	Topology Topology `yaml:"topology,omitempty" json:"topology,omitempty"`
 
 	topologyErr error // a bad topology override, reported by Validate
+	// Notes explain known failures: requirement ID -> why the target fails it, with a link to
+	// the vendor's documentation or issue. Reports show them next to the verdict; they never
+	// change one.
+	Notes map[string]string `yaml:"notes,omitempty" json:"notes,omitempty"`
+	// Reproduce is the one command that re-runs this certification (shown in the matrix).
+	Reproduce string `yaml:"reproduce,omitempty" json:"reproduce,omitempty"`
 }
 
 // EmbeddedDeclaration is the default target: the in-process reference, claiming everything it implements.
@@ -479,6 +485,11 @@ func (d *Declaration) Validate() error {
 		errs = append(errs, errors.New("topology: only for modes embedded and broker (in mode connector the target's own connector is deployed as it is)"))
 	case tp.Replicas > 1 && !d.Claims(FeatureSharedSubs):
 		errs = append(errs, errors.New("topology.replicas needs a broker with shared subscriptions: claim feature shared-subscriptions"))
+	}
+	for id := range d.Notes {
+		if _, ok := spec.Lookup(id); !ok {
+			errs = append(errs, fmt.Errorf("notes: %q is not a requirement ID of catalog %s", id, spec.CatalogVersion))
+		}
 	}
 	if strings.ContainsAny(d.TopicPath, "+#") {
 		errs = append(errs, fmt.Errorf("topicPath %q contains an MQTT wildcard", d.TopicPath))

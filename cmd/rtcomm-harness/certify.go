@@ -222,6 +222,7 @@ func oneLine(s string, max int) string {
 // newMatrixCmd renders the compatibility matrix (requirement x target) from bundles.
 func newMatrixCmd() *cobra.Command {
 	var out, title string
+	var requireExplained bool
 	cmd := &cobra.Command{
 		Use:   "matrix BUNDLE...",
 		Short: "Render a requirement x target compatibility matrix (Markdown) from certification bundles",
@@ -244,9 +245,27 @@ func newMatrixCmd() *cobra.Command {
 				defer f.Close()
 				w = f
 			}
-			return certreport.RenderMatrix(w, title, vs)
+			if err := certreport.RenderMatrix(w, title, vs); err != nil {
+				return err
+			}
+			if !requireExplained {
+				return nil
+			}
+			var missing []string
+			for i, v := range vs {
+				for _, id := range certreport.Unexplained(v) {
+					missing = append(missing, fmt.Sprintf("%s: %s (%s)", v.Target.Name, id, args[i]))
+				}
+			}
+			if len(missing) > 0 {
+				return &exitError{code: exitNotCertified, err: fmt.Errorf("%d failure(s) carry neither a blame entry nor a note in the declaration: %s",
+					len(missing), strings.Join(missing, "; "))}
+			}
+			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&requireExplained, "require-explained", false,
+		"exit 1 when a failure has neither a blame entry (a broker requirement it needs failed too) nor a note in the target declaration")
 	cmd.Flags().StringVar(&out, "out", "-", "Markdown file to write (- for stdout), e.g. docs/COMPATIBILITY.md")
 	cmd.Flags().StringVar(&title, "title", "Broker compatibility", "document title")
 	return cmd

@@ -114,6 +114,9 @@ var funcs = template.FuncMap{
 	"areas":    areas,
 	"features": features,
 	"failed":   failedOf,
+	"explain":  explanations,
+	"blameOf":  func(v *scenarios.Verdicts, id string) string { return strings.Join(Explain(v, id).Blame, ", ") },
+	"browser":  Browser,
 	"verdict": func(v *scenarios.Verdicts) map[string]any {
 		ok, h, why := Verdict(v)
 		return map[string]any{"OK": ok, "Headline": h, "Why": why}
@@ -162,6 +165,7 @@ var htmlTmpl = template.Must(template.New("cert").Funcs(funcs).Parse(`
 <tr><th>declared profile</th><td>{{.Target.Profile}}</td></tr>
 {{if ne .Target.Mode "connector"}}<tr><th>reference connector topology</th><td>{{.Target.Topology}}</td></tr>{{end}}
 <tr><th>features claimed</th><td>{{features .}}</td></tr>
+<tr><th>official web client (browser)</th><td>{{browser .}}</td></tr>
 {{if .Target.Broker.TCP}}<tr><th>broker (TCP)</th><td class="mono">{{.Target.Broker.TCP}}</td></tr>{{end}}
 {{if .Target.Broker.WS}}<tr><th>broker (WebSocket)</th><td class="mono">{{.Target.Broker.WS}}</td></tr>{{end}}
 <tr><th>harness version</th><td>{{.HarnessVersion}}</td></tr>
@@ -185,6 +189,9 @@ var htmlTmpl = template.Must(template.New("cert").Funcs(funcs).Parse(`
 </ul>{{end}}
 <p class="muted">The bundle also holds <code>junit.xml</code> (for CI dashboards), <code>ginkgo-report.json</code> and <code>target.yaml</code>; verdicts come from <code>verdicts.json</code> (format {{.Format}}).</p>
 {{with failed .}}<h2>Failed requirements</h2>
+<table><thead><tr><th>ID</th><th>blame</th><th>note</th></tr></thead><tbody>
+{{range explain $v}}<tr><td class="mono"><a href="#fail-{{.ID}}">{{.ID}}</a></td><td>{{.BlameText}}</td><td>{{.Note}}</td></tr>
+{{end}}</tbody></table>
 {{range .}}<h3 id="fail-{{.ID}}">{{.ID}} <span class="verdict v-fail">{{.Level}}</span> {{.Text}}</h3>
 {{if .Reason}}<p class="muted">{{.Reason}}</p>{{end}}
 {{range .Failures}}{{template "failure" .}}{{end}}
@@ -198,17 +205,20 @@ var htmlTmpl = template.Must(template.New("cert").Funcs(funcs).Parse(`
 
 {{define "matrix"}}{{$vs := .Bundles}}
 <h2>Targets</h2>
-<table><thead><tr><th>#</th><th>target</th><th>mode</th><th>profile</th><th>verdict</th><th class="num">pass</th><th class="num">fail</th><th class="num">not claimed</th><th class="num">n/a</th><th class="num">not tested</th><th>harness</th><th>catalog</th><th>run (UTC)</th><th>duration</th></tr></thead><tbody>
-{{range $i, $v := $vs}}{{$verdict := verdict $v}}<tr><td>{{add $i 1}}</td><td>{{$v.Target.Name}}</td><td>{{$v.Target.Mode}}</td><td>{{$v.Target.Profile}}</td><td><span class="{{if $verdict.OK}}pass-text{{else}}fail-text{{end}}">{{if $verdict.OK}}certified{{else}}not certified{{end}}</span><br><small>{{$verdict.Why}}</small></td><td class="num">{{$v.Summary.Pass}}</td><td class="num">{{$v.Summary.Fail}}</td><td class="num">{{$v.Summary.NotClaimed}}</td><td class="num">{{$v.Summary.NotApplicable}}</td><td class="num">{{$v.Summary.NotTested}}</td><td>{{$v.HarnessVersion}}</td><td>{{$v.CatalogVersion}}</td><td>{{$v.RunDate.UTC.Format "2006-01-02 15:04"}}</td><td>{{$v.Duration}}</td></tr>
+<table><thead><tr><th>#</th><th>target</th><th>mode</th><th>profile</th><th>verdict</th><th>browser</th><th class="num">pass</th><th class="num">fail</th><th class="num">not claimed</th><th class="num">n/a</th><th class="num">not tested</th><th>harness</th><th>catalog</th><th>run (UTC)</th><th>duration</th></tr></thead><tbody>
+{{range $i, $v := $vs}}{{$verdict := verdict $v}}<tr><td>{{add $i 1}}</td><td>{{$v.Target.Name}}</td><td>{{$v.Target.Mode}}</td><td>{{$v.Target.Profile}}</td><td><span class="{{if $verdict.OK}}pass-text{{else}}fail-text{{end}}">{{if $verdict.OK}}certified{{else}}not certified{{end}}</span><br><small>{{$verdict.Why}}</small></td><td>{{browser $v}}</td><td class="num">{{$v.Summary.Pass}}</td><td class="num">{{$v.Summary.Fail}}</td><td class="num">{{$v.Summary.NotClaimed}}</td><td class="num">{{$v.Summary.NotApplicable}}</td><td class="num">{{$v.Summary.NotTested}}</td><td>{{$v.HarnessVersion}}</td><td>{{$v.CatalogVersion}}</td><td>{{$v.RunDate.UTC.Format "2006-01-02 15:04"}}</td><td>{{$v.Duration}}</td></tr>
 {{end}}</tbody></table>
 <ul>{{range $vs}}<li><b>{{.Target.Name}}</b>{{if .Target.Description}}: {{.Target.Description}}{{end}}; features claimed: {{features .}}.</li>{{end}}</ul>
 <h2>Requirements</h2>
 {{range .Areas}}<h3>{{.Name}}</h3>
 <table class="matrix"><thead><tr><th>ID</th><th>level</th><th>requirement</th>{{range $i, $v := $vs}}<th title="{{$v.Target.Name}}">{{$v.Target.Name}}</th>{{end}}</tr></thead><tbody>
-{{range .Reqs}}{{$id := .ID}}<tr><td class="mono">{{.ID}}</td><td>{{.Level}}</td><td>{{.Text}}</td>{{range $i, $v := $vs}}{{$c := cellOf $v $id}}<td class="cell"><span class="verdict v-{{$c}}">{{if eq $c "fail"}}<a href="#f{{$i}}-{{$id}}">FAIL</a>{{else}}{{label $c}}{{end}}</span></td>{{end}}</tr>
+{{range .Reqs}}{{$id := .ID}}<tr><td class="mono">{{.ID}}</td><td>{{.Level}}</td><td>{{.Text}}</td>{{range $i, $v := $vs}}{{$c := cellOf $v $id}}<td class="cell"><span class="verdict v-{{$c}}">{{if eq $c "fail"}}<a href="#f{{$i}}-{{$id}}">FAIL</a>{{with blameOf $v $id}} <small title="broker requirements it needs that failed too">← {{.}}</small>{{end}}{{else}}{{label $c}}{{end}}</span></td>{{end}}</tr>
 {{end}}</tbody></table>
 {{end}}
 {{range $i, $v := $vs}}{{with failed $v}}<h2>Failures: {{$v.Target.Name}}</h2>
+<table><thead><tr><th>ID</th><th>blame</th><th>note</th></tr></thead><tbody>
+{{range explain $v}}<tr><td class="mono"><a href="#f{{$i}}-{{.ID}}">{{.ID}}</a></td><td>{{.BlameText}}</td><td>{{.Note}}</td></tr>
+{{end}}</tbody></table>
 {{range .}}<h3 id="f{{$i}}-{{.ID}}">{{.ID}} <span class="verdict v-fail">{{.Level}}</span> {{.Text}}</h3>
 {{range .Failures}}{{template "failure" .}}{{end}}
 {{end}}{{end}}{{end}}
@@ -271,6 +281,7 @@ func Markdown(w io.Writer, vs []*scenarios.Verdicts) error {
 		row("reference connector topology", v.Target.Topology.String())
 	}
 	row("features claimed", features(v))
+	row("official web client (browser)", Browser(v))
 	row("harness version", v.HarnessVersion)
 	row("catalog version", v.CatalogVersion)
 	row("run date", v.RunDate.UTC().Format("2006-01-02 15:04:05 UTC"))
@@ -290,9 +301,20 @@ func Markdown(w io.Writer, vs []*scenarios.Verdicts) error {
 		fmt.Fprintf(b, "\n> scenarios name %s, which is not in the catalog (a harness bug)\n", cell(u))
 	}
 	if failed := failedOf(v); len(failed) > 0 {
-		b.WriteString("\n## Failed requirements\n")
+		b.WriteString("\n## Failed requirements\n\n| ID | level | blame | note |\n|---|---|---|---|\n")
+		for _, e := range explanations(v) {
+			r, _ := v.Get(e.ID)
+			fmt.Fprintf(b, "| %s | %s | %s | %s |\n", e.ID, r.Level, cell(e.BlameText()), cell(e.Note))
+		}
 		for _, r := range failed {
 			fmt.Fprintf(b, "\n### %s (%s) %s\n\n", r.ID, r.Level, cell(r.Text))
+			if e := Explain(v, r.ID); e.Explained() {
+				fmt.Fprintf(b, "Blame: %s.", cell(e.BlameText()))
+				if e.Note != "" {
+					fmt.Fprintf(b, " Note: %s", cell(e.Note))
+				}
+				b.WriteString("\n\n")
+			}
 			for _, f := range r.Failures {
 				fmt.Fprintf(b, "- **%s**", cell(f.Scenario))
 				if f.Location != "" {
