@@ -1,5 +1,6 @@
-// Package extbroker starts real third-party MQTT brokers (mosquitto) as child
-// processes on random loopback ports, for tests, CI and certification runs.
+// Package extbroker starts real third-party MQTT brokers (mosquitto, RabbitMQ, ActiveMQ,
+// ejabberd, aedes) as child processes on random loopback ports, for tests, CI and
+// certification runs.
 package extbroker
 
 import (
