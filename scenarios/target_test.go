@@ -141,3 +141,15 @@ func TestDeclarationTopology(t *testing.T) {
 		t.Error("override replicas=two: expected an error, actual none")
 	}
 }
+
+func TestDeclarationNotesNameCatalogRequirements(t *testing.T) {
+	t.Parallel()
+	d, err := scenarios.ParseDeclaration([]byte("name: x\nmode: broker\nbroker: {tcp: tcp://h:1}\nnotes: {BRK-010: ok, BRK-099: typo}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Normalize()
+	if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "BRK-099") || strings.Contains(err.Error(), "BRK-010") {
+		t.Errorf("expected an error naming only the unknown BRK-099, actual %v", err)
+	}
+}

@@ -63,3 +63,37 @@ func TestCertifyNeedsOut(t *testing.T) {
 		t.Errorf("expected exit %d without --out, actual %v", exitHarness, err)
 	}
 }
+
+// certify matrix --require-explained exits 1 while a failure has neither blame nor note, and
+// accepts the same bundle once its declaration explains the failure.
+func TestMatrixRequireExplained(t *testing.T) {
+	b, err := os.ReadFile("../../reports/certreport/testdata/a.json") // SESS-004 fails, nothing else does
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, scenarios.BundleVerdicts), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func() error {
+		cmd := newMatrixCmd()
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetArgs([]string{"--require-explained", dir})
+		return cmd.Execute()
+	}
+	var ee *exitError
+	if err := run(); !errors.As(err, &ee) || ee.code != exitNotCertified || !strings.Contains(err.Error(), "SESS-004") {
+		t.Fatalf("unexplained SESS-004: expected exit %d naming it, actual %v", exitNotCertified, err)
+	}
+	v, err := scenarios.ReadVerdicts(filepath.Join(dir, scenarios.BundleVerdicts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Target.Notes = map[string]string{"SESS-004": "vendor issue 1"}
+	if err := v.WriteFile(filepath.Join(dir, scenarios.BundleVerdicts)); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(); err != nil {
+		t.Fatalf("explained by a note: expected success, actual %v", err)
+	}
+}
