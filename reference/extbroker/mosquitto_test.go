@@ -12,30 +12,8 @@ import (
 func TestMosquittoServesTCPAndWebSocket(t *testing.T) {
 	t.Parallel()
 	p := extbroker.MosquittoForTest(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, url := range []string{p.TCP, p.WS} {
-		sub, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: url})
-		if err != nil {
-			t.Fatalf("dial %s: %v", url, err)
-		}
-		got := make(chan []byte, 1)
-		if err := sub.Subscribe(ctx, "/ext/x/#", 1, func(m mqttc.Message) { got <- m.Payload }); err != nil {
-			t.Fatal(err)
-		}
-		if err := sub.Publish(ctx, "/ext/x/alice", 1, false, []byte("hi")); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case b := <-got:
-			if string(b) != "hi" {
-				t.Errorf("%s: expected hi, actual %q", url, b)
-			}
-		case <-ctx.Done():
-			t.Fatalf("%s: expected a message, none arrived", url)
-		}
-		sub.Close()
-	}
+	roundTrip(t, p.TCP, "")
+	roundTrip(t, p.WS, "")
 }
 
 func TestMosquittoCloseStopsIt(t *testing.T) {
