@@ -34,6 +34,7 @@ var brokerNeeds = map[string][]string{
 	"SQ-006": flowNeeds,
 	"SQ-007": flowNeeds,
 	"SQ-008": flowNeeds,
+	"SQ-009": flowNeeds,
 
 	// Calls are routed to registered endpoints.
 	"SESS-002": registryNeeds,
@@ -58,6 +59,7 @@ var brokerNeeds = map[string][]string{
 
 	"EVT-001": registryNeeds,
 	"EVT-002": registryNeeds,
+	"EVT-003": registryNeeds,
 
 	"QUE-001": flowNeeds,
 	"QUE-002": append([]string{"BRK-010"}, registryNeeds...), // one agent of a shared subscription
