@@ -263,8 +263,9 @@ func EmbeddedDeclaration() Declaration {
 		TopicPath:   spec.DefaultTopicPath,
 		Features: []Feature{FeatureWebSocket, FeatureSecure, FeatureQueues, Feature3PCC, FeatureEvents,
 			FeatureSchemes, FeatureSharedSubs},
-		Schemes: []SchemeRoute{{Scheme: "sip", Topic: "sipgw"}},
-		Limits:  Limits{MaxPayload: defaultEmbeddedMaxPayloadByte},
+		Schemes:   []SchemeRoute{{Scheme: "sip", Topic: "sipgw"}},
+		Limits:    Limits{MaxPayload: defaultEmbeddedMaxPayloadByte},
+		Reproduce: "rtcomm-harness certify --out bundle-embedded/",
 	}
 }
 
