@@ -68,6 +68,7 @@ var brokerNeeds = map[string][]string{
 
 	"ID-004": registryNeeds,
 	"ID-006": registryNeeds,
+	"ID-015": registryNeeds, // a 3PCC request completes with the referred session
 
 	"ROB-001": registryNeeds,
 	"ROB-002": registryNeeds,
