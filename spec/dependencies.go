@@ -68,6 +68,8 @@ var brokerNeeds = map[string][]string{
 
 	"ID-004": registryNeeds,
 	"ID-006": registryNeeds,
+	"ID-013": registryNeeds, // the registrant's own inbox
+	"ID-014": registryNeeds, // answers into the requester's inbox
 	"ID-015": registryNeeds, // a 3PCC request completes with the referred session
 
 	"ROB-001": registryNeeds,
