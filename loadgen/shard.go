@@ -88,3 +88,28 @@ func (s Shard) Rate(total float64) float64 {
 	}
 	return total / float64(s.Count)
 }
+
+// ShardFromEnv builds shard i/count with i read from the environment variable name, as a
+// Kubernetes Indexed Job gives each pod its JOB_COMPLETION_INDEX. lookup is os.LookupEnv
+// (tests pass their own). The variable must be set and hold a decimal index in [0, count).
+func ShardFromEnv(name string, count int, lookup func(string) (string, bool)) (Shard, error) {
+	if name == "" {
+		return Shard{}, fmt.Errorf("shard index variable: empty name")
+	}
+	if count < 1 {
+		return Shard{}, fmt.Errorf("shard index from $%s: shard count %d must be at least 1", name, count)
+	}
+	v, ok := lookup(name)
+	if !ok {
+		return Shard{}, fmt.Errorf("shard index from $%s: variable not set (an Indexed Job sets JOB_COMPLETION_INDEX)", name)
+	}
+	i, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return Shard{}, fmt.Errorf("shard index from $%s=%q: %w", name, v, err)
+	}
+	sh := Shard{Index: i, Count: count}
+	if err := sh.Validate(); err != nil {
+		return Shard{}, fmt.Errorf("shard index from $%s=%q: %w", name, v, err)
+	}
+	return sh, nil
+}

@@ -65,3 +65,29 @@ func TestShardsCoverEveryIDOnce(t *testing.T) {
 		t.Error("the zero Shard owns something")
 	}
 }
+
+func TestShardFromEnv(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"JOB_COMPLETION_INDEX": "2", "BAD": "x", "BIG": "3", "NEG": "-1"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	got, err := ShardFromEnv("JOB_COMPLETION_INDEX", 3, lookup)
+	if err != nil || got != (Shard{2, 3}) {
+		t.Fatalf("ShardFromEnv = %v, %v; want 2/3", got, err)
+	}
+	// Same shard as --shard 2/3: one ID space, one rate split.
+	if p, _ := ParseShard("2/3"); p != got {
+		t.Errorf("env shard %v differs from --shard 2/3 (%v)", got, p)
+	}
+	for _, c := range []struct {
+		name  string
+		count int
+		want  string
+	}{
+		{"UNSET", 3, "not set"}, {"BAD", 3, "invalid syntax"}, {"BIG", 3, "must be in [0, 3)"},
+		{"NEG", 3, "must be in"}, {"JOB_COMPLETION_INDEX", 0, "at least 1"}, {"", 3, "empty name"},
+	} {
+		if _, err := ShardFromEnv(c.name, c.count, lookup); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ShardFromEnv(%q, %d) error %v, want %q", c.name, c.count, err, c.want)
+		}
+	}
+}

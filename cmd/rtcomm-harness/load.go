@@ -52,6 +52,10 @@ type loadOptions struct {
 	fault         string
 	offer         string
 	shard         string
+	shardEnv      string // --shard-index-env: the shard index comes from this variable
+	shards        int    // --shards: N with --shard-index-env
+	startAt       string
+	startIn       time.Duration
 	baseline      bool
 	sloSpec       string
 	maxLate       float64
@@ -170,6 +174,11 @@ summary's warnings either way).`,
 	f.StringVar(&o.fault, "fault", "", loadFaultHelp)
 	f.StringVar(&o.offer, "offer", o.offer, "SDP offer fixture (fixtures/sdp); its answer fixture is the answer")
 	f.StringVar(&o.shard, "shard", "", "i/N: this generator is shard i of N (own endpoint IDs, 1/N of the rates); merge with report merge")
+	f.StringVar(&o.shardEnv, "shard-index-env", "", "take the shard index i from this environment variable (with --shards N), e.g. JOB_COMPLETION_INDEX in a Kubernetes Indexed Job")
+	f.IntVar(&o.shards, "shards", 0, "with --shard-index-env: the number of shards N")
+	f.StringVar(&o.startAt, "start-at", "", "RFC 3339 time at which the load window starts (the same for every shard): connect and register first, then wait; "+
+		"a shard not ready by then still runs, and its run is invalid (exit 2)")
+	f.DurationVar(&o.startIn, "start-in", 0, "as --start-at, this long after the command starts (for one machine; a launcher resolves it once and passes --start-at to every shard)")
 	f.BoolVar(&o.baseline, "baseline", false, "after the window, relay the same message count and sizes as raw MQTT on the same broker and compare")
 	f.StringVar(&o.sloSpec, "slo", "", "thresholds, e.g. 'setup.p99<100ms,errors<0.1%,lost<=0'; exit 1 when breached")
 	f.Float64Var(&o.maxLate, "max-late", o.maxLate, "share of calls allowed to start over 10 ms late before the run is invalid (exit 2); e.g. 0.05 on a shared CI machine")
@@ -201,9 +210,13 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 		// quarter of the CPU in a profiled run. Memory is not the scarce resource here.
 		debug.SetGCPercent(400)
 	}
-	sh, err := loadgen.ParseShard(o.shard)
+	startAt, err := loadgen.StartAt(o.startAt, o.startIn, time.Now())
 	if err != nil {
-		return invalid(fmt.Errorf("--shard: %w", err))
+		return invalid(err)
+	}
+	sh, err := o.resolveShard(os.LookupEnv)
+	if err != nil {
+		return invalid(err)
 	}
 	if _, err := slo.Parse(o.sloSpec); err != nil {
 		return invalid(fmt.Errorf("--slo: %w", err))
@@ -301,6 +314,12 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 		return invalid(err)
 	}
 	defer stopProfiles(log)
+	if !startAt.IsZero() {
+		// Last before the step: everything above (endpoints, profiles) is readiness.
+		if err := waitForStart(ctx, out, sh, startAt, &step); err != nil {
+			return invalid(err)
+		}
+	}
 	sum, err := pool.CallStep(ctx, dir, step)
 	if sum != nil {
 		printLoadSummary(out, sum)
@@ -323,6 +342,52 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 			sum.Tally.LateStarts, sum.Tally.MaxLateLag()))
 	case !sum.SLOPassed:
 		return &exitError{code: exitSLOBreached, err: errors.New("SLO breached")}
+	}
+	return nil
+}
+
+// resolveShard reads --shard, or --shard-index-env with --shards.
+func (o loadOptions) resolveShard(lookup func(string) (string, bool)) (loadgen.Shard, error) {
+	switch {
+	case o.shardEnv != "" && o.shard != "":
+		return loadgen.Shard{}, errors.New("give --shard i/N or --shard-index-env with --shards, not both")
+	case o.shardEnv != "":
+		if o.shards < 1 {
+			return loadgen.Shard{}, fmt.Errorf("--shard-index-env %s needs --shards N (N >= 1)", o.shardEnv)
+		}
+		return loadgen.ShardFromEnv(o.shardEnv, o.shards, lookup)
+	case o.shards != 0:
+		return loadgen.Shard{}, errors.New("--shards needs --shard-index-env (or give --shard i/N)")
+	}
+	sh, err := loadgen.ParseShard(o.shard)
+	if err != nil {
+		return loadgen.Shard{}, fmt.Errorf("--shard: %w", err)
+	}
+	return sh, nil
+}
+
+// waitForStart waits for the common start of a synchronized run. A shard that gets there
+// late was not ready: it says so, runs anyway (its load is part of the run the other shards
+// measure, and what it measures is kept) and its summary records the run as invalid, which
+// report merge carries into the merged run.
+func waitForStart(ctx context.Context, out io.Writer, sh loadgen.Shard, at time.Time, step *sim.Step) error {
+	if step.Extra == nil {
+		step.Extra = map[string]any{}
+	}
+	step.Extra["start_at"] = at.UTC().Format(time.RFC3339Nano)
+	stamp := at.UTC().Format(time.RFC3339Nano)
+	if d := time.Until(at); d > 0 {
+		fmt.Fprintf(out, "start:     shard %s ready; waiting %s for the common start %s\n", sh, d.Round(time.Millisecond), stamp)
+	}
+	late, err := loadgen.WaitUntil(ctx, nil, at)
+	if err != nil {
+		return err
+	}
+	if late > 0 {
+		why := fmt.Sprintf("shard %s was not ready at the common start %s (ready %s late): its load window does not line up with the other shards'",
+			sh, stamp, late.Round(time.Millisecond))
+		fmt.Fprintf(out, "NOT READY: %s; running anyway, the run is invalid\n", why)
+		step.Invalid = append(step.Invalid, why)
 	}
 	return nil
 }

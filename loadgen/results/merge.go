@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
@@ -82,8 +83,58 @@ func Merge(dirs ...string) (*Summary, error) {
 		for _, w := range s.Warnings {
 			r.warnings = append(r.warnings, labels[i]+": "+w)
 		}
+		// A shard that was not a valid measurement makes the merge invalid too.
+		for _, x := range s.Invalid {
+			r.invalid = append(r.invalid, labels[i]+": "+x)
+		}
+	}
+	r.shardRuns = shardRuns(labels, sums, r.start)
+	if skew := startSkew(r.shardRuns); len(sums) > 1 && skew > maxMergeSkew {
+		r.warnings = append(r.warnings, fmt.Sprintf("the shards' load windows started up to %s apart: "+
+			"the merged rates are averaged over the union of the windows (start the shards together with load --start-at)",
+			skew.Round(time.Millisecond)))
 	}
 	return summarize(r)
+}
+
+// maxMergeSkew is the start skew above which a merge warns that the shards' windows do not
+// line up (each --start-at shard starts within milliseconds of the others).
+const maxMergeSkew = time.Second
+
+// shardRuns is the per-shard table of a merge.
+func shardRuns(labels []string, sums []*Summary, first time.Time) []ShardRun {
+	rows := make([]ShardRun, len(sums))
+	for i, s := range sums {
+		t := s.Tally
+		row := ShardRun{Shard: labels[i], Start: s.Start, End: s.End,
+			StartOffsetMS: float64(s.Start.Sub(first).Microseconds()) / 1000,
+			IntendedRate:  s.Params.Rate, AchievedRate: s.AchievedRate,
+			Attempts: t.Attempts, Errors: t.Errors(), Lost: t.Lost, LateStarts: t.LateStarts, MaxLateLagUS: t.MaxLateLagUS,
+			SetupP99US: s.Metrics[metrics.Setup.String()].Corrected.P99US,
+			Invalid:    s.Invalid}
+		if n, ok := s.Params.Extra["endpoints_failed"].(float64); ok {
+			row.EndpointsFailed = int(n)
+		}
+		rows[i] = row
+	}
+	return rows
+}
+
+// startSkew is the spread of the shards' window starts.
+func startSkew(rows []ShardRun) time.Duration {
+	if len(rows) == 0 {
+		return 0
+	}
+	lo, hi := rows[0].Start, rows[0].Start
+	for _, r := range rows[1:] {
+		if r.Start.Before(lo) {
+			lo = r.Start
+		}
+		if r.Start.After(hi) {
+			hi = r.Start
+		}
+	}
+	return hi.Sub(lo)
 }
 
 // checkShards labels each summary and refuses merges that would double count.

@@ -38,6 +38,9 @@ type Summary struct {
 	// flight by a finished run, accounting that does not balance); empty when valid. An
 	// invalid run's SLO verdicts are no verdict on the target.
 	Invalid []string `json:"invalid,omitempty"`
+	// ShardRuns (merged runs) has one row per shard, in merge order: a weak or late node
+	// shows here even when the totals look fine.
+	ShardRuns []ShardRun `json:"shard_runs,omitempty"`
 	// Baseline is present when the run also relayed its messages as raw MQTT (--baseline).
 	Baseline *Baseline `json:"baseline,omitempty"`
 }
@@ -61,6 +64,27 @@ type Baseline struct {
 	// limit only when the run offered more than the target sustains (a saturating run).
 	Ratio float64 `json:"ratio"`
 	Note  string  `json:"note,omitempty"`
+}
+
+// ShardRun is one shard's part of a merged run.
+type ShardRun struct {
+	Shard string    `json:"shard"` // "i/N", or the directory name of an unlabelled run
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// StartOffsetMS is how long after the earliest shard this one started its window: the
+	// skew of a synchronized start (--start-at).
+	StartOffsetMS float64 `json:"start_offset_ms"`
+	IntendedRate  float64 `json:"intended_rate"` // this shard's share of the offered rate
+	AchievedRate  float64 `json:"achieved_rate"` // its attempts per second over its own window
+	Attempts      uint64  `json:"attempts"`
+	Errors        uint64  `json:"errors"`          // completed calls that did not succeed
+	Lost          uint64  `json:"lost"`            // checked messages lost
+	LateStarts    uint64  `json:"late_starts"`     // calls it started over the late threshold behind schedule
+	MaxLateLagUS  int64   `json:"max_late_lag_us"` // its worst late start
+	SetupP99US    int64   `json:"setup_p99_us"`    // corrected setup p99 of its calls
+	// EndpointsFailed are the shard's endpoints that did not come up (params extra).
+	EndpointsFailed int      `json:"endpoints_failed"`
+	Invalid         []string `json:"invalid,omitempty"`
 }
 
 // NewLatencyStats summarizes a latency histogram (µs) the way metrics are summarized.
@@ -162,6 +186,8 @@ type run struct {
 	interrupted bool
 	rebuilt     bool
 	warnings    []string // from the source (rebuild notes, shard warnings)
+	invalid     []string // from the source (Writer.AddInvalid, shards' Invalid)
+	shardRuns   []ShardRun
 }
 
 // summarize computes a summary, judges the SLOs and adds validity warnings.
@@ -210,7 +236,8 @@ func summarize(r run) (*Summary, error) {
 	}
 	s.SLOPassed = s.Passed()
 	s.Warnings = append(s.Warnings, validityWarnings(s)...)
-	s.Invalid = invalidity(s)
+	s.Invalid = append(append([]string(nil), r.invalid...), invalidity(s)...)
+	s.ShardRuns = r.shardRuns
 	return s, nil
 }
 

@@ -63,6 +63,7 @@ type Writer struct {
 	done     bool            // the log is closed
 	baseline *Baseline       // SetBaseline: goes into the summary
 	warnings []string        // AddWarning: go into the summary
+	invalid  []string        // AddInvalid: go into the summary's Invalid
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -245,6 +246,21 @@ func (w *Writer) AddWarning(msg string) {
 	w.mu.Unlock()
 }
 
+// AddInvalid records a reason the run is not a valid measurement that only the caller knows
+// (e.g. a shard that was not ready at the common start of a synchronized run): Finalize puts
+// it in the summary's Invalid. Empty reasons and reasons added once Finalize has begun are
+// ignored.
+func (w *Writer) AddInvalid(why string) {
+	if why == "" {
+		return
+	}
+	w.mu.Lock()
+	if !w.closing {
+		w.invalid = append(w.invalid, why)
+	}
+	w.mu.Unlock()
+}
+
 // Finalize ends the run: it closes the recorder (calls in progress become aborted), writes the
 // last interval and an end marker to the log, then the .hgrm files and summary.json. end is
 // the end of the load window (zero: now); interrupted marks a run stopped early (Ctrl-C, error).
@@ -275,7 +291,7 @@ func (w *Writer) Finalize(end time.Time, interrupted bool) (*Summary, error) {
 	sum, err := summarize(run{
 		params: w.params, start: w.start, end: end,
 		corrected: snap.Corrected, uncorrected: snap.Uncorrected,
-		tally: snap.Tally, interrupted: interrupted, warnings: w.warnings,
+		tally: snap.Tally, interrupted: interrupted, warnings: w.warnings, invalid: w.invalid,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("results %s: %w", w.dir, errors.Join(append(errs, err)...))

@@ -146,6 +146,9 @@ type Step struct {
 	// Warnings are added to the summary's warnings (results.Writer.AddWarning), e.g. that
 	// the ramp before the step fell behind.
 	Warnings []string
+	// Invalid are reasons the step is not a valid measurement that the caller knows of (a
+	// shard not ready at the common start): they go into the summary's Invalid.
+	Invalid []string
 	// HarnessVersion is recorded in params.json.
 	HarnessVersion string
 
