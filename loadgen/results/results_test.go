@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -619,5 +620,78 @@ func TestAddWarningReachesSummaryJSON(t *testing.T) {
 				t.Errorf("warning %q should have been ignored", x)
 			}
 		}
+	}
+}
+
+// TestMergeShardRows: a merge has one row per shard (its own attempts, errors, late starts,
+// start offset), carries a shard's invalid reasons into the merged Invalid, and warns when the
+// shards' windows do not line up.
+func TestMergeShardRows(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	a, b, c := filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")
+	sa := shardRun(t, a, "0/3", epoch, randomLatencies(3, 100), 2)
+	shardRun(t, b, "1/3", epoch.Add(20*time.Millisecond), randomLatencies(4, 50), 0)
+	// Shard 2/3 was not ready: started 1.5 s late and recorded why.
+	clk := &stepClock{now: epoch.Add(1500 * time.Millisecond)}
+	rec := metrics.NewRecorder()
+	p := baseParams()
+	p.Shard, p.Rate = "2/3", 5
+	w, err := Create(c, p, rec, WithClock(clk.Now), WithFlushEvery(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.AddInvalid("shard 2/3 was not ready at the common start")
+	w.AddInvalid("")
+	rec.LateStart(30 * time.Millisecond)
+	at := rec.Begin()
+	rec.RecordDurations(metrics.Setup, ms(5), ms(5))
+	at.End(metrics.Success, "")
+	clk.advance(time.Second)
+	sc, err := w.Finalize(time.Time{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.Invalid) != 1 || sc.Invalid[0] != "shard 2/3 was not ready at the common start" {
+		t.Fatalf("shard invalid %q", sc.Invalid)
+	}
+
+	m, err := Merge(a, b, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.ShardRuns) != 3 {
+		t.Fatalf("%d shard rows, want 3", len(m.ShardRuns))
+	}
+	r0, r1, r2 := m.ShardRuns[0], m.ShardRuns[1], m.ShardRuns[2]
+	if r0.Shard != "0/3" || r0.Attempts != 100 || r0.Errors != 2 || r0.StartOffsetMS != 0 || r0.IntendedRate != 5 || r0.AchievedRate != sa.AchievedRate {
+		t.Errorf("row 0/3: %+v", r0)
+	}
+	if r1.Attempts != 50 || r1.Errors != 0 || r1.StartOffsetMS != 20 {
+		t.Errorf("row 1/3: %+v", r1)
+	}
+	if r2.Attempts != 1 || r2.LateStarts != 1 || r2.MaxLateLagUS != 30000 || r2.StartOffsetMS != 1500 || len(r2.Invalid) != 1 {
+		t.Errorf("row 2/3: %+v", r2)
+	}
+	var sum uint64
+	for _, r := range m.ShardRuns {
+		sum += r.Attempts
+	}
+	if sum != m.Tally.Attempts {
+		t.Errorf("rows add up to %d attempts, merged %d", sum, m.Tally.Attempts)
+	}
+	if len(m.Invalid) != 1 || m.Invalid[0] != "2/3: shard 2/3 was not ready at the common start" {
+		t.Errorf("merged invalid %q", m.Invalid)
+	}
+	if !slices.ContainsFunc(m.Warnings, func(w string) bool { return strings.Contains(w, "started up to 1.5s apart") }) {
+		t.Errorf("no skew warning in %q", m.Warnings)
+	}
+	// Shards started together (a and b, 20 ms apart): no skew warning, nothing invalid.
+	m2, err := Merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m2.Invalid) != 0 || slices.ContainsFunc(m2.Warnings, func(w string) bool { return strings.Contains(w, "apart") }) {
+		t.Errorf("aligned shards: invalid %q, warnings %q", m2.Invalid, m2.Warnings)
 	}
 }

@@ -195,6 +195,17 @@ func TestMergedShardsReport(t *testing.T) {
 	if r.Kind != "merge" || r.Tally.Attempts != attempts || len(r.Run.Shards) != 3 {
 		t.Fatalf("kind %s, %d attempts (want %d), shards %v", r.Kind, r.Tally.Attempts, attempts, r.Run.Shards)
 	}
+	// One row per shard, in the JSON and the HTML: a weak node stays visible.
+	if len(r.Run.ShardRuns) != 3 || r.Run.ShardRuns[2].Shard != "2/3" || r.Run.ShardRuns[2].StartOffsetMS != 600 {
+		t.Errorf("shard rows %+v", r.Run.ShardRuns)
+	}
+	var page bytes.Buffer
+	if err := r.HTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.String(), "<h2>Shards</h2>") || !strings.Contains(page.String(), "600.0 ms") {
+		t.Error("HTML report lacks the per-shard table")
+	}
 	var got uint64
 	for _, iv := range r.Timeline {
 		got += deref(iv.Attempts)

@@ -47,19 +47,21 @@ type Report struct {
 
 // Run is the summary of the run without its histograms.
 type Run struct {
-	Params       results.Params `json:"params"`
-	Shards       []string       `json:"shards,omitempty"`
-	Start        time.Time      `json:"start"`
-	End          time.Time      `json:"end"`
-	DurationS    float64        `json:"duration_s"`
-	Interrupted  bool           `json:"interrupted"`
-	Rebuilt      bool           `json:"rebuilt"`
-	AchievedRate float64        `json:"achieved_rate"`
-	Goodput      float64        `json:"goodput"`
-	ErrorRatio   *float64       `json:"error_ratio"` // errors/completed; null when nothing completed
-	SLO          slo.Verdicts   `json:"slo"`
-	SLOPassed    bool           `json:"slo_passed"`
-	Warnings     []string       `json:"warnings"`
+	Params results.Params `json:"params"`
+	Shards []string       `json:"shards,omitempty"`
+	// ShardRuns: a merged run's per-shard rows (results.Summary.ShardRuns).
+	ShardRuns    []results.ShardRun `json:"shard_runs,omitempty"`
+	Start        time.Time          `json:"start"`
+	End          time.Time          `json:"end"`
+	DurationS    float64            `json:"duration_s"`
+	Interrupted  bool               `json:"interrupted"`
+	Rebuilt      bool               `json:"rebuilt"`
+	AchievedRate float64            `json:"achieved_rate"`
+	Goodput      float64            `json:"goodput"`
+	ErrorRatio   *float64           `json:"error_ratio"` // errors/completed; null when nothing completed
+	SLO          slo.Verdicts       `json:"slo"`
+	SLOPassed    bool               `json:"slo_passed"`
+	Warnings     []string           `json:"warnings"`
 	// Invalid says why the run is not a valid measurement (results.Summary.Invalid).
 	Invalid []string `json:"invalid,omitempty"`
 	// Step: for a capacity report, which step this is and why it was chosen.
@@ -231,7 +233,7 @@ func exists(p string) bool {
 func (r *Report) fromSummary() {
 	s := r.summary
 	r.Run = Run{
-		Params: s.Params, Shards: s.Shards, Start: s.Start, End: s.End, DurationS: s.DurationS,
+		Params: s.Params, Shards: s.Shards, ShardRuns: s.ShardRuns, Start: s.Start, End: s.End, DurationS: s.DurationS,
 		Interrupted: s.Interrupted, Rebuilt: s.Rebuilt, AchievedRate: s.AchievedRate, Goodput: s.Goodput,
 		SLO: s.SLO, SLOPassed: s.SLOPassed, Warnings: append(r.Run.Warnings, s.Warnings...), Invalid: s.Invalid, Step: r.Run.Step,
 	}

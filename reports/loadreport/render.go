@@ -91,7 +91,12 @@ var bodyTmpl = template.Must(template.New("load").Funcs(tmplFuncs).Parse(`
 {{if $.Run.Step}}<p>The sections below detail {{$.Run.Step}}.</p>{{end}}{{end}}
 <h2>Run parameters</h2>
 <table class="kv">{{range .Params}}<tr><th>{{.K}}</th><td>{{.V}}</td></tr>{{end}}</table>
-{{if .Run.SLO}}<h2>Thresholds</h2>
+{{if .Run.ShardRuns}}<h2>Shards</h2>
+<p class="muted">Each shard's own window, rates and trouble: a node that started late, fell behind its schedule (late starts) or saw more errors shows here even when the totals look fine. Start offset is from the earliest shard's start.</p>
+<table><thead><tr><th>shard</th><th class="num">start offset</th><th class="num">intended/s</th><th class="num">achieved/s</th><th class="num">attempts</th><th class="num">errors</th><th class="num">lost</th><th class="num">late starts</th><th class="num">worst late</th><th class="num">setup p99</th><th class="num">endpoints failed</th><th>validity</th></tr></thead><tbody>
+{{range .Run.ShardRuns}}<tr><td class="mono">{{.Shard}}</td><td class="num">{{f1 .StartOffsetMS}} ms</td><td class="num">{{f1 .IntendedRate}}</td><td class="num">{{f1 .AchievedRate}}</td><td class="num">{{.Attempts}}</td><td class="num">{{.Errors}}</td><td class="num">{{.Lost}}</td><td class="num">{{.LateStarts}}</td><td class="num">{{us .MaxLateLagUS}}</td><td class="num">{{us .SetupP99US}}</td><td class="num">{{.EndpointsFailed}}</td><td>{{if .Invalid}}<span class="verdict v-fail">invalid</span> <small>{{join .Invalid "; "}}</small>{{else}}valid{{end}}</td></tr>
+{{end}}</tbody></table>
+{{end}}{{if .Run.SLO}}<h2>Thresholds</h2>
 <table><thead><tr><th>threshold</th><th>measured</th><th>verdict</th></tr></thead><tbody>
 {{range .Run.SLO}}<tr><td class="mono">{{.Threshold}}</td><td>{{.Measured}}{{if .Note}} <small>({{.Note}})</small>{{end}}</td><td>{{if .Pass}}<span class="verdict v-pass">pass</span>{{else}}<span class="verdict v-fail">fail</span>{{end}}</td></tr>
 {{end}}</tbody></table>{{end}}
