@@ -159,25 +159,51 @@ func writeLoadOutputs(out io.Writer, r *loadreport.Report, o outputs) error {
 }
 
 func newReportMergeCmd() *cobra.Command {
+	var shards int
 	cmd := &cobra.Command{
 		Use:   "merge OUT DIR...",
 		Short: "Merge shard results directories exactly into OUT, then write its report",
 		Long: `Merge the results directories of the shards of one run into OUT (results.MergeDir):
 histograms merged value for value, counters added, intervals interleaved in time order. Refuses
 the same shard twice, shards of different counts and re-merging a merge. Then writes
-OUT/report.html and OUT/report.json.`,
-		Example: `  rtcomm-harness report merge results/all results/shard-0 results/shard-1 results/shard-2`,
-		Args:    cobra.MinimumNArgs(2),
+OUT/report.html and OUT/report.json, with one row per shard (start offset, rates, errors, lost
+messages, late starts, validity).
+
+A DIR with * ? or [ is a pattern the command expands itself (the container image has no
+shell). --shards N refuses a merge that is not exactly shards 0/N .. N-1/N.`,
+		Example: `  rtcomm-harness report merge results/all results/shard-0 results/shard-1 results/shard-2
+  rtcomm-harness report merge --shards 3 /results/run1/merged '/results/run1/shard-*'`,
+		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
-			sum, err := results.MergeDir(args[0], args[1:]...)
+			dirs, err := expandDirs(args[1:])
+			if err != nil {
+				return err
+			}
+			if shards > 0 {
+				pre, err := results.Merge(dirs...)
+				if err != nil {
+					return err
+				}
+				if err := completeShards(pre.Shards, shards); err != nil {
+					return err
+				}
+			}
+			sum, err := results.MergeDir(args[0], dirs...)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "merged %d results directories into %s: %d call attempts, %.1f/s achieved\n",
-				len(args)-1, args[0], sum.Tally.Attempts, sum.AchievedRate)
+				len(dirs), args[0], sum.Tally.Attempts, sum.AchievedRate)
+			for _, r := range sum.ShardRuns {
+				fmt.Fprintf(out, "  shard %-6s start %+8.1f ms  %6.1f/s of %g/s  %d attempts, %d errors, %d lost, %d late starts\n",
+					r.Shard, r.StartOffsetMS, r.AchievedRate, r.IntendedRate, r.Attempts, r.Errors, r.Lost, r.LateStarts)
+			}
 			for _, w := range sum.Warnings {
 				fmt.Fprintf(out, "  warning: %s\n", w)
+			}
+			for _, x := range sum.Invalid {
+				fmt.Fprintf(out, "  INVALID: %s\n", x)
 			}
 			r, err := loadreport.Build(args[:1], loadreport.Options{})
 			if err != nil {
@@ -186,7 +212,46 @@ OUT/report.html and OUT/report.json.`,
 			return writeLoadOutputs(out, r, outputs{html: filepath.Join(args[0], reportHTML), json: filepath.Join(args[0], reportJSON)})
 		},
 	}
+	cmd.Flags().IntVar(&shards, "shards", 0, "require exactly the shards 0/N .. N-1/N (0: merge what is given)")
 	return cmd
+}
+
+// expandDirs expands the arguments that are patterns (filepath.Glob), in order.
+func expandDirs(args []string) ([]string, error) {
+	var dirs []string
+	for _, a := range args {
+		if !strings.ContainsAny(a, "*?[") {
+			dirs = append(dirs, a)
+			continue
+		}
+		m, err := filepath.Glob(a)
+		if err != nil {
+			return nil, fmt.Errorf("pattern %q: %w", a, err)
+		}
+		if len(m) == 0 {
+			return nil, fmt.Errorf("no results directories match %q", a)
+		}
+		dirs = append(dirs, m...)
+	}
+	return dirs, nil
+}
+
+// completeShards checks that labels are exactly the shards 0/n .. n-1/n.
+func completeShards(labels []string, n int) error {
+	have := map[string]bool{}
+	for _, l := range labels {
+		have[l] = true
+	}
+	var missing []string
+	for i := range n {
+		if l := fmt.Sprintf("%d/%d", i, n); !have[l] {
+			missing = append(missing, l)
+		}
+	}
+	if len(missing) > 0 || len(labels) != n {
+		return fmt.Errorf("--shards %d: have %v, missing %v: the merge would cover part of the run", n, labels, missing)
+	}
+	return nil
 }
 
 func newReportPlanCmd() *cobra.Command {
