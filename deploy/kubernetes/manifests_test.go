@@ -237,8 +237,8 @@ func TestManifests(t *testing.T) {
 	}
 	n := *load.Completions
 	if load.BackoffLimitPerIndex == nil || *load.BackoffLimitPerIndex != 0 || load.MaxFailedIndexes == nil || *load.MaxFailedIndexes != n {
-		t.Errorf("load Job: backoffLimitPerIndex %v, maxFailedIndexes %v: want 0 and %d (no late retries; a failed shard does not stop the others)",
-			load.BackoffLimitPerIndex, load.MaxFailedIndexes, n)
+		t.Errorf("load Job: backoffLimitPerIndex %s, maxFailedIndexes %s: want 0 and %d (no late retries; a failed shard does not stop the others)",
+			show(load.BackoffLimitPerIndex), show(load.MaxFailedIndexes), n)
 	}
 	if load.BackoffLimit != nil {
 		t.Errorf("load Job sets backoffLimit %d: with it a failed shard can terminate the running ones", *load.BackoffLimit)
@@ -383,6 +383,13 @@ func TestManifests(t *testing.T) {
 			t.Errorf("merge container %s image %q, load image %q", x.Name, x.Image, c.Image)
 		}
 	}
+}
+
+func show(p *int) string {
+	if p == nil {
+		return "unset"
+	}
+	return strconv.Itoa(*p)
 }
 
 // quantity parses the Kubernetes quantities the manifests use (m, Ki/Mi/Gi, k/M/G, plain).
