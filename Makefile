@@ -4,7 +4,7 @@ BIN     ?= bin/rtcomm-harness
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test vet unit serve bench clean certify screenshots soak perf
+.PHONY: all build test vet unit serve bench clean certify screenshots soak perf image distributed-demo
 
 all: build
 
@@ -55,6 +55,20 @@ screenshots:
 PERF_ARGS ?=
 perf:
 	env GO=$(GO) $(PERF_ARGS) ./loadgen/perf.sh
+
+## image: container image FROM scratch with the static (CGO_ENABLED=0) binary, built with podman or
+##   docker, whichever is installed (deploy/container/build.sh). make image IMAGE=registry/rtcomm-harness:tag
+IMAGE ?= rtcomm-harness:dev
+image:
+	IMAGE=$(IMAGE) VERSION=$(VERSION) GO=$(GO) deploy/container/build.sh
+
+## distributed-demo: the Kubernetes path without a cluster (docs/DISTRIBUTED.md): the load Job's
+##   command line as 3 shard processes (index from JOB_COMPLETION_INDEX, one results folder, one
+##   start time) against `serve` in its own process, then the merge Job's commands; checks start
+##   skew < 50 ms, merged attempts = sum of the shards, merged rate = offered within 2 %, merged
+##   histograms = the shards' logs merged directly. Also parses the manifests.
+distributed-demo: build
+	RTCOMM_HARNESS_BIN=$(abspath $(BIN)) $(GO) test -count=1 -v -run 'TestDistributedDemo|TestManifests' ./deploy/kubernetes/
 
 ## bench: Go benchmarks (figures go to docs/PERFORMANCE.md)
 bench:

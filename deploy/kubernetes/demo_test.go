@@ -37,16 +37,15 @@ const (
 	demoRateSlack = 0.02
 )
 
-// harnessBinary returns the rtcomm-harness binary: $RTCOMM_HARNESS_BIN (make
-// distributed-demo passes the one it built) or a static build like the image's.
+// harnessBinary returns the rtcomm-harness binary: $RTCOMM_HARNESS_BIN (an absolute path;
+// make distributed-demo passes the one it built) or a static build like the image's.
 func harnessBinary(t *testing.T) string {
 	t.Helper()
 	if b := os.Getenv("RTCOMM_HARNESS_BIN"); b != "" {
-		abs, err := filepath.Abs(b)
-		if err != nil {
-			t.Fatal(err)
+		if !filepath.IsAbs(b) {
+			t.Fatalf("RTCOMM_HARNESS_BIN=%s: give an absolute path (tests run in their package directory)", b)
 		}
-		return abs
+		return b
 	}
 	bin := filepath.Join(t.TempDir(), "rtcomm-harness")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/rtcomm-harness/rtcomm-harness/cmd/rtcomm-harness")
