@@ -127,20 +127,27 @@ the last send. A finished run therefore has 0 messages in flight. Results: --out
 (params.json, intervals.hlog written every second, <metric>.hgrm, summary.json); formats in
 loadgen/README.md.
 
+Many generators (docs/DISTRIBUTED.md): --shard i/N, or --shard-index-env VAR --shards N with
+i from the environment (a Kubernetes Indexed Job's JOB_COMPLETION_INDEX), makes this generator
+shard i of N (own endpoint IDs, 1/N of the rates); merge the shards with report merge. With
+--start-at every shard connects and registers first, then waits for the common start of the
+load window; a shard not ready by then says so, still runs, and its run is invalid (exit 2).
+
 Ctrl-C / SIGTERM stops scheduling, drains at most 2 s and finalizes: everything measured is
 kept, the summary says the run was interrupted and how many messages were left in flight,
 and the run is invalid (exit 2). If the target vanishes mid-run the results cover the run
 until then and the exit status is 2.
 
 Exit status: 0 ok; 1 an --slo threshold was breached; 2 the harness failed or the run is not
-valid, whatever the SLOs say (target lost, interrupted, messages in flight after the drain,
-accounting does not balance, or the generator fell behind: more than --max-late (default 1%)
-of calls started over 10 ms late, or any over 100 ms; every late start is reported in the
-summary's warnings either way).`,
+valid, whatever the SLOs say (target lost, interrupted, not ready at --start-at, messages in
+flight after the drain, accounting does not balance, or the generator fell behind: more than
+--max-late (default 1%) of calls started over 10 ms late, or any over 100 ms; every late start
+is reported in the summary's warnings either way).`,
 		Example: `  rtcomm-harness load
   rtcomm-harness load --endpoints 10000 --ramp-rate 500 --rate 500 --duration 60s --slo 'setup.p99<100ms,lost<=0'
   rtcomm-harness load --broker tcp://127.0.0.1:1883 --baseline
   rtcomm-harness load --broker tcp://mq:1883 --no-connector --shard 0/4 --endpoints 40000 --rate 2000
+  JOB_COMPLETION_INDEX=1 rtcomm-harness load --broker tcp://mq:1883 --no-connector --shard-index-env JOB_COMPLETION_INDEX --shards 3 --start-at 2026-12-02T10:30:00Z
   rtcomm-harness load --endpoints 200 --duration 10s --reject-share 0 --fault drop-ice:0.05 --slo 'lost<=0'   # self-test: exits 1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

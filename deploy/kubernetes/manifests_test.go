@@ -248,6 +248,9 @@ func TestManifests(t *testing.T) {
 		t.Fatalf("load pod: restartPolicy %q, %d containers; want Never and 1", ps.RestartPolicy, len(ps.Containers))
 	}
 	c := ps.Containers[0]
+	if c.Image != "rtcomm-harness:dev" {
+		t.Errorf("load image %q: run.sh replaces exactly rtcomm-harness:dev with $IMAGE", c.Image)
+	}
 	if len(c.Command) != 0 || len(c.Args) == 0 || c.Args[0] != "load" {
 		t.Fatalf("load container runs %v %v, want the image's entrypoint with args load ...", c.Command, c.Args)
 	}
