@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,5 +146,38 @@ func TestReportMergeAndLoadCommands(t *testing.T) {
 	out, err = runRoot(t, "report", "load", "--html", "-", a)
 	if err != nil || !strings.Contains(out, "<!DOCTYPE html>") {
 		t.Errorf("report load --html -: %v", err)
+	}
+}
+
+// TestReportMergeShardsAndPattern: report merge expands a pattern itself (the image has no
+// shell), prints a row per shard, and --shards N refuses a merge that lacks a shard.
+func TestReportMergeShardsAndPattern(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 3 {
+		shard(t, filepath.Join(dir, "run", fmt.Sprintf("shard-%d", i)), fmt.Sprintf("%d/3", i), start)
+	}
+	pattern := filepath.Join(dir, "run", "shard-*")
+	// Shard 2/3 missing: refused with --shards 3, and nothing is written.
+	if _, err := runRoot(t, "report", "merge", "--shards", "3", filepath.Join(dir, "part"), pattern[:len(pattern)-1]+"[01]"); err == nil ||
+		!strings.Contains(err.Error(), "missing [2/3]") {
+		t.Errorf("merge of 2 of 3 shards with --shards 3: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "part")); err == nil {
+		t.Error("a refused merge wrote its output directory")
+	}
+	if _, err := runRoot(t, "report", "merge", filepath.Join(dir, "none"), filepath.Join(dir, "nothing-*")); err == nil ||
+		!strings.Contains(err.Error(), "no results directories match") {
+		t.Errorf("pattern matching nothing: %v", err)
+	}
+	out, err := runRoot(t, "report", "merge", "--shards", "3", filepath.Join(dir, "merged"), pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"merged 3 results directories", "30 call attempts", "shard 0/3", "shard 2/3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("merge output lacks %q:\n%s", want, out)
+		}
 	}
 }
