@@ -54,14 +54,7 @@ func TestLoadStartAt(t *testing.T) {
 	o := tinyLoad(t)
 	at := time.Now().Add(3 * time.Second)
 	o.startAt = at.UTC().Format(time.RFC3339Nano)
-	var out bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err := runLoad(ctx, o, &out, &out, false, slog.New(slog.DiscardHandler))
-	var ee *exitError
-	if err != nil && !(errors.As(err, &ee) && ee.code == exitLoadInvalid && strings.Contains(err.Error(), "late starts")) {
-		t.Fatalf("load: %v\n%s", err, out.String())
-	}
+	out := runLoadValid(t, o)
 	sum, err := results.Load(o.out)
 	if err != nil {
 		t.Fatal(err)

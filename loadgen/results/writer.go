@@ -235,28 +235,22 @@ func (w *Writer) SetBaseline(b *Baseline) {
 // recorder cannot, e.g. deliveries a broker dropped) to the summary Finalize writes, ahead of
 // the warnings Finalize computes itself. Empty warnings and warnings added once Finalize has
 // begun are ignored.
-func (w *Writer) AddWarning(msg string) {
-	if msg == "" {
-		return
-	}
-	w.mu.Lock()
-	if !w.closing {
-		w.warnings = append(w.warnings, msg)
-	}
-	w.mu.Unlock()
-}
+func (w *Writer) AddWarning(msg string) { w.addNote(&w.warnings, msg) }
 
 // AddInvalid records a reason the run is not a valid measurement that only the caller knows
 // (e.g. a shard that was not ready at the common start of a synchronized run): Finalize puts
 // it in the summary's Invalid. Empty reasons and reasons added once Finalize has begun are
 // ignored.
-func (w *Writer) AddInvalid(why string) {
-	if why == "" {
+func (w *Writer) AddInvalid(why string) { w.addNote(&w.invalid, why) }
+
+// addNote appends a non-empty note to *to unless Finalize has begun.
+func (w *Writer) addNote(to *[]string, note string) {
+	if note == "" {
 		return
 	}
 	w.mu.Lock()
 	if !w.closing {
-		w.invalid = append(w.invalid, why)
+		*to = append(*to, note)
 	}
 	w.mu.Unlock()
 }
