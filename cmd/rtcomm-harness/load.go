@@ -322,10 +322,7 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	}
 	defer stopProfiles(log)
 	if !startAt.IsZero() {
-		// Last before the step: everything above (endpoints, profiles) is readiness.
-		if err := waitForStart(ctx, out, sh, startAt, &step); err != nil {
-			return invalid(err)
-		}
+		syncStart(out, sh, startAt, &step)
 	}
 	sum, err := pool.CallStep(ctx, dir, step)
 	if sum != nil {
@@ -373,30 +370,21 @@ func (o loadOptions) resolveShard(lookup func(string) (string, bool)) (loadgen.S
 	return sh, nil
 }
 
-// waitForStart waits for the common start of a synchronized run. A shard that gets there
-// late was not ready: it says so, runs anyway (its load is part of the run the other shards
-// measure, and what it measures is kept) and its summary records the run as invalid, which
-// report merge carries into the merged run.
-func waitForStart(ctx context.Context, out io.Writer, sh loadgen.Shard, at time.Time, step *sim.Step) error {
+// syncStart sets up the step's wait for the common start of a synchronized run (the step
+// waits once its results directory is ready). A shard that gets there late says so, runs
+// anyway (its load is part of the run the other shards measure, and what it measures is kept)
+// and its summary records the run as invalid, which report merge carries into the merged run.
+func syncStart(out io.Writer, sh loadgen.Shard, at time.Time, step *sim.Step) {
 	if step.Extra == nil {
 		step.Extra = map[string]any{}
 	}
-	step.Extra["start_at"] = at.UTC().Format(time.RFC3339Nano)
 	stamp := at.UTC().Format(time.RFC3339Nano)
+	step.Extra["start_at"] = stamp
+	step.StartAt = at
+	step.NotReady = func(why string) { fmt.Fprintf(out, "NOT READY: %s; running anyway, the run is invalid\n", why) }
 	if d := time.Until(at); d > 0 {
 		fmt.Fprintf(out, "start:     shard %s ready; waiting %s for the common start %s\n", sh, d.Round(time.Millisecond), stamp)
 	}
-	late, err := loadgen.WaitUntil(ctx, nil, at)
-	if err != nil {
-		return err
-	}
-	if late > 0 {
-		why := fmt.Sprintf("shard %s was not ready at the common start %s (ready %s late): its load window does not line up with the other shards'",
-			sh, stamp, late.Round(time.Millisecond))
-		fmt.Fprintf(out, "NOT READY: %s; running anyway, the run is invalid\n", why)
-		step.Invalid = append(step.Invalid, why)
-	}
-	return nil
 }
 
 // startWaitProfiles starts the block, mutex and trace profiles the options ask for; the

@@ -695,3 +695,26 @@ func TestMergeShardRows(t *testing.T) {
 		t.Errorf("aligned shards: invalid %q, warnings %q", m2.Invalid, m2.Warnings)
 	}
 }
+
+// TestWriterWindowStart: a run that created its directory and then waited for a synchronized
+// start has its window, and so its rates, from that start; an earlier time is ignored.
+func TestWriterWindowStart(t *testing.T) {
+	t.Parallel()
+	clk := &stepClock{now: epoch}
+	rec := metrics.NewRecorder()
+	w, err := Create(filepath.Join(t.TempDir(), "run"), baseParams(), rec, WithClock(clk.Now), WithFlushEvery(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetWindowStart(epoch.Add(-time.Second)) // before Create: ignored
+	w.SetWindowStart(epoch.Add(2 * time.Second))
+	secondOfCalls(rec, 0)
+	clk.advance(5 * time.Second)
+	sum, err := w.Finalize(time.Time{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Start.Equal(epoch.Add(2*time.Second)) || sum.DurationS != 3 || sum.AchievedRate != 10.0/3 {
+		t.Errorf("start %s, window %gs, rate %g; want the window from the synchronized start (3 s, 10 calls)", sum.Start, sum.DurationS, sum.AchievedRate)
+	}
+}

@@ -64,6 +64,7 @@ type Writer struct {
 	baseline *Baseline       // SetBaseline: goes into the summary
 	warnings []string        // AddWarning: go into the summary
 	invalid  []string        // AddInvalid: go into the summary's Invalid
+	window   time.Time       // SetWindowStart: the load window's start when later than start
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -255,6 +256,18 @@ func (w *Writer) addNote(to *[]string, note string) {
 	w.mu.Unlock()
 }
 
+// SetWindowStart says the load window began at t, later than Create (a run that created its
+// results directory, then waited for a synchronized start): the summary's start, and so its
+// window and rates, begin at t. The interval log keeps Create's start (intervals before t hold
+// the ramp's measurements); a summary rebuilt from the log starts there.
+func (w *Writer) SetWindowStart(t time.Time) {
+	w.mu.Lock()
+	if !w.closing && t.After(w.start) {
+		w.window = t
+	}
+	w.mu.Unlock()
+}
+
 // Finalize ends the run: it closes the recorder (calls in progress become aborted), writes the
 // last interval and an end marker to the log, then the .hgrm files and summary.json. end is
 // the end of the load window (zero: now); interrupted marks a run stopped early (Ctrl-C, error).
@@ -282,8 +295,12 @@ func (w *Writer) Finalize(end time.Time, interrupted bool) (*Summary, error) {
 	errs = append(errs, writeEnd(w.lw, end, interrupted), w.sync(), w.f.Close())
 
 	snap := w.rec.Snapshot()
+	start := w.start
+	if !w.window.IsZero() {
+		start = w.window
+	}
 	sum, err := summarize(run{
-		params: w.params, start: w.start, end: end,
+		params: w.params, start: start, end: end,
 		corrected: snap.Corrected, uncorrected: snap.Uncorrected,
 		tally: snap.Tally, interrupted: interrupted, warnings: w.warnings, invalid: w.invalid,
 	})

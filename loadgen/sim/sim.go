@@ -146,9 +146,12 @@ type Step struct {
 	// Warnings are added to the summary's warnings (results.Writer.AddWarning), e.g. that
 	// the ramp before the step fell behind.
 	Warnings []string
-	// Invalid are reasons the step is not a valid measurement that the caller knows of (a
-	// shard not ready at the common start): they go into the summary's Invalid.
-	Invalid []string
+	// StartAt, when set, is the common start of a synchronized (sharded) run: the step
+	// prepares everything (results directory, trackers), waits until StartAt, and its load
+	// window starts then. A step that gets there after StartAt was not ready: it runs at once
+	// and the summary's Invalid says why; NotReady (optional) is told the reason at that moment.
+	StartAt  time.Time
+	NotReady func(why string)
 	// HarnessVersion is recorded in params.json.
 	HarnessVersion string
 

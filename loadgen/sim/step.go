@@ -187,9 +187,6 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 	for _, x := range s.Warnings {
 		w.AddWarning(x)
 	}
-	for _, x := range s.Invalid {
-		w.AddInvalid(x)
-	}
 	rec.TrackInFlight(st, st.led.inFlight)
 	p.cur.Store(st)
 	dropped0, _ := p.env.BrokerDropped()
@@ -227,8 +224,14 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 		}()
 		defer func() { stopProgress(); <-done }()
 	}
+	if !s.StartAt.IsZero() {
+		p.waitForStart(runCtx, s, w)
+	}
 	rs := loadgen.Run(runCtx, pacer, s.Duration, st.place,
 		loadgen.WithLateStart(func(_ time.Time, lag time.Duration) { rec.LateStart(lag) }), loadgen.WithClock(s.clock))
+	if !s.StartAt.IsZero() {
+		w.SetWindowStart(rs.Start)
+	}
 	stopRun()
 	var lostErr error
 	select {
@@ -295,6 +298,23 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 		return sum, errors.Join(lostErr, ferr)
 	}
 	return sum, ferr
+}
+
+// waitForStart waits for the common start of a synchronized run, everything else being ready.
+// Late means not ready: the run goes on (its load is part of what the other shards measure,
+// and what it measures is kept) and is invalid. A ctx ending during the wait ends the run
+// before its first call (loadgen.Run sees it).
+func (p *Pool) waitForStart(ctx context.Context, s Step, w *results.Writer) {
+	late, err := loadgen.WaitUntil(ctx, s.clock, s.StartAt)
+	if err != nil || late <= 0 {
+		return
+	}
+	why := fmt.Sprintf("shard %s was not ready at the common start %s (ready %s late): its load window does not line up with the other shards'",
+		p.cfg.Shard, s.StartAt.UTC().Format(time.RFC3339Nano), late.Round(time.Millisecond))
+	w.AddInvalid(why)
+	if s.NotReady != nil {
+		s.NotReady(why)
+	}
 }
 
 // lossSweepEvery is how often the loss sweep runs: a message is declared lost at most this
