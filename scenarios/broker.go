@@ -341,9 +341,6 @@ var _ = Describe("Broker capabilities", Area("broker"), func() {
 
 	It("serves MQTT over WebSocket at /mqtt and echoes the subprotocols mqtt and mqttv3.1", Req("BRK-008"), func(ctx SpecContext) {
 		e := NewEnv(ctx)
-		if !e.Decl.Claims(FeatureWebSocket) {
-			NotClaimed(FeatureWebSocket)
-		}
 		wsURL := e.Target.URL(true, false)
 		Harness(errIf(wsURL == "", "no WebSocket URL"), "target")
 		for _, proto := range []string{"mqttv3.1", "mqtt"} {
@@ -381,9 +378,6 @@ var _ = Describe("Broker capabilities", Area("broker"), func() {
 
 	It("delivers each message of a shared subscription to exactly one member", Req("BRK-010"), func(ctx SpecContext) {
 		e := NewEnv(ctx)
-		if !e.Decl.Claims(FeatureSharedSubs) {
-			NotClaimed(FeatureSharedSubs)
-		}
 		const members, messages = 3, 30
 		filter := "$share/g" + e.Tag + "/" + e.Path + "queue/#"
 		var subs []*Conn

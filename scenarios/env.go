@@ -97,6 +97,7 @@ func NewEnv(ctx context.Context, opts ...EnvOption) *Env {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	skipUnclaimed(&t.Decl)
 	e := &Env{
 		Ctx: ctx, Target: t, Decl: &t.Decl, Tag: randomTag(6), trace: newTrace(),
 	}
@@ -157,9 +158,22 @@ func NewEnv(ctx context.Context, opts ...EnvOption) *Env {
 	return e
 }
 
+// skipUnclaimed skips the scenario as "not claimed" when a requirement it names belongs to
+// an optional feature the target does not claim: the catalog's Feature is the only gate.
+func skipUnclaimed(d *Declaration) {
+	GinkgoHelper()
+	for _, id := range requirementLabels(CurrentSpecReport().Labels()) {
+		if r, ok := spec.Lookup(id); ok && !d.Claims(r.Feature) {
+			NotClaimed(r.Feature)
+		}
+	}
+}
+
 // CheckSoft is Check that does not stop the scenario: a violation is recorded and the
 // scenario fails when it ends, so independent checks after it still give their verdicts.
 func (e *Env) CheckSoft(req string, ok bool, expected string, actualFormat string, args ...any) {
+	GinkgoHelper()
+	mustName(req)
 	f := Finding{Req: req, Outcome: OutcomePass}
 	if !ok {
 		f = Finding{Req: req, Outcome: OutcomeFail, Expected: expected, Actual: fmt.Sprintf(actualFormat, args...)}
@@ -324,7 +338,7 @@ func (e *Env) MustConnect(req, name string, o ConnOptions) *Conn {
 	GinkgoHelper()
 	c, err := e.Connect(name, o)
 	if err != nil {
-		Violate(req, "the broker accepts the MQTT connection", "%v", err)
+		precondition(req, "the broker accepts the MQTT connection", "%v", err)
 	}
 	return c
 }
@@ -463,7 +477,7 @@ func (e *Env) teardown() {
 		msgs = append(msgs, f.String())
 	}
 	if len(leaks) == 0 && checked && e.usesConnector {
-		Pass(ReqNoRetainedLeak)
+		frameworkPass(ReqNoRetainedLeak)
 	}
 	if len(leaks) > 0 {
 		for req, ls := range e.leakRequirements(leaks) {

@@ -157,13 +157,27 @@ func (e *Env) checkFrom(topic string, raw []byte) {
 // Inbox is every publish this party received.
 func (p *Party) Inbox() *Inbox { return p.in }
 
-// Expect waits for the first unconsumed message that matches, failing req when none comes
-// within the reply timeout.
+// Expect waits for the first unconsumed message that matches: a pass of req when it comes,
+// a violation when none comes within the reply timeout.
 func (p *Party) Expect(req, expected string, match Match) Msg {
 	GinkgoHelper()
+	mustName(req)
 	m, ok := p.in.Await(p.env.Ctx, p.env.Reply(), match)
 	if !ok {
 		Violate(req, expected, "nothing within %s at %s; it received %s", p.env.Reply(), p.ID(), p.in.Summary())
+	}
+	Pass(req)
+	return m
+}
+
+// Need waits for a message the scenario needs before it can judge what it names (a call's
+// PRANSWER, a relayed MESSAGE): when none comes, the target broke req (a precondition:
+// Need records no pass, so req need not be among the scenario's labels).
+func (p *Party) Need(req, expected string, match Match) Msg {
+	GinkgoHelper()
+	m, ok := p.in.Await(p.env.Ctx, p.env.Reply(), match)
+	if !ok {
+		precondition(req, expected, "nothing within %s at %s; it received %s", p.env.Reply(), p.ID(), p.in.Summary())
 	}
 	return m
 }
@@ -175,14 +189,15 @@ func (p *Party) ExpectNone(req, expected string, match Match) {
 	Check(req, len(got) == 0, expected, "%s received %v", p.ID(), got)
 }
 
-// Invite waits for an inbound call, failing req when none arrives.
+// Invite waits for an inbound call; when none arrives the target broke req (a precondition:
+// Invite records no pass).
 func (p *Party) Invite(req string) *endpoint.Invite {
 	GinkgoHelper()
 	select {
 	case inv := <-p.Incoming():
 		return inv
 	case <-time.After(p.env.Reply()):
-		Violate(req, "START_SESSION delivered to "+p.ID(), "nothing within %s; it received %s", p.env.Reply(), p.in.Summary())
+		precondition(req, "START_SESSION delivered to "+p.ID(), "nothing within %s; it received %s", p.env.Reply(), p.in.Summary())
 	case <-p.env.Ctx.Done():
 		Fail("scenario timed out waiting for a call")
 	}
@@ -220,7 +235,7 @@ func (e *Env) Connected(caller, callee *Party, offer, answer json.RawMessage, op
 	in, err := inv.Accept(ctx, answer)
 	Harness(err, "harness: accept")
 	if _, err := caller.Await(out); err != nil {
-		Violate("SESS-004", "RESPONSE SUCCESS reaches the caller", "%v; caller received %s", err, caller.in.Summary())
+		precondition("SESS-004", "RESPONSE SUCCESS reaches the caller", "%v; caller received %s", err, caller.in.Summary())
 	}
 	return out, in
 }
@@ -235,6 +250,15 @@ func (p *Party) sendRaw(topic string, m *spec.Message) error {
 	ctx, cancel := p.ctx()
 	defer cancel()
 	return p.Client().Publish(ctx, topic, 0, false, b)
+}
+
+// PublishRaw publishes a payload as is (QoS 1) with the party's own MQTT client, e.g. the
+// empty retained presence clear rtcomm.js sends when it is replaced.
+func (p *Party) PublishRaw(topic string, retained bool, payload []byte) error {
+	p.env.trace.Add(DirSent, p.Role, topic, retained, 1, payload)
+	ctx, cancel := p.ctx()
+	defer cancel()
+	return p.Client().Publish(ctx, topic, 1, retained, payload)
 }
 
 // settle gives an external connector time to take in what was just published: the

@@ -32,7 +32,7 @@ var _ = Describe("Call queues", Area("queues"), func() {
 		checkOneAgentEach(e, agents, ids, queue)
 	}, SpecTimeout(time.Minute))
 
-	It("routes calls to the queue ID through the connector to exactly one rtcomm.js-shaped agent each", Req("QUE-002"), func(ctx SpecContext) {
+	It("routes calls to the queue ID through the connector to exactly one rtcomm.js-shaped agent each", Req("QUE-002", "QUE-001"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
 		needs(e, FeatureQueues)
 		queue := advertisedQueue(e)

@@ -5,17 +5,20 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	"github.com/onsi/ginkgo/v2/reporters"
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
 )
 
 // Bundle file names (scenarios/BUNDLE.md).
 const (
-	BundleVerdicts = "verdicts.json"
+	BundleVerdicts = verdict.File
 	BundleJUnit    = "junit.xml"
 	BundleJSON     = "ginkgo-report.json"
 	BundleTarget   = "target.yaml"
@@ -122,14 +125,14 @@ var _ = ReportAfterSuite("rtcomm verdicts and certification bundle", func(r Repo
 	if t == nil {
 		return
 	}
-	v := ComputeVerdicts(r, t.Decl, Catalog())
+	v := ComputeVerdicts(r, t.Decl)
 	v.HarnessVersion = o.HarnessVersion
 	if v.HarnessVersion == "" {
 		v.HarnessVersion = "dev"
 	}
 	var berr error
 	if o.OutDir != "" {
-		berr = WriteBundle(o.OutDir, r, v)
+		berr = WriteBundle(o.OutDir, r, v, t.Decl)
 	}
 	run.Lock()
 	run.result.Verdicts = v
@@ -140,15 +143,25 @@ var _ = ReportAfterSuite("rtcomm verdicts and certification bundle", func(r Repo
 	}
 })
 
-// WriteBundle writes the Ginkgo JUnit and JSON reports, the verdicts and the target declaration.
-func WriteBundle(dir string, r types.Report, v *Verdicts) error {
+// WriteBundle writes the JUnit report (a requirements suite from the verdicts, then Ginkgo's
+// scenarios), Ginkgo's JSON report, the verdicts and the target declaration.
+func WriteBundle(dir string, r types.Report, v *Verdicts, d Declaration) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	reqs, specs := filepath.Join(dir, ".junit-requirements.xml"), filepath.Join(dir, ".junit-scenarios.xml")
+	junit := errors.Join(v.WriteJUnit(reqs), reporters.GenerateJUnitReport(r, specs))
+	if junit == nil {
+		msgs, err := reporters.MergeAndCleanupJUnitReports([]string{reqs, specs}, filepath.Join(dir, BundleJUnit))
+		junit = err
+		if len(msgs) > 0 {
+			junit = errors.Join(err, fmt.Errorf("junit: %s", strings.Join(msgs, "; ")))
+		}
+	}
 	return errors.Join(
-		reporters.GenerateJUnitReport(r, filepath.Join(dir, BundleJUnit)),
+		junit,
 		reporters.GenerateJSONReport(r, filepath.Join(dir, BundleJSON)),
 		v.WriteFile(filepath.Join(dir, BundleVerdicts)),
-		v.Target.WriteFile(filepath.Join(dir, BundleTarget)),
+		d.WriteFile(filepath.Join(dir, BundleTarget)),
 	)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/extbroker"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -78,6 +79,9 @@ func TestConformance(t *testing.T) {
 			if len(v.Unknown) > 0 {
 				t.Errorf("scenarios label requirements missing from the catalog: %v", v.Unknown)
 			}
+			if d.Mode == scenarios.ModeEmbedded && full {
+				checkCoverage(t, v)
+			}
 		}
 	}
 	for _, c := range children {
@@ -132,8 +136,38 @@ func (c *child) wait(t *testing.T) *scenarios.Verdicts {
 	return v
 }
 
+// checkCoverage: in a complete run against the reference, every testable requirement of the
+// run's profile (binding the broker or the connector, feature claimed, not Untestable)
+// recorded at least one passing check, and no scenario stopped on a harness error. This is
+// what makes "pass" mean checked: TestConformance runs it for the strict profile, the client
+// child for the client profile.
+func checkCoverage(t *testing.T, v *scenarios.Verdicts) {
+	t.Helper()
+	if !v.Complete {
+		t.Errorf("coverage: expected a complete run, actual filter %q interrupted %v", v.Filter, v.Interrupted)
+		return
+	}
+	for _, h := range v.HarnessErrors {
+		t.Errorf("coverage: harness error: %s", h)
+	}
+	testable := 0
+	for _, r := range v.Requirements {
+		req, _ := spec.Lookup(r.ID)
+		if !req.InProfile(v.Target.Profile) || req.Untestable != "" || !v.Target.Claims(req.Feature) ||
+			!req.AppliesTo(spec.SubjectBroker) && !req.AppliesTo(spec.SubjectConnector) {
+			continue
+		}
+		testable++
+		if r.Verdict != scenarios.VerdictPass || r.Checks == 0 {
+			t.Errorf("coverage (%s profile): %s is testable but recorded no passing check: %s (%s)", v.Target.Profile, r.ID, r.Verdict, r.Reason)
+		}
+	}
+	t.Logf("coverage (%s profile): %d testable requirements, each with a recorded passing check", v.Target.Profile, testable)
+}
+
 // checkAllPass: every claimed requirement passes, and the client-profile ones were judged.
 func checkAllPass(t *testing.T, v *scenarios.Verdicts) {
+	checkCoverage(t, v)
 	for _, r := range v.Requirements {
 		if r.Verdict == scenarios.VerdictFail {
 			t.Errorf("%s: %s (%s) failed: %s", v.Target.Profile, r.ID, r.Level, failureText(r))
@@ -174,7 +208,7 @@ func startMosquittoChild(t *testing.T, topology string) *child {
 	}
 	c := startChild(t, name, env...)
 	c.check = func(t *testing.T, v *scenarios.Verdicts) {
-		if v.Target.Mode != scenarios.ModeBroker {
+		if v.Target.Mode != string(scenarios.ModeBroker) {
 			t.Fatalf("expected a broker-mode run, actual %s", v.Target.Mode)
 		}
 		for _, r := range v.Requirements {
@@ -213,7 +247,7 @@ func checkTopology(t *testing.T, topology string, v *scenarios.Verdicts) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Target.Topology != want {
+	if v.Target.Topology != verdict.Topology(want) {
 		t.Fatalf("expected a run with topology %s, actual %s", topology, v.Target.Topology)
 	}
 	known := knownTopologyFailures[topology]

@@ -14,7 +14,6 @@ var _ = Describe("Scheme routing", Area("schemes"), func() {
 
 	It("routes a call to <scheme>:<id> to the scheme's topic and other IDs as usual", Req("SCH-001"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
-		needs(e, FeatureSchemes)
 		probe := e.Prober("schprobe")
 		_, resp := probe.Answer("SQ-002", probe.Query())
 		var scheme, topic string

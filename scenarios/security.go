@@ -104,7 +104,7 @@ var _ = Describe("Security", Area("identity"), Label(LabelSecurity), Serial, fun
 			listening = append(listening, c)
 		}
 		out := bob.Call(alice.ID(), mustOffer("chrome-audio-offer"))
-		alice.Expect("SESS-002", "bob's call reaches alice", isStartSession(out.ID()))
+		alice.Need("SESS-002", "bob's call reaches alice", isStartSession(out.ID()))
 		var leaked []Msg
 		for _, c := range listening {
 			leaked = append(leaked, c.Inbox().Collect(e.Ctx, e.Quiet(), 1, func(m Msg) bool { return underTopic(m.Topic, alice.Address()) })...)
@@ -113,7 +113,7 @@ var _ = Describe("Security", Area("identity"), Label(LabelSecurity), Serial, fun
 			"granted %v; mallory received %v", granted, leaked)
 	}, SpecTimeout(time.Minute))
 
-	It("refuses a DOCUMENT on another endpoint's presence topic", Req("ID-005", "ID-008"), func(ctx SpecContext) {
+	It("refuses a DOCUMENT on another endpoint's presence topic", Req("ID-008"), func(ctx SpecContext) {
 		e := NewEnv(ctx, OnSecureListener(), WithConnector())
 		alice := e.ID("alice")
 		_ = e.ID("bob")

@@ -50,7 +50,7 @@ func TestSecurityScenarios(t *testing.T) {
 		decl := mustAbs(t, "testdata/embedded-secure.yaml")
 		c := startLabelChild(t, "embedded secure (TLS)", scenarios.LabelSecurity, scenarios.EnvTarget+"="+decl)
 		v := waitVerdicts(t, c)
-		if v.Target.Mode != scenarios.ModeEmbedded {
+		if v.Target.Mode != string(scenarios.ModeEmbedded) {
 			t.Errorf("expected mode embedded, actual %s", v.Target.Mode)
 		}
 		checkSecurityVerdicts(t, v)
@@ -73,7 +73,7 @@ func TestSecurityScenarios(t *testing.T) {
 		c := startLabelChild(t, "mosquitto secured", scenarios.LabelSecurity, scenarios.EnvTarget+"="+decl,
 			scenarios.EnvBrokerTCP+"="+p.TCP, scenarios.EnvBrokerWS+"="+p.WS)
 		v := waitVerdicts(t, c)
-		if v.Target.Mode != scenarios.ModeBroker {
+		if v.Target.Mode != string(scenarios.ModeBroker) {
 			t.Errorf("expected mode broker, actual %s", v.Target.Mode)
 		}
 		// mosquitto 2.0 binds no client ID to a user (ID-010, ID-012) and retains on any

@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -25,7 +26,7 @@ func relayedInPath(start *spec.Message, callerAddr string) bool {
 // Offer/answer (PROTOCOL.md, "Flows: Call").
 var _ = Describe("Offer/answer", Area("sessions"), func() {
 
-	It("forwards START_SESSION to the callee's address with the caller ID as last level and its fields unchanged", Req("SESS-001", "SESS-002", "ID-004"), func(ctx SpecContext) {
+	It("forwards START_SESSION to the callee's address with the caller ID as last level and its fields unchanged", Req("SESS-001", "SESS-002", "SESS-004", "ID-004"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
@@ -40,6 +41,10 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 		That("SESS-002", got.Payload, EqualPayload(sent.Payload), "the offer payload unchanged")
 		That("SESS-002", got.Protocols, gomega.Equal(sent.Protocols), "protocols "+quoteList(sent.Protocols)+" unchanged")
 		That("SESS-002", got.ToEndpointID, gomega.Or(gomega.BeEmpty(), gomega.Equal(bob.ID())), "toEndpointID (if kept) still "+bob.ID())
+		// Exactly once: rtcomm.js answers a second copy "Busy" and so rejects its own call.
+		dups := bob.Inbox().Collect(e.Ctx, e.Quiet(), 0, isStartSession(sent.SigSessID))
+		Check("SESS-002", len(dups) == 0, "the START_SESSION delivered to "+bob.ID()+" exactly once",
+			"%d further cop(ies): %v", len(dups), first(msgStrings(dups), 2))
 		inv := bob.Invite("SESS-002")
 		c, cancel := e.opCtx()
 		defer cancel()
@@ -124,8 +129,8 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 		defer cancel()
 		Harness(in.Send(c, mustChat("hello from bob")), "send")
 		Harness(out.Send(c, mustChat("hello from alice")), "send")
-		alice.Expect("MSG-002", "bob's MESSAGE at alice", And(IsMethod(spec.MethodMessage), InSession(out.ID())))
-		bob.Expect("MSG-002", "alice's MESSAGE at bob", And(IsMethod(spec.MethodMessage), InSession(out.ID())))
+		alice.Need("MSG-002", "bob's MESSAGE at alice", And(IsMethod(spec.MethodMessage), InSession(out.ID())))
+		bob.Need("MSG-002", "alice's MESSAGE at bob", And(IsMethod(spec.MethodMessage), InSession(out.ID())))
 		var leaks []string
 		for _, p := range []*Party{alice, bob} {
 			peer := bob.Address()
@@ -156,10 +161,10 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 		c, cancel := e.opCtx()
 		defer cancel()
 		Harness(out.Send(c, mustChat("no transID here")), "send")
-		m := bob.Expect("MSG-002", "alice's MESSAGE at bob", And(IsMethod(spec.MethodMessage), InSession(in.ID())))
+		m := bob.Need("MSG-002", "alice's MESSAGE at bob", And(IsMethod(spec.MethodMessage), InSession(in.ID())))
 		Check("SESS-007", m.Decode().TransID == "", "the relayed MESSAGE without transID", "%s", brief(m.Payload))
 		Harness(out.Stop(c, "bye"), "stop")
-		sm := bob.Expect("SESS-008", "STOP_SESSION at bob", And(IsMethod(spec.MethodStopSession), InSession(in.ID())))
+		sm := bob.Need("SESS-008", "STOP_SESSION at bob", And(IsMethod(spec.MethodStopSession), InSession(in.ID())))
 		Check("SESS-007", sm.Decode().TransID == "", "the relayed STOP_SESSION without transID", "%s", brief(sm.Payload))
 	}, SpecTimeout(time.Minute))
 
@@ -192,25 +197,75 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 		bob.ExpectNone("SESS-008", "no reply to STOP_SESSION", And(After(mark), InSession(in.ID())))
 	}, SpecTimeout(time.Minute))
 
-	It("reaps a session not answered within the PRANSWER's holdTimeout", Req("SESS-009"), func(ctx SpecContext) {
+	It("reaps a session not answered within the PRANSWER's holdTimeout, no sooner, with FAILURE and a reason", Req("SESS-009"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
 		skipUnlessInPath(e, "only a connector in the path sees the PRANSWER and the answer")
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
 		out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
 		inv := bob.Invite("SESS-002")
-		hold := 1
+		const hold = 2
 		c, cancel := e.opCtx()
 		defer cancel()
-		Harness(inv.Pranswer(c, endpoint.PranswerOptions{HoldTimeout: &hold}), "pranswer")
-		alice.Expect("SESS-005", "PRANSWER at alice", And(IsMethod(spec.MethodPranswer), InSession(out.ID())))
-		// Nobody answers: after 1 s the connector (which stays in the path) reaps the session.
-		_, ok := alice.Inbox().Await(e.Ctx, time.Second+e.Reply(), IsResponse(spec.MethodStartSession, out.TransID()))
-		Check("SESS-009", ok, "RESPONSE FAILURE to alice about 1 s after the PRANSWER", "%s", alice.Inbox().Summary())
+		Harness(inv.Pranswer(c, endpoint.PranswerOptions{HoldTimeout: ptr(hold)}), "pranswer")
+		alice.Need("SESS-005", "PRANSWER at alice", And(IsMethod(spec.MethodPranswer), InSession(out.ID())))
+		t0 := time.Now()
+		// Nobody answers: after holdTimeout the connector (which stays in the path) reaps the session.
+		m, ok := alice.Inbox().Await(e.Ctx, hold*time.Second+e.Reply(), IsResponse(spec.MethodStartSession, out.TransID()))
+		waited := time.Since(t0)
+		Check("SESS-009", ok, fmt.Sprintf("RESPONSE FAILURE to alice about %d s after the PRANSWER", hold), "%s", alice.Inbox().Summary())
+		r := m.Decode()
+		Check("SESS-009", r.Result == spec.ResultFailure && strings.TrimSpace(r.Reason) != "", "the reaped call ends in FAILURE with a reason",
+			"%s", describe(r))
+		// A callee may answer until the declared timeout: reaping at a fraction of it drops live calls.
+		Check("SESS-009", waited >= hold*time.Second*8/10, fmt.Sprintf("no reaping before the %d s holdTimeout", hold),
+			"FAILURE %s after the PRANSWER", waited.Round(time.Millisecond))
 		_, ok = bob.Inbox().Await(e.Ctx, e.Reply(), And(IsMethod(spec.MethodStopSession), InSession(out.ID())))
 		Check("SESS-009", ok, "STOP_SESSION to bob", "%s", bob.Inbox().Summary())
 	}, SpecTimeout(time.Minute))
+
+	It("keeps a call ringing without PRANSWER for several seconds, and one with a PRANSWER until half its holdTimeout", Req("SESS-009"), func(ctx SpecContext) {
+		e := NewEnv(ctx, WithConnector())
+		bob := e.Party("bob", PartyOptions{})
+		// rtcomm.js waits 5 s for a first reply; the harness's default may be shorter.
+		alice := e.Party("alice", PartyOptions{Configure: func(c *endpoint.Config) { c.PranswerTimeout = ringRing + time.Second }})
+		// Without PRANSWER the final timeout is 30 s; a callee that takes its time (here
+		// ringRing, within rtcomm.js's 5 s wait for a first reply) must still get through. A
+		// reaper at a tenth of 30 s drops it.
+		out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
+		inv := bob.Invite("SESS-002")
+		time.Sleep(ringRing)
+		c, cancel := e.opCtx()
+		defer cancel()
+		// A reaped call cannot be accepted any more: that is the violation, not a harness error.
+		_, err := inv.Accept(c, mustAnswer("chrome-audio-offer"))
+		if err == nil {
+			_, err = alice.Await(out)
+		}
+		Check("SESS-009", err == nil, fmt.Sprintf("the call answered %s after START_SESSION (final timeout 30 s) succeeds", ringRing), "%v", err)
+		// With a PRANSWER holdTimeout of 4 s, answering at 2 s must succeed too.
+		const hold = 4
+		dave := e.Party("dave", PartyOptions{})
+		carol := e.Party("carol", PartyOptions{})
+		out2 := carol.Call(dave.ID(), mustOffer("chrome-audio-offer"))
+		inv2 := dave.Invite("SESS-002")
+		Harness(inv2.Pranswer(c, endpoint.PranswerOptions{HoldTimeout: ptr(hold)}), "pranswer")
+		time.Sleep(hold * time.Second / 2)
+		c2, cancel2 := e.opCtx()
+		defer cancel2()
+		_, err = inv2.Accept(c2, mustAnswer("chrome-audio-offer"))
+		if err == nil {
+			_, err = carol.Await(out2)
+		}
+		Check("SESS-009", err == nil, fmt.Sprintf("the call answered %d s after a PRANSWER with holdTimeout %d succeeds", hold/2, hold), "%v", err)
+	}, SpecTimeout(time.Minute))
 })
+
+// ringRing is how long SESS-009's callee lets an un-PRANSWERed call ring: well within the
+// 30 s final timeout, and longer than a reaper at a tenth of it allows.
+const ringRing = 4 * time.Second
+
+func ptr[T any](v T) *T { return &v }
 
 // mustChat builds a chat payload.
 func mustChat(text string) []byte {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -30,31 +32,32 @@ const (
 	ModeConnector Mode = "connector"
 )
 
-// Profile is the reading of the protocol a target is held to (PROTOCOL.md, "Known differences").
-type Profile string
+// Profile is the reading of the protocol a target is held to (PROTOCOL.md, "Known
+// differences"); spec's catalog defines the profiles.
+type Profile = spec.Profile
 
 // Profiles.
 const (
 	// ProfileStrict holds the target to the written specification.
-	ProfileStrict Profile = "strict"
+	ProfileStrict = spec.ProfileStrict
 	// ProfileClient holds the target to what the official rtcomm.js client needs.
-	ProfileClient Profile = "client"
+	ProfileClient = spec.ProfileClient
 )
 
-// Feature is an optional capability a target may claim. Requirements that belong to an
-// unclaimed feature get the verdict "not claimed", never "fail".
-type Feature string
+// Feature is an optional capability a target may claim (spec.Feature: the catalog is the
+// only list). Requirements that belong to an unclaimed feature get the verdict "not
+// claimed", never "fail"; NewEnv skips a scenario naming one.
+type Feature = spec.Feature
 
-// Optional features.
+// Optional features, as spec names them.
 const (
-	FeatureWebSocket  Feature = "websocket"            // MQTT over WebSocket at /mqtt
-	FeatureSecure     Feature = "secure"               // authentication + identity ACLs
-	FeatureQueues     Feature = "queues"               // call queues over shared subscriptions
-	Feature3PCC       Feature = "3pcc"                 // REFER and 3PCC_PLACE_CALL
-	FeatureEvents     Feature = "events"               // RTCOMM_EVENT_FIRED
-	FeatureSchemes    Feature = "schemes"              // scheme routing (sip: -> gateway topic)
-	FeatureSharedSubs Feature = "shared-subscriptions" // broker: $share/<group>/<filter>
-	featureNone       Feature = ""
+	FeatureWebSocket  = spec.FeatureWebSocket
+	FeatureSecure     = spec.FeatureSecure
+	FeatureQueues     = spec.FeatureQueues
+	Feature3PCC       = spec.Feature3PCC
+	FeatureEvents     = spec.FeatureEvents
+	FeatureSchemes    = spec.FeatureSchemes
+	FeatureSharedSubs = spec.FeatureShared
 )
 
 const (
@@ -66,12 +69,6 @@ const (
 	minSecureIdentities           = 3
 	defaultEmbeddedMaxPayloadByte = 1 << 20
 )
-
-// KnownFeatures lists every feature a declaration may claim.
-var KnownFeatures = []Feature{
-	FeatureWebSocket, FeatureSecure, FeatureQueues, Feature3PCC, FeatureEvents, FeatureSchemes,
-	FeatureSharedSubs,
-}
 
 // Duration is a time.Duration written as text ("5s", "400ms") in YAML and JSON.
 type Duration time.Duration
@@ -205,19 +202,7 @@ func ParseTopology(s string) (Topology, error) {
 }
 
 // String names the topology as ParseTopology reads it.
-func (t Topology) String() string {
-	var parts []string
-	if t.RouteOnly {
-		parts = append(parts, "route-only")
-	}
-	if t.Replicas > 1 {
-		parts = append(parts, "replicas="+strconv.Itoa(t.Replicas))
-	}
-	if len(parts) == 0 {
-		return "single"
-	}
-	return strings.Join(parts, ",")
-}
+func (t Topology) String() string { return verdict.Topology(t).String() }
 
 // Declaration is what a target claims: the target declaration file (README.md, "Target
 // declaration"). The harness judges a target only against what it claims.
@@ -439,8 +424,8 @@ func (d *Declaration) Validate() error {
 		errs = append(errs, fmt.Errorf("profile %q: want strict or client", d.Profile))
 	}
 	for _, f := range d.Features {
-		if !slices.Contains(KnownFeatures, f) {
-			errs = append(errs, fmt.Errorf("feature %q: want one of %v", f, KnownFeatures))
+		if !slices.Contains(spec.Features(), f) {
+			errs = append(errs, fmt.Errorf("feature %q: want one of %v", f, spec.Features()))
 		}
 	}
 	if d.Claims(FeatureWebSocket) && d.Mode != ModeEmbedded && d.Broker.WS == "" {
@@ -500,7 +485,14 @@ func (d *Declaration) Validate() error {
 
 // Claims reports whether the declaration claims feature f.
 func (d *Declaration) Claims(f Feature) bool {
-	return f == featureNone || slices.Contains(d.Features, f)
+	return f == "" || slices.Contains(d.Features, f)
+}
+
+// summary is what the verdicts record of the target (the bundle's target.yaml has the rest).
+func (d Declaration) summary() verdict.Target {
+	return verdict.Target{Name: d.Name, Mode: string(d.Mode), Profile: d.Profile, Description: d.Description,
+		Broker: verdict.Broker{TCP: d.Broker.TCP, WS: d.Broker.WS}, TopicPath: d.TopicPath, Features: slices.Clone(d.Features),
+		Topology: verdict.Topology(d.Topology), Notes: maps.Clone(d.Notes), Reproduce: d.Reproduce}
 }
 
 // ReplyTimeout is Timeouts.Reply as a time.Duration.

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
 )
 
 // Trace limits keep a failed scenario's report readable and bounded.
@@ -22,31 +24,7 @@ const (
 )
 
 // TraceEvent is one MQTT message a harness client sent or received during a scenario.
-type TraceEvent struct {
-	// At is the offset from the scenario's start.
-	At       string `json:"at"`
-	Dir      string `json:"dir"`
-	Client   string `json:"client"` // harness role, e.g. "alice" or "monitor"
-	Topic    string `json:"topic"`
-	Retained bool   `json:"retained,omitempty"`
-	QoS      byte   `json:"qos,omitempty"`
-	// Payload is the payload as text (truncated), "" for an empty payload.
-	Payload string `json:"payload"`
-	Size    int    `json:"size"`
-}
-
-// String renders one line of a trace.
-func (e TraceEvent) String() string {
-	flags := ""
-	if e.Retained {
-		flags = " retained"
-	}
-	p := e.Payload
-	if e.Size == 0 {
-		p = "(empty)"
-	}
-	return fmt.Sprintf("%8s %-4s %-10s %s%s %s", e.At, e.Dir, e.Client, e.Topic, flags, p)
-}
+type TraceEvent = verdict.TraceEvent
 
 // Trace records the messages of one scenario; safe for concurrent use.
 type Trace struct {

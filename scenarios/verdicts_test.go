@@ -14,14 +14,16 @@ func TestInterruptedScenarioIsNotAFailure(t *testing.T) {
 	r := types.Report{
 		SpecialSuiteFailureReasons: []string{"Interrupted by User"},
 		SpecReports: []types.SpecReport{
-			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "passes", LeafNodeLabels: []string{"SESS-002"}, State: types.SpecStatePassed},
+			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "passes", LeafNodeLabels: []string{"SESS-002"}, State: types.SpecStatePassed,
+				ReportEntries: types.ReportEntries{{Name: scenarios.EntryFinding,
+					Value: types.WrapEntryValue(scenarios.Finding{Req: "SESS-002", Outcome: scenarios.OutcomePass})}}},
 			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "interrupted", LeafNodeLabels: []string{"REG-008"},
 				State: types.SpecStateInterrupted, Failure: types.Failure{Message: "Interrupted by User"}},
 			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "failed on its own", LeafNodeLabels: []string{"SESS-003"},
 				State: types.SpecStateFailed, Failure: types.Failure{Message: "boom"}},
 		},
 	}
-	v := scenarios.ComputeVerdicts(r, scenarios.EmbeddedDeclaration(), scenarios.Catalog())
+	v := scenarios.ComputeVerdicts(r, scenarios.EmbeddedDeclaration())
 	want := map[string]scenarios.Verdict{"SESS-002": scenarios.VerdictPass, "REG-008": scenarios.VerdictNotTested, "SESS-003": scenarios.VerdictFail}
 	for id, w := range want {
 		if got, ok := v.Get(id); !ok || got.Verdict != w {

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads best unqualified
 	"github.com/onsi/ginkgo/v2/types"
 	gomegatypes "github.com/onsi/gomega/types"
+
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
 )
 
 // Report entry names the verdict computation reads back from the Ginkgo report.
@@ -24,47 +27,40 @@ const (
 
 // Outcome of one check.
 const (
-	OutcomePass = "pass"
-	OutcomeFail = "fail"
+	OutcomePass = verdict.OutcomePass
+	OutcomeFail = verdict.OutcomeFail
 )
 
 // Finding is one requirement checked by a scenario: what was expected and what the target did.
-type Finding struct {
-	Req      string `json:"req"`
-	Outcome  string `json:"outcome"`
-	Expected string `json:"expected,omitempty"`
-	Actual   string `json:"actual,omitempty"`
-}
-
-// String renders the finding the way failures read (h2spec style).
-func (f Finding) String() string {
-	if f.Outcome == OutcomePass {
-		return f.Req + ": pass"
-	}
-	return fmt.Sprintf("%s violated\nExpected: %s\nActual:   %s", f.Req, f.Expected, f.Actual)
-}
+type Finding = verdict.Finding
 
 // Pass records that the target met requirement req in this scenario.
 func Pass(req string) {
+	GinkgoHelper()
+	mustName(req)
 	AddReportEntry(EntryFinding, Finding{Req: req, Outcome: OutcomePass}, ReportEntryVisibilityNever, Offset(1))
 }
 
 // Violate records that the target broke req and fails the scenario now.
 func Violate(req, expected string, actualFormat string, args ...any) {
+	GinkgoHelper()
+	mustName(req)
 	f := Finding{Req: req, Outcome: OutcomeFail, Expected: expected, Actual: fmt.Sprintf(actualFormat, args...)}
 	AddReportEntry(EntryFinding, f, ReportEntryVisibilityNever, Offset(1))
-	Fail(f.String(), 1)
+	Fail(f.String())
 }
 
 // Check passes req when ok, otherwise records the violation and fails the scenario.
 func Check(req string, ok bool, expected string, actualFormat string, args ...any) {
+	GinkgoHelper()
+	mustName(req)
 	if ok {
 		AddReportEntry(EntryFinding, Finding{Req: req, Outcome: OutcomePass}, ReportEntryVisibilityNever, Offset(1))
 		return
 	}
 	f := Finding{Req: req, Outcome: OutcomeFail, Expected: expected, Actual: fmt.Sprintf(actualFormat, args...)}
 	AddReportEntry(EntryFinding, f, ReportEntryVisibilityNever, Offset(1))
-	Fail(f.String(), 1)
+	Fail(f.String())
 }
 
 // That checks actual with a Gomega matcher for requirement req: a pass, or a violation whose
@@ -73,6 +69,8 @@ func Check(req string, ok bool, expected string, actualFormat string, args ...an
 // on a payload that is not JSON) fails the requirement, as Gomega's Expect would: the value
 // came from the target.
 func That(req string, actual any, matcher gomegatypes.GomegaMatcher, expected string) {
+	GinkgoHelper()
+	mustName(req)
 	ok, err := matcher.Match(actual)
 	if ok && err == nil {
 		AddReportEntry(EntryFinding, Finding{Req: req, Outcome: OutcomePass}, ReportEntryVisibilityNever, Offset(1))
@@ -84,7 +82,31 @@ func That(req string, actual any, matcher gomegatypes.GomegaMatcher, expected st
 	}
 	f := Finding{Req: req, Outcome: OutcomeFail, Expected: expected, Actual: oneLine(why, maxMatcherMessage)}
 	AddReportEntry(EntryFinding, f, ReportEntryVisibilityNever, Offset(1))
-	Fail(f.String(), 1)
+	Fail(f.String())
+}
+
+// precondition records that the target broke req in a step the scenario needs before it
+// can judge what it names (the call reaches the callee, the query is answered), and fails
+// the scenario. It is the one recording that may name a requirement the scenario is not
+// labelled with: it never passes anything, it only attributes a stop to the requirement the
+// target broke, instead of a bare timeout.
+func precondition(req, expected string, actualFormat string, args ...any) {
+	GinkgoHelper()
+	f := Finding{Req: req, Outcome: OutcomeFail, Expected: expected, Actual: fmt.Sprintf(actualFormat, args...)}
+	AddReportEntry(EntryFinding, f, ReportEntryVisibilityNever, Offset(1))
+	Fail(f.String())
+}
+
+// mustName fails the scenario with a harness error when it is not labelled with req: a
+// check may only speak for a requirement its scenario names (Req(...)), so that coverage,
+// filters and the catalogue's scenario lists tell the truth (Kubernetes' framework rejects
+// such specs the same way). Every check and expectation helper calls it before it waits, so
+// a mislabelled scenario fails on its first run, whatever the target does.
+func mustName(req string) {
+	GinkgoHelper()
+	if !slices.Contains(CurrentSpecReport().Labels(), req) {
+		Fail(fmt.Sprintf("%s error: this scenario checks %s but does not name it: add %q to its Req(...) labels", harnessErrorPrefix, req, req))
+	}
 }
 
 // maxMatcherMessage bounds the Actual of a matcher failure: MatchJSON prints both documents
@@ -103,8 +125,15 @@ func oneLine(msg string, limit int) string {
 
 var lineBreaks = regexp.MustCompile(`\s*\n\s*`)
 
+// frameworkPass records a pass of a check the framework runs in every scenario (the
+// retained-state check), which therefore names no scenario's label.
+func frameworkPass(req string) {
+	AddReportEntry(EntryFinding, Finding{Req: req, Outcome: OutcomePass}, ReportEntryVisibilityNever)
+}
+
 // softViolation records a violation without stopping the scenario; the scenario is failed at
-// teardown (used for format violations found on messages in flight).
+// teardown (used for format violations found on messages in flight, by the framework's
+// validator on every message, whatever the scenario names).
 func softViolation(f Finding) {
 	f.Outcome = OutcomeFail
 	AddReportEntry(EntryFinding, f, ReportEntryVisibilityNever)
@@ -115,6 +144,9 @@ func softViolation(f Finding) {
 // with this as the actual outcome: it could not be shown to hold.
 func Harness(err error, what string) {
 	if err != nil {
+		if !strings.HasPrefix(what, harnessErrorPrefix) {
+			what = harnessErrorPrefix + ": " + what
+		}
 		Fail(fmt.Sprintf("%s: %v", what, err), 1)
 	}
 }

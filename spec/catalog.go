@@ -35,16 +35,26 @@ const (
 	SubjectEndpoint  = "endpoint"
 )
 
+// Feature is an optional capability a target may claim. Requirements that belong to an
+// unclaimed feature get the verdict "not claimed", never "fail". The catalog is the only
+// list of features: declarations, scenarios and verdicts all use these.
+type Feature string
+
 // Optional features a target must claim before the requirements that need them apply.
 const (
-	FeatureWebSocket = "websocket"
-	FeatureSecure    = "secure"
-	FeatureQueues    = "queues"
-	Feature3PCC      = "3pcc"
-	FeatureEvents    = "events"
-	FeatureSchemes   = "schemes"
-	FeatureShared    = "shared-subscriptions"
+	FeatureWebSocket Feature = "websocket"            // MQTT over WebSocket at /mqtt
+	FeatureSecure    Feature = "secure"               // authentication + identity ACLs
+	FeatureQueues    Feature = "queues"               // call queues over shared subscriptions
+	Feature3PCC      Feature = "3pcc"                 // REFER and 3PCC_PLACE_CALL
+	FeatureEvents    Feature = "events"               // RTCOMM_EVENT_FIRED
+	FeatureSchemes   Feature = "schemes"              // scheme routing (sip: -> gateway topic)
+	FeatureShared    Feature = "shared-subscriptions" // broker: $share/<group>/<filter>
 )
+
+// Features lists every feature a declaration may claim.
+func Features() []Feature {
+	return []Feature{FeatureWebSocket, FeatureSecure, FeatureQueues, Feature3PCC, FeatureEvents, FeatureSchemes, FeatureShared}
+}
 
 // Requirement is one checkable statement of the protocol, with a stable ID.
 type Requirement struct {
@@ -58,7 +68,7 @@ type Requirement struct {
 	Sentence   string
 	Profiles   []Profile // the profiles that hold a target to it
 	Subject    string    // who must do it: broker, connector, endpoint (comma-joined when several)
-	Feature    string    // "" for core; otherwise the optional feature that must be claimed
+	Feature    Feature   // "" for core; otherwise the optional feature that must be claimed
 	Untestable string    // non-empty: why it cannot be checked automatically
 }
 

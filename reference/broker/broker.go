@@ -99,6 +99,10 @@ type Config struct {
 	RetainedQuota, RetainedTotal int
 
 	Logger *slog.Logger // nil discards
+
+	// Hooks are added after the broker's own: test doubles (scenarios/faulty builds
+	// deliberately broken brokers with them). Production code leaves it empty.
+	Hooks []mqtt.Hook
 }
 
 // Broker is a running embedded broker.
@@ -194,6 +198,11 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	policy := newRetainedPolicy(retainPath, cfg.RetainedQuota, cfg.RetainedTotal, cfg.ConnectorUser)
 	if err := srv.AddHook(&retainHook{policy: policy}, nil); err != nil {
 		return nil, fmt.Errorf("broker: retained hook: %w", err)
+	}
+	for _, h := range cfg.Hooks {
+		if err := srv.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("broker: hook %s: %w", h.ID(), err)
+		}
 	}
 
 	b := &Broker{srv: srv, tls: tlsConf != nil, log: log}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -56,20 +56,20 @@ func (e Explanation) BlameText() string {
 }
 
 // Explain returns the explanation of requirement id's verdict in v (meaningful for failures).
-func Explain(v *scenarios.Verdicts, id string) Explanation {
+func Explain(v *verdict.Verdicts, id string) Explanation {
 	e := Explanation{ID: id, Note: v.Target.Notes[id]}
 	if r, ok := spec.Lookup(id); ok {
 		e.Broker = r.AppliesTo(spec.SubjectBroker)
 	}
 	e.Blame = spec.Blame(id, func(dep string) bool {
 		r, ok := v.Get(dep)
-		return ok && r.Verdict == scenarios.VerdictFail
+		return ok && r.Verdict == verdict.Fail
 	})
 	return e
 }
 
 // Unexplained lists the failed requirements of v that carry neither a blame entry nor a note.
-func Unexplained(v *scenarios.Verdicts) []string {
+func Unexplained(v *verdict.Verdicts) []string {
 	var out []string
 	for _, r := range failedOf(v) {
 		if !Explain(v, r.ID).Explained() {
@@ -82,7 +82,7 @@ func Unexplained(v *scenarios.Verdicts) []string {
 // Browser says whether the official web client (rtcomm.js on Paho JS) can use the target,
 // from the broker checks: a WebSocket listener at /mqtt that echoes mqttv3.1 (BRK-008) and
 // MQTT 3.1 accepted (BRK-009). "yes" only when both passed.
-func Browser(v *scenarios.Verdicts) string {
+func Browser(v *verdict.Verdicts) string {
 	ws, okWS := v.Get("BRK-008")
 	v31, ok31 := v.Get("BRK-009")
 	if !okWS || !ok31 {
@@ -90,17 +90,17 @@ func Browser(v *scenarios.Verdicts) string {
 	}
 	var why []string
 	switch ws.Verdict {
-	case scenarios.VerdictPass:
-	case scenarios.VerdictNotClaimed:
+	case verdict.Pass:
+	case verdict.NotClaimed:
 		why = append(why, "no WebSocket listener")
-	case scenarios.VerdictFail:
+	case verdict.Fail:
 		why = append(why, "BRK-008 failed (WebSocket /mqtt, mqttv3.1)")
 	default:
 		return fmt.Sprintf("unknown (BRK-008 %s)", ws.Verdict)
 	}
 	switch v31.Verdict {
-	case scenarios.VerdictPass:
-	case scenarios.VerdictFail:
+	case verdict.Pass:
+	case verdict.Fail:
 		why = append(why, "BRK-009 failed (MQTT 3.1)")
 	default:
 		return fmt.Sprintf("unknown (BRK-009 %s)", v31.Verdict)
@@ -112,7 +112,7 @@ func Browser(v *scenarios.Verdicts) string {
 }
 
 // explanations returns the explanations of v's failures, in catalog order.
-func explanations(v *scenarios.Verdicts) []Explanation {
+func explanations(v *verdict.Verdicts) []Explanation {
 	var out []Explanation
 	for _, r := range failedOf(v) {
 		out = append(out, Explain(v, r.ID))
@@ -121,10 +121,10 @@ func explanations(v *scenarios.Verdicts) []Explanation {
 }
 
 // staleNotes lists the IDs the declaration has notes for that did not fail here, sorted.
-func staleNotes(v *scenarios.Verdicts) []string {
+func staleNotes(v *verdict.Verdicts) []string {
 	var out []string
 	for id := range v.Target.Notes {
-		if r, ok := v.Get(id); !ok || r.Verdict != scenarios.VerdictFail {
+		if r, ok := v.Get(id); !ok || r.Verdict != verdict.Fail {
 			out = append(out, id)
 		}
 	}

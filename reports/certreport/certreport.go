@@ -13,15 +13,15 @@ import (
 	"strings"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reports"
-	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
 )
 
 // Load reads the verdicts of a bundle directory (or a verdicts.json file).
-func Load(path string) (*scenarios.Verdicts, error) {
+func Load(path string) (*verdict.Verdicts, error) {
 	if !strings.HasSuffix(path, ".json") {
-		path = filepath.Join(path, scenarios.BundleVerdicts)
+		path = filepath.Join(path, verdict.File)
 	}
-	v, err := scenarios.ReadVerdicts(path)
+	v, err := verdict.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("certification report: %w", err)
 	}
@@ -29,7 +29,7 @@ func Load(path string) (*scenarios.Verdicts, error) {
 }
 
 // Verdict says in one line whether the bundle certifies its target, and why not.
-func Verdict(v *scenarios.Verdicts) (ok bool, headline, why string) {
+func Verdict(v *verdict.Verdicts) (ok bool, headline, why string) {
 	if v.Certified {
 		return true, fmt.Sprintf("Certified for profile %s", v.Target.Profile), fmt.Sprintf(
 			"No claimed MUST requirement failed in a complete run (%d of %d scenarios ran).", v.Summary.ScenariosRun, v.Summary.Scenarios)
@@ -40,6 +40,9 @@ func Verdict(v *scenarios.Verdicts) (ok bool, headline, why string) {
 	}
 	if len(v.SuiteFailures) > 0 {
 		reasons = append(reasons, "the suite could not set up")
+	}
+	if n := len(v.HarnessErrors); n > 0 {
+		reasons = append(reasons, fmt.Sprintf("%d scenario(s) stopped on a harness error", n))
 	}
 	if v.Interrupted {
 		reasons = append(reasons, "the run was interrupted")
@@ -58,10 +61,10 @@ func Verdict(v *scenarios.Verdicts) (ok bool, headline, why string) {
 // area groups a bundle's requirements under one catalog area, in catalog order.
 type area struct {
 	Name string
-	Reqs []scenarios.RequirementVerdict
+	Reqs []verdict.RequirementVerdict
 }
 
-func areas(rs []scenarios.RequirementVerdict) []area {
+func areas(rs []verdict.RequirementVerdict) []area {
 	var out []area
 	idx := map[string]int{}
 	for _, r := range rs {
@@ -78,19 +81,19 @@ func areas(rs []scenarios.RequirementVerdict) []area {
 
 // count is one verdict's tally for the summary table.
 type count struct {
-	Verdict scenarios.Verdict
+	Verdict verdict.Verdict
 	N       int
 }
 
-func counts(v *scenarios.Verdicts) []count {
+func counts(v *verdict.Verdicts) []count {
 	s := v.Summary
 	return []count{
-		{scenarios.VerdictPass, s.Pass}, {scenarios.VerdictFail, s.Fail}, {scenarios.VerdictNotClaimed, s.NotClaimed},
-		{scenarios.VerdictNotApplicable, s.NotApplicable}, {scenarios.VerdictNotTested, s.NotTested},
+		{verdict.Pass, s.Pass}, {verdict.Fail, s.Fail}, {verdict.NotClaimed, s.NotClaimed},
+		{verdict.NotApplicable, s.NotApplicable}, {verdict.NotTested, s.NotTested},
 	}
 }
 
-func features(v *scenarios.Verdicts) string {
+func features(v *verdict.Verdicts) string {
 	if len(v.Target.Features) == 0 {
 		return "none"
 	}
@@ -102,7 +105,7 @@ func features(v *scenarios.Verdicts) string {
 }
 
 // Title is the report's title for a set of bundles.
-func Title(vs []*scenarios.Verdicts) string {
+func Title(vs []*verdict.Verdicts) string {
 	if len(vs) == 1 {
 		return "Certification report: " + vs[0].Target.Name
 	}
@@ -115,36 +118,36 @@ var funcs = template.FuncMap{
 	"features": features,
 	"failed":   failedOf,
 	"explain":  explanations,
-	"blameOf":  func(v *scenarios.Verdicts, id string) string { return strings.Join(Explain(v, id).Blame, ", ") },
+	"blameOf":  func(v *verdict.Verdicts, id string) string { return strings.Join(Explain(v, id).Blame, ", ") },
 	"browser":  Browser,
-	"verdict": func(v *scenarios.Verdicts) map[string]any {
+	"verdict": func(v *verdict.Verdicts) map[string]any {
 		ok, h, why := Verdict(v)
 		return map[string]any{"OK": ok, "Headline": h, "Why": why}
 	},
-	"cellOf": func(v *scenarios.Verdicts, id string) string {
+	"cellOf": func(v *verdict.Verdicts, id string) string {
 		if r, ok := v.Get(id); ok {
 			return string(r.Verdict)
 		}
 		return "missing"
 	},
 	"label": func(s string) string {
-		switch scenarios.Verdict(s) {
-		case scenarios.VerdictPass:
+		switch verdict.Verdict(s) {
+		case verdict.Pass:
 			return "pass"
-		case scenarios.VerdictFail:
+		case verdict.Fail:
 			return "FAIL"
-		case scenarios.VerdictNotClaimed:
+		case verdict.NotClaimed:
 			return "not claimed"
-		case scenarios.VerdictNotApplicable:
+		case verdict.NotApplicable:
 			return "n/a"
-		case scenarios.VerdictNotTested:
+		case verdict.NotTested:
 			return "not tested"
 		}
 		return "–"
 	},
-	"date": func(v *scenarios.Verdicts) string { return v.RunDate.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"date": func(v *verdict.Verdicts) string { return v.RunDate.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"add":  func(a, b int) int { return a + b },
-	"str":  func(v scenarios.Verdict) string { return string(v) },
+	"str":  func(v verdict.Verdict) string { return string(v) },
 }
 
 var htmlTmpl = template.Must(template.New("cert").Funcs(funcs).Parse(`
@@ -183,8 +186,9 @@ var htmlTmpl = template.Must(template.New("cert").Funcs(funcs).Parse(`
 {{range verdicts .}}<tr><td><span class="verdict v-{{str .Verdict}}">{{label (str .Verdict)}}</span></td><td class="num">{{.N}}</td></tr>
 {{end}}<tr><th>total</th><th class="num">{{.Summary.Total}}</th></tr>
 <tr><td>failed MUST</td><td class="num">{{.Summary.MustFailures}}</td></tr></tbody></table>
-{{if or .SuiteFailures .Unknown}}<ul class="warnings">
+{{if or .SuiteFailures .Unknown .HarnessErrors}}<ul class="warnings">
 {{range .SuiteFailures}}<li>suite failure: {{.}}</li>{{end}}
+{{range .HarnessErrors}}<li>harness error: {{.}}</li>{{end}}
 {{range .Unknown}}<li>scenarios name {{.}}, which is not in the catalog (a harness bug)</li>{{end}}
 </ul>{{end}}
 <p class="muted">The bundle also holds <code>junit.xml</code> (for CI dashboards), <code>ginkgo-report.json</code> and <code>target.yaml</code>; verdicts come from <code>verdicts.json</code> (format {{.Format}}).</p>
@@ -227,7 +231,7 @@ var htmlTmpl = template.Must(template.New("cert").Funcs(funcs).Parse(`
 
 // HTML writes a self-contained HTML report: one bundle as a certification report, several
 // as a compatibility matrix.
-func HTML(w io.Writer, vs []*scenarios.Verdicts) error {
+func HTML(w io.Writer, vs []*verdict.Verdicts) error {
 	if len(vs) == 0 {
 		return fmt.Errorf("certification report: no bundles")
 	}
@@ -251,7 +255,7 @@ func HTML(w io.Writer, vs []*scenarios.Verdicts) error {
 
 // Markdown writes the report for a pull request: one bundle as a certification report,
 // several as the compatibility matrix (RenderMatrix).
-func Markdown(w io.Writer, vs []*scenarios.Verdicts) error {
+func Markdown(w io.Writer, vs []*verdict.Verdicts) error {
 	switch len(vs) {
 	case 0:
 		return fmt.Errorf("certification report: no bundles")
@@ -296,6 +300,9 @@ func Markdown(w io.Writer, vs []*scenarios.Verdicts) error {
 		s.Pass, s.Fail, s.NotClaimed, s.NotApplicable, s.NotTested, s.Total, s.MustFailures)
 	for _, f := range v.SuiteFailures {
 		fmt.Fprintf(b, "\n> suite failure: %s\n", cell(f))
+	}
+	for _, h := range v.HarnessErrors {
+		fmt.Fprintf(b, "\n> harness error: %s\n", cell(h))
 	}
 	for _, u := range v.Unknown {
 		fmt.Fprintf(b, "\n> scenarios name %s, which is not in the catalog (a harness bug)\n", cell(u))

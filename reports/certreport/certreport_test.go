@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reports"
-	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -39,7 +39,7 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-func bundles(t *testing.T) (a, b *scenarios.Verdicts) {
+func bundles(t *testing.T) (a, b *verdict.Verdicts) {
 	t.Helper()
 	a, err := Load("testdata/a.json")
 	if err != nil {
@@ -66,10 +66,10 @@ func TestSingleBundleReport(t *testing.T) {
 	t.Parallel()
 	a, _ := bundles(t)
 	var h, md bytes.Buffer
-	if err := HTML(&h, []*scenarios.Verdicts{a}); err != nil {
+	if err := HTML(&h, []*verdict.Verdicts{a}); err != nil {
 		t.Fatal(err)
 	}
-	if err := Markdown(&md, []*scenarios.Verdicts{a}); err != nil {
+	if err := Markdown(&md, []*verdict.Verdicts{a}); err != nil {
 		t.Fatal(err)
 	}
 	selfContained(t, h.Bytes())
@@ -98,7 +98,7 @@ func TestSingleBundleReport(t *testing.T) {
 func TestMatrixReport(t *testing.T) {
 	t.Parallel()
 	a, b := bundles(t)
-	vs := []*scenarios.Verdicts{a, b}
+	vs := []*verdict.Verdicts{a, b}
 	var h, md, direct bytes.Buffer
 	if err := HTML(&h, vs); err != nil {
 		t.Fatal(err)

@@ -4,252 +4,35 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
-	"sync/atomic"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/connector"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
-// Fault is one deliberately broken target.
+// Fault is one deliberately broken target: a bug a real broker or connector could have.
 type Fault struct {
 	Name        string
 	Description string
-	// Breaks are the requirements the suite must fail on this target.
+	// Breaks are the requirements the fault breaks: each must fail, by a check of its own
+	// that records Expected and Actual, where the unmodified reference passes it.
 	Breaks []string
-	// Collateral are requirements that may fail as a consequence (the same defect seen
-	// from another angle); every other requirement must keep its baseline verdict.
-	Collateral []string
-	// Areas restrict the run to the scenario areas that can see the defect (keeps it short).
-	Areas []string
+	// Check is a piece of the Expected text of the check that catches the fault: the
+	// faulty test requires a violation whose Expected contains it (so the catalogue in
+	// docs/FAULTS.md names the check that really fired).
+	Check string
+	// Profile is the profile the target is judged under ("" = strict).
+	Profile scenarios.Profile
+	// Labels widen the run beyond the scenarios labelled with Breaks (e.g. an area whose
+	// scenarios exercise a framework check such as ROB-003's retained-state check).
+	Labels []string
 	// apply turns an opened embedded target into the faulty one.
-	apply func(t *scenarios.Target)
-}
-
-// method decodes the method (and orig) of a payload; "" when it is not an rtcomm message.
-func method(p []byte) (spec.Method, spec.Method) {
-	m, _ := spec.Decode(p)
-	if m == nil {
-		return "", ""
-	}
-	return m.Method, m.Orig
-}
-
-// isCandidate reports whether a payload is a MESSAGE trickling an ICE candidate.
-func isCandidate(p []byte) bool {
-	m, _ := spec.Decode(p)
-	if m == nil || m.Method != spec.MethodMessage {
-		return false
-	}
-	w, ok, _ := m.WebRTC()
-	return ok && w.Type == spec.ICECandType
-}
-
-// behindProxy makes the target's connectors publish through a proxy applying rw (one proxy
-// per scenario, so every scenario starts clean).
-func behindProxy(newRewrite func() Rewrite) func(t *scenarios.Target) {
-	return func(t *scenarios.Target) {
-		start := t.StartConnector
-		t.StartConnector = func(ctx context.Context, p scenarios.ConnectorParams) (func(), error) {
-			px, err := NewProxy(p.BrokerURL, newRewrite())
-			if err != nil {
-				return nil, err
-			}
-			p.BrokerURL = px.URL()
-			stop, err := start(ctx, p)
-			if err != nil {
-				px.Close()
-				return nil, err
-			}
-			return func() { stop(); px.Close() }, nil
-		}
-	}
-}
-
-// Faults lists every faulty target.
-func Faults() []Fault {
-	return []Fault{
-		{
-			Name:        "drops-ice-candidates",
-			Description: "the connector loses every third ICE candidate it relays",
-			Breaks:      []string{"ICE-003"},
-			Collateral:  []string{"ICE-002", "ICE-004", "FMT-001"},
-			Areas:       []string{"ice", "registration"},
-			apply: behindProxy(func() Rewrite {
-				var n atomic.Int64
-				return func(p Publish) []Publish {
-					if isCandidate(p.Payload) && n.Add(1)%3 == 0 {
-						return nil
-					}
-					return []Publish{p}
-				}
-			}),
-		},
-		{
-			Name:        "forgets-document-replaced",
-			Description: "the connector never sends DOCUMENT_REPLACED to a replaced registrant",
-			Breaks:      []string{"REG-007"},
-			Areas:       []string{"registration", "ice"},
-			apply: behindProxy(func() Rewrite {
-				return func(p Publish) []Publish {
-					if m, _ := method(p.Payload); m == spec.MethodDocumentReplaced {
-						return nil
-					}
-					return []Publish{p}
-				}
-			}),
-		},
-		{
-			Name:        "answers-service-query-twice",
-			Description: "the connector answers every SERVICE_QUERY twice (rtcomm.js reads that as two connectors)",
-			Breaks:      []string{"SQ-002"},
-			Areas:       []string{"service-query", "ice"},
-			apply: behindProxy(func() Rewrite {
-				return func(p Publish) []Publish {
-					if m, orig := method(p.Payload); m == spec.MethodResponse && orig == spec.MethodServiceQuery {
-						return []Publish{p, p}
-					}
-					return []Publish{p}
-				}
-			}),
-		},
-		{
-			Name:        "leaks-retained-state",
-			Description: "the connector publishes session messages retained, so they outlive the session",
-			Breaks:      []string{"ROB-003"},
-			Areas:       []string{"sessions", "ice"},
-			apply: behindProxy(func() Rewrite {
-				return func(p Publish) []Publish {
-					if m, _ := method(p.Payload); m == spec.MethodStopSession || m == spec.MethodStartSession {
-						p.Retain = true
-					}
-					return []Publish{p}
-				}
-			}),
-		},
-		{
-			Name:        "drops-stop-session",
-			Description: "the connector does not relay STOP_SESSION",
-			Breaks:      []string{"SESS-008"},
-			Collateral:  []string{"REG-008", "SESS-007", "SESS-009"},
-			Areas:       []string{"sessions", "ice"},
-			apply: behindProxy(func() Rewrite {
-				return func(p Publish) []Publish {
-					if m, _ := method(p.Payload); m == spec.MethodStopSession {
-						return nil
-					}
-					return []Publish{p}
-				}
-			}),
-		},
-		{
-			Name:        "alters-candidates",
-			Description: "the connector rewrites candidate strings (lower-cases them and strips extensions)",
-			Breaks:      []string{"ICE-004"},
-			Collateral:  []string{"ICE-003", "ICE-002"},
-			Areas:       []string{"ice", "sessions"},
-			apply: behindProxy(func() Rewrite {
-				return func(p Publish) []Publish {
-					if !isCandidate(p.Payload) {
-						return []Publish{p}
-					}
-					m, _ := spec.Decode(p.Payload)
-					w, _, _ := m.WebRTC()
-					if w.Candidate != nil && w.Candidate.Candidate != "" {
-						s := strings.ToLower(w.Candidate.Candidate)
-						if i := strings.Index(s, " generation"); i > 0 {
-							s = s[:i]
-						}
-						w.Candidate.Candidate = s
-						m.Payload = spec.WebRTCPayloadJSON(w)
-						if b, err := spec.Encode(m); err == nil {
-							p.Payload = b
-						}
-					}
-					return []Publish{p}
-				}
-			}),
-		},
-		{
-			Name:        "alters-message-payloads",
-			Description: "the connector adds a field to the payload of every in-session MESSAGE it relays (chat, renegotiation; candidates untouched)",
-			Breaks:      []string{"MSG-002"},
-			Areas:       []string{"messages"},
-			apply: behindProxy(func() Rewrite {
-				return func(p Publish) []Publish {
-					m, _ := spec.Decode(p.Payload)
-					if m == nil || m.Method != spec.MethodMessage || isCandidate(p.Payload) {
-						return []Publish{p}
-					}
-					var payload map[string]json.RawMessage
-					if json.Unmarshal(m.Payload, &payload) != nil {
-						return []Publish{p}
-					}
-					payload["x-connector"] = json.RawMessage(`"was here"`)
-					if b, err := json.Marshal(payload); err == nil {
-						m.Payload = b
-						if b, err := spec.Encode(m); err == nil {
-							p.Payload = b
-						}
-					}
-					return []Publish{p}
-				}
-			}),
-		},
-		{
-			Name:        "failure-without-reason",
-			Description: "the connector's own FAILURE answers carry no reason",
-			Breaks:      []string{"SESS-003"},
-			Collateral:  []string{"ROB-002", "ROB-001", "FMT-005", "SESS-004", "EVT-001", "REG-008"},
-			Areas:       []string{"sessions", "robustness", "registration"},
-			apply: behindProxy(func() Rewrite {
-				return func(p Publish) []Publish {
-					var raw map[string]json.RawMessage
-					if json.Unmarshal(p.Payload, &raw) != nil {
-						return []Publish{p}
-					}
-					if string(raw["method"]) == `"RESPONSE"` && string(raw["result"]) == `"FAILURE"` && raw["fromTopic"] == nil {
-						delete(raw, "reason")
-						if b, err := json.Marshal(raw); err == nil {
-							p.Payload = b
-						}
-					}
-					return []Publish{p}
-				}
-			}),
-		},
-		{
-			Name: "connector-as-confused-deputy",
-			Description: "on the secured listener the connector registers any address, answers any fromTopic " +
-				"and serves 3PCC to anyone (the reference connector without its secure-mode rules)",
-			Breaks: []string{"ID-013", "ID-014", "ID-015"},
-			Areas:  []string{"identity"},
-			apply: func(t *scenarios.Target) {
-				start := t.StartConnector
-				t.StartConnector = func(ctx context.Context, p scenarios.ConnectorParams) (func(), error) {
-					p.Secure, p.CallControllers = false, nil
-					return start(ctx, p)
-				}
-			},
-		},
-		{
-			Name:        "lets-ids-be-spoofed",
-			Description: "the \"secured\" listener authenticates anyone and enforces no identity ACLs",
-			// No authentication: any CONNECT with a client ID takes that session over.
-			// Open-mode retention: a retained message in alice's inbox is kept.
-			Breaks: []string{"ID-005", "ID-007", "ID-008", "ID-009", "ID-010", "ID-011", "ID-012", "ID-016"},
-			Areas:  []string{"identity"},
-			apply: func(t *scenarios.Target) {
-				t.SecureTCP, t.SecureWS, t.SecurePath = t.TCP, t.WS, t.Decl.TopicPath
-				t.Identities = nil
-				for _, role := range []string{"alice", "bob", "mallory"} {
-					id := role + "-spoofable"
-					t.Identities = append(t.Identities, scenarios.Identity{ID: id, Username: id, Password: "any"})
-				}
-				t.ConnectorIdentity = &scenarios.Identity{ID: "connector", Username: "connector", Password: "any"}
-			},
-		},
-	}
+	apply func(t *scenarios.Target) error
 }
 
 // ByName returns one fault.
@@ -263,17 +46,196 @@ func ByName(name string) (Fault, error) {
 }
 
 // Apply turns an opened embedded target into the faulty one.
-func (f Fault) Apply(t *scenarios.Target) {
+func (f Fault) Apply(t *scenarios.Target) error {
 	t.Decl.Name = "faulty: " + f.Name
 	t.Decl.Description = f.Description
-	f.apply(t)
+	return f.apply(t)
 }
 
-// LabelFilter selects the fault's areas.
+// LabelFilter selects the scenarios that name a broken requirement (Ginkgo label filter).
 func (f Fault) LabelFilter() string {
-	parts := make([]string, len(f.Areas))
-	for i, a := range f.Areas {
-		parts[i] = "area:" + a
+	return strings.Join(append(slices.Clone(f.Breaks), f.Labels...), " || ")
+}
+
+// Faults lists every faulty target: the connector's, then the broker's.
+func Faults() []Fault {
+	return append(connectorFaults(), brokerFaults()...)
+}
+
+// --- building blocks -----------------------------------------------------------------
+
+// behindProxy makes the target's connectors publish through a proxy applying the rewrite
+// (one proxy per scenario, so every scenario starts clean); in, when not nil, also rewrites
+// what the connector receives.
+func behindProxy(out func() Rewrite, in func() Rewrite) func(t *scenarios.Target) error {
+	return func(t *scenarios.Target) error {
+		start := t.StartConnector
+		t.StartConnector = func(ctx context.Context, p scenarios.ConnectorParams) (func(), error) {
+			rw := func(p Publish) []Publish { return []Publish{p} }
+			if out != nil {
+				rw = out()
+			}
+			var opts []ProxyOption
+			if in != nil {
+				opts = append(opts, Inbound(in()))
+			}
+			px, err := NewProxy(p.BrokerURL, rw, opts...)
+			if err != nil {
+				return nil, err
+			}
+			p.BrokerURL = px.URL()
+			stop, err := start(ctx, p)
+			if err != nil {
+				px.Close()
+				return nil, err
+			}
+			return func() { stop(); px.Close() }, nil
+		}
+		return nil
 	}
-	return strings.Join(parts, " || ")
+}
+
+// outbound rewrites what the connector publishes.
+func outbound(rw func() Rewrite) func(t *scenarios.Target) error { return behindProxy(rw, nil) }
+
+// inbound rewrites what the connector receives.
+func inbound(rw func() Rewrite) func(t *scenarios.Target) error { return behindProxy(nil, rw) }
+
+// stateless wraps a Rewrite that keeps no state.
+func stateless(rw Rewrite) func() Rewrite { return func() Rewrite { return rw } }
+
+// withConfig starts the reference connector with a modified configuration.
+func withConfig(mod func(*connector.Config)) func(t *scenarios.Target) error {
+	return func(t *scenarios.Target) error {
+		t.StartConnector = func(ctx context.Context, p scenarios.ConnectorParams) (func(), error) {
+			cfg := scenarios.ReferenceConfig(p)
+			mod(&cfg)
+			c, err := connector.New(cfg)
+			if err != nil {
+				return nil, fmt.Errorf("faulty connector: %w", err)
+			}
+			if err := c.Start(ctx); err != nil {
+				_ = c.Close()
+				return nil, fmt.Errorf("faulty connector: %w", err)
+			}
+			return func() { _ = c.Close() }, nil
+		}
+		return nil
+	}
+}
+
+// withBrokerHooks replaces the target's open broker by an embedded broker with extra mochi
+// hooks that break it (the connector and every scenario connect to the faulty one).
+func withBrokerHooks(hooks ...func() mqtt.Hook) func(t *scenarios.Target) error {
+	return func(t *scenarios.Target) error {
+		cfg := broker.Config{MaxPayload: t.Decl.Limits.MaxPayload, TopicPath: t.Decl.TopicPath}
+		for _, h := range hooks {
+			cfg.Hooks = append(cfg.Hooks, h())
+		}
+		b, err := broker.Start(context.Background(), cfg)
+		if err != nil {
+			return fmt.Errorf("faulty broker: %w", err)
+		}
+		t.OnClose(func() { _ = b.Close() })
+		t.TCP = b.TCPURL()
+		if t.WS != "" {
+			t.WS = b.WSURL()
+		}
+		return nil
+	}
+}
+
+// inFrontOfBroker puts a proxy between every TCP client (harness and connector) and the
+// broker: what the clients publish passes through rw, as if the broker did it.
+func inFrontOfBroker(rw func() Rewrite) func(t *scenarios.Target) error {
+	return func(t *scenarios.Target) error {
+		px, err := NewProxy(t.TCP, rw())
+		if err != nil {
+			return err
+		}
+		t.OnClose(px.Close)
+		t.TCP = px.URL()
+		return nil
+	}
+}
+
+// fields is a decoded JSON object, edited in place by faults.
+type fields map[string]json.RawMessage
+
+// decodeFields decodes a payload as a JSON object (nil if it is not one).
+func decodeFields(p []byte) fields {
+	var f fields
+	if json.Unmarshal(p, &f) != nil {
+		return nil
+	}
+	return f
+}
+
+// str returns a string field ("" when absent or not a string).
+func (f fields) str(name string) string {
+	var s string
+	_ = json.Unmarshal(f[name], &s)
+	return s
+}
+
+// set sets a field to v's JSON.
+func (f fields) set(name string, v any) {
+	b, _ := json.Marshal(v)
+	f[name] = b
+}
+
+// editMessages rewrites every PUBLISH whose payload is a JSON object matching match.
+func editMessages(match func(p Publish, f fields) bool, edit func(p *Publish, f fields)) Rewrite {
+	return func(p Publish) []Publish {
+		f := decodeFields(p.Payload)
+		if f == nil || !match(p, f) {
+			return []Publish{p}
+		}
+		edit(&p, f)
+		if b, err := json.Marshal(f); err == nil {
+			p.Payload = b
+		}
+		return []Publish{p}
+	}
+}
+
+// isMethod matches a message by method (and, for RESPONSE, orig when given).
+func isMethod(method spec.Method, orig ...spec.Method) func(Publish, fields) bool {
+	return func(_ Publish, f fields) bool {
+		if f.str("method") != string(method) {
+			return false
+		}
+		return len(orig) == 0 || f.str("orig") == string(orig[0])
+	}
+}
+
+// services edits the services object of SERVICE_QUERY answers.
+func services(edit func(svcs map[string]fields)) Rewrite {
+	return editMessages(isMethod(spec.MethodResponse, spec.MethodServiceQuery), func(_ *Publish, f fields) {
+		var svcs map[string]fields
+		if json.Unmarshal(f["services"], &svcs) != nil {
+			return
+		}
+		edit(svcs)
+		f.set("services", svcs)
+	})
+}
+
+// isCandidate reports whether a payload is a MESSAGE trickling an ICE candidate.
+func isCandidate(p []byte) bool {
+	m, _ := spec.Decode(p)
+	if m == nil || m.Method != spec.MethodMessage {
+		return false
+	}
+	w, ok, _ := m.WebRTC()
+	return ok && w.Type == spec.ICECandType
+}
+
+// method decodes the method (and orig) of a payload; "" when it is not an rtcomm message.
+func method(p []byte) (spec.Method, spec.Method) {
+	m, _ := spec.Decode(p)
+	if m == nil {
+		return "", ""
+	}
+	return m.Method, m.Orig
 }

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -15,14 +14,16 @@ import (
 
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/faulty"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
 )
 
 // Environment of a child process (one suite run per process: Ginkgo runs a suite once).
 const (
-	envFault  = "RTCOMM_FAULT"  // fault name, or "baseline" for the unmodified reference
-	envOut    = "RTCOMM_OUT"    // bundle directory
-	envLabels = "RTCOMM_LABELS" // label filter
-	baseline  = "baseline"
+	envFault   = "RTCOMM_FAULT"   // fault name, or "baseline" for the unmodified reference
+	envOut     = "RTCOMM_OUT"     // bundle directory
+	envLabels  = "RTCOMM_LABELS"  // label filter
+	envProfile = "RTCOMM_PROFILE" // strict or client
+	baseline   = "baseline"
 )
 
 // TestFaultyChild is the suite run inside a child process; it does nothing on its own.
@@ -33,6 +34,9 @@ func TestFaultyChild(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	d := scenarios.EmbeddedDeclaration()
+	if p := os.Getenv(envProfile); p != "" {
+		d.Profile = scenarios.Profile(p)
+	}
 	// A fault makes scenarios wait for messages that never come: loopback needs far less
 	// than the protocol's 5 s to deliver one, so wait 2 s.
 	d.Timeouts.Reply = scenarios.Duration(2 * time.Second)
@@ -48,7 +52,9 @@ func TestFaultyChild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Apply(target)
+		if err := f.Apply(target); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := scenarios.Run(t, scenarios.RunOptions{Target: target, OutDir: os.Getenv(envOut),
 		LabelFilter: os.Getenv(envLabels), Succinct: true, NoColor: true, HarnessVersion: "faulty-test"}); err != nil {
@@ -57,96 +63,128 @@ func TestFaultyChild(t *testing.T) {
 }
 
 // runChild runs the suite against one target in a child process and returns its verdicts.
-func runChild(t *testing.T, fault, labels string) (*scenarios.Verdicts, string) {
+func runChild(t *testing.T, fault string, profile scenarios.Profile, labels string) *verdict.Verdicts {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestFaultyChild$", "-test.count=1", "-test.timeout=4m")
-	cmd.Env = append(os.Environ(), envFault+"="+fault, envOut+"="+dir, envLabels+"="+labels)
+	cmd.Env = append(os.Environ(), envFault+"="+fault, envOut+"="+dir, envLabels+"="+labels, envProfile+"="+string(profile))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	_ = cmd.Run() // a faulty target fails its suite: the verdicts are what counts
-	v, err := scenarios.ReadVerdicts(filepath.Join(dir, scenarios.BundleVerdicts))
+	v, err := verdict.Read(filepath.Join(dir, verdict.File))
 	if err != nil {
 		t.Fatalf("%s: no verdicts (%v); child output:\n%s", fault, err, tail(out.String(), 4000))
 	}
-	return v, out.String()
+	return v
 }
 
-// TestFaultyTargetsAreCaught runs the suite against every faulty target (and the unmodified
-// reference as a baseline, on the same areas) and asserts that each fault fails exactly the
-// requirements it breaks: those it must break fail, and no other requirement loses its
-// baseline verdict except the listed collateral ones.
+// TestFaultyTargetsAreCaught runs the suite against the unmodified reference (the baseline,
+// once per profile) and against every faulty target, each on the scenarios labelled with
+// the requirements it breaks. It requires, for every fault and every requirement it breaks:
+// the baseline passes it, and the fault run fails it by a check that recorded Expected and
+// Actual (a violation, not a timeout or a harness error), one of them the catalogue's
+// check. The baseline itself must have no failure at all.
 func TestFaultyTargetsAreCaught(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the suite once per faulty target")
+		t.Skip("runs the suite once per faulty target (CI: .ci/run)")
 	}
 	faults := faulty.Faults()
-	var areas []string
-	for _, f := range faults {
-		areas = append(areas, f.Areas...)
+	only := os.Getenv("RTCOMM_FAULTS") // e.g. RTCOMM_FAULTS=drops-stop-session,reaps-early
+	if only != "" {
+		faults = slices.DeleteFunc(faults, func(f faulty.Fault) bool { return !slices.Contains(strings.Split(only, ","), f.Name) })
 	}
-	sort.Strings(areas)
-	areas = slices.Compact(areas)
-	union := make([]string, len(areas))
-	for i, a := range areas {
-		union[i] = "area:" + a
-	}
-
-	var (
-		once      sync.Once
-		base      *scenarios.Verdicts
-		baseReady = make(chan struct{})
-	)
-	getBaseline := func(t *testing.T) *scenarios.Verdicts {
-		once.Do(func() {
-			defer close(baseReady)
-			base, _ = runChild(t, baseline, strings.Join(union, " || "))
-		})
-		<-baseReady
-		if base == nil {
-			t.Fatal("baseline run failed")
+	var missed []string // faults not caught as required
+	t.Cleanup(func() {
+		if *update && only == "" {
+			writeLastRun(t, len(faults)-len(missed), len(faults), missed)
 		}
-		return base
-	}
-	t.Run(baseline, func(t *testing.T) {
-		t.Parallel()
-		b := getBaseline(t)
-		t.Logf("baseline on %v: %d pass, %d fail %v", areas, b.Summary.Pass, b.Summary.Fail, b.Failed())
 	})
+	var mu sync.Mutex
+	bases := map[scenarios.Profile]*verdict.Verdicts{}
+	var onces sync.Map
+	getBaseline := func(t *testing.T, p scenarios.Profile) *verdict.Verdicts {
+		o, _ := onces.LoadOrStore(p, new(sync.Once))
+		o.(*sync.Once).Do(func() {
+			v := runChild(t, baseline, p, "")
+			mu.Lock()
+			bases[p] = v
+			mu.Unlock()
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		b := bases[p]
+		if b == nil {
+			t.Fatalf("baseline (%s) did not run", p)
+		}
+		return b
+	}
+	for _, p := range []scenarios.Profile{scenarios.ProfileStrict, scenarios.ProfileClient} {
+		t.Run("baseline-"+string(p), func(t *testing.T) {
+			t.Parallel()
+			b := getBaseline(t, p)
+			for _, r := range b.Requirements {
+				if r.Verdict == verdict.Fail {
+					t.Errorf("baseline (%s): %s fails: %+v", p, r.ID, r.Failures)
+				}
+			}
+			for _, h := range b.HarnessErrors {
+				t.Errorf("baseline (%s): harness error: %s", p, h)
+			}
+			t.Logf("baseline (%s): %d pass, %d fail", p, b.Summary.Pass, b.Summary.Fail)
+		})
+	}
 	for _, f := range faults {
 		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
-			v, out := runChild(t, f.Name, f.LabelFilter())
-			b := getBaseline(t)
+			defer func() {
+				if t.Failed() {
+					mu.Lock()
+					missed = append(missed, f.Name)
+					mu.Unlock()
+				}
+			}()
+			profile := f.Profile
+			if profile == "" {
+				profile = scenarios.ProfileStrict
+			}
+			v := runChild(t, f.Name, profile, f.LabelFilter())
+			b := getBaseline(t, profile)
+			checkSeen := f.Check == ""
 			for _, id := range f.Breaks {
+				if r, _ := b.Get(id); r.Verdict != verdict.Pass {
+					t.Errorf("%s: the baseline must pass %s, actual %s (%s)", f.Name, id, r.Verdict, r.Reason)
+				}
 				r, ok := v.Get(id)
 				if !ok {
 					t.Errorf("%s: %s is not in the verdicts", f.Name, id)
 					continue
 				}
-				if r.Verdict != scenarios.VerdictFail {
+				if r.Verdict != verdict.Fail {
 					t.Errorf("%s (%s): expected %s to FAIL, actual %s (%s)", f.Name, f.Description, id, r.Verdict, r.Reason)
-				}
-			}
-			allowed := append(append([]string{}, f.Breaks...), f.Collateral...)
-			for _, id := range v.Failed() {
-				if slices.Contains(allowed, id) {
 					continue
 				}
-				if br, ok := b.Get(id); ok && br.Verdict == scenarios.VerdictFail {
-					continue // fails on the reference too: not this fault's doing
+				violation := false
+				for _, e := range r.Failures {
+					if e.Kind == verdict.KindViolation && e.Expected != "" && e.Actual != "" {
+						violation = true
+						checkSeen = checkSeen || strings.Contains(e.Expected, f.Check)
+					}
 				}
-				r, _ := v.Get(id)
-				why := ""
-				if len(r.Failures) > 0 {
-					why = r.Failures[0].Scenario + ": expected " + r.Failures[0].Expected + "; actual " + r.Failures[0].Actual
+				if !violation {
+					t.Errorf("%s: %s failed without a check's Expected/Actual (timeout or harness error only): %+v", f.Name, id, r.Failures)
 				}
-				t.Errorf("%s: %s failed, but it is neither broken by this fault nor failing on the reference: %s", f.Name, id, tail(why, 600))
 			}
-			if t.Failed() {
-				t.Logf("child output (tail):\n%s", tail(out, 3000))
+			if !checkSeen {
+				var got []string
+				for _, id := range f.Breaks {
+					r, _ := v.Get(id)
+					for _, e := range r.Failures {
+						got = append(got, id+": "+e.Expected)
+					}
+				}
+				t.Errorf("%s: expected the check %q to catch it, actual failures: %q", f.Name, f.Check, got)
 			}
 			t.Logf("%s: failed %v", f.Name, v.Failed())
 		})

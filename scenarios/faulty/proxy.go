@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"time"
 )
 
 // MQTT control packet types the proxy looks at (MQTT 3.1.1 §2.2.1).
@@ -29,6 +30,8 @@ type Publish struct {
 	Retain   bool
 	Dup      bool
 	PacketID uint16
+	// Delay sends this packet that long after the original (a late copy; sent at QoS 0).
+	Delay time.Duration
 }
 
 // Rewrite decides what becomes of one PUBLISH the connector sends: nothing (drop), the
@@ -41,14 +44,22 @@ type Proxy struct {
 	ln       net.Listener
 	upstream string
 	rewrite  Rewrite
+	inbound  Rewrite // nil: what the broker delivers to the client passes untouched
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	conns    []net.Conn
 	closed   bool
 }
 
+// ProxyOption configures a Proxy.
+type ProxyOption func(*Proxy)
+
+// Inbound rewrites what the broker delivers to the client too (a connector that misreads
+// its input: it never sees what the rewrite drops or changes).
+func Inbound(rw Rewrite) ProxyOption { return func(p *Proxy) { p.inbound = rw } }
+
 // NewProxy listens on a random loopback port and forwards to brokerURL (tcp://host:port).
-func NewProxy(brokerURL string, rw Rewrite) (*Proxy, error) {
+func NewProxy(brokerURL string, rw Rewrite, opts ...ProxyOption) (*Proxy, error) {
 	u, err := url.Parse(brokerURL)
 	if err != nil || (u.Scheme != "tcp" && u.Scheme != "mqtt") {
 		return nil, fmt.Errorf("faulty proxy: broker URL %q: want tcp://host:port", brokerURL)
@@ -58,6 +69,9 @@ func NewProxy(brokerURL string, rw Rewrite) (*Proxy, error) {
 		return nil, fmt.Errorf("faulty proxy: %w", err)
 	}
 	p := &Proxy{ln: ln, upstream: u.Host, rewrite: rw}
+	for _, o := range opts {
+		o(p)
+	}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -108,10 +122,15 @@ func (p *Proxy) accept() {
 			return
 		}
 		var writeDown sync.Mutex // PUBACKs the proxy fakes share the client's socket
+		var writeUp sync.Mutex   // late copies share the broker's socket
 		p.wg.Add(2)
-		go func() { // broker -> client: untouched
+		go func() { // broker -> client: untouched unless an inbound rewrite is set
 			defer p.wg.Done()
 			defer down.Close()
+			if p.inbound != nil {
+				p.rewriteInbound(up, down, &writeUp, &writeDown)
+				return
+			}
 			buf := make([]byte, 32<<10)
 			for {
 				n, err := up.Read(buf)
@@ -138,7 +157,10 @@ func (p *Proxy) accept() {
 					return
 				}
 				if first>>4 != pktPublish {
-					if _, err := up.Write(encodePacket(first, body)); err != nil {
+					writeUp.Lock()
+					_, err := up.Write(encodePacket(first, body))
+					writeUp.Unlock()
+					if err != nil {
 						return
 					}
 					continue
@@ -148,22 +170,74 @@ func (p *Proxy) accept() {
 					return
 				}
 				out := p.rewrite(pub)
-				if len(out) == 0 && pub.QoS == 1 {
-					// Dropped: acknowledge it ourselves so the client's in-flight window moves on.
+				if pub.QoS == 1 && (len(out) == 0 || out[0].Delay > 0) {
+					// Dropped or delayed: acknowledge it ourselves so the client's in-flight window moves on.
 					writeDown.Lock()
 					_, _ = down.Write([]byte{pktPuback << 4, 2, byte(pub.PacketID >> 8), byte(pub.PacketID)})
 					writeDown.Unlock()
 				}
 				for i, q := range out {
-					if i > 0 && q.QoS > 0 {
-						q.QoS, q.PacketID = 0, 0 // extra copies need no acknowledgement
+					if (i > 0 || q.Delay > 0) && q.QoS > 0 {
+						q.QoS, q.PacketID = 0, 0 // extra and late copies need no acknowledgement
 					}
-					if _, err := up.Write(encodePublish(q)); err != nil {
+					if q.Delay > 0 {
+						time.AfterFunc(q.Delay, func() {
+							writeUp.Lock()
+							defer writeUp.Unlock()
+							_, _ = up.Write(encodePublish(q))
+						})
+						continue
+					}
+					writeUp.Lock()
+					_, err := up.Write(encodePublish(q))
+					writeUp.Unlock()
+					if err != nil {
 						return
 					}
 				}
 			}
 		}()
+	}
+}
+
+// rewriteInbound forwards broker -> client packets, PUBLISHes through the inbound rewrite.
+func (p *Proxy) rewriteInbound(up, down net.Conn, writeUp, writeDown *sync.Mutex) {
+	r := bufio.NewReaderSize(up, 64<<10)
+	for {
+		first, body, err := readPacket(r)
+		if err != nil {
+			return
+		}
+		var out [][]byte
+		if first>>4 != pktPublish {
+			out = append(out, encodePacket(first, body))
+		} else {
+			pub, err := decodePublish(first, body)
+			if err != nil {
+				return
+			}
+			pubs := p.inbound(pub)
+			if len(pubs) == 0 && pub.QoS == 1 {
+				// Dropped: acknowledge it to the broker ourselves.
+				writeUp.Lock()
+				_, _ = up.Write([]byte{pktPuback << 4, 2, byte(pub.PacketID >> 8), byte(pub.PacketID)})
+				writeUp.Unlock()
+			}
+			for i, q := range pubs {
+				if i > 0 && q.QoS > 0 {
+					q.QoS, q.PacketID = 0, 0
+				}
+				out = append(out, encodePublish(q))
+			}
+		}
+		writeDown.Lock()
+		for _, b := range out {
+			if _, err := down.Write(b); err != nil {
+				writeDown.Unlock()
+				return
+			}
+		}
+		writeDown.Unlock()
 	}
 }
 
