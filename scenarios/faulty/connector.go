@@ -223,6 +223,22 @@ func connectorFaults() []Fault {
 			}))),
 		},
 		{
+			Name:        "turn-url-without-credentials",
+			Description: "the connector advertises its TURN server in the RFC 7065 form turn:host:port, which rtcomm.js cannot parse (it wants turn:<user>@<host>:<port>:credential:<password>)",
+			Breaks:      []string{"SQ-009"},
+			Check:       "every turn: URL written",
+			Profile:     scenarios.ProfileClient,
+			apply: outbound(stateless(services(func(s map[string]fields) {
+				if c := s[spec.ServiceConnector]; c != nil {
+					urls := c.str("iceURL")
+					if urls != "" {
+						urls += ","
+					}
+					c.set("iceURL", urls+"turn:turn.example.net:3478")
+				}
+			}))),
+		},
+		{
 			Name:        "scheme-service-without-topic",
 			Description: "the connector advertises a scheme route without the topic to send such calls to",
 			Breaks:      []string{"SQ-008"},
@@ -748,12 +764,14 @@ func connectorFaults() []Fault {
 			}))),
 		},
 		{
-			Name:        "empty-protocols",
-			Description: "the connector relays START_SESSION with an empty protocols array",
+			Name:        "empty-protocol-name",
+			Description: "the connector rebuilds protocols from a comma-joined string and relays START_SESSION with an empty trailing name",
 			Breaks:      []string{"FMT-007"},
-			Check:       "meets FMT-007",
+			Check:       "non-empty names",
 			apply: outbound(stateless(editMessages(relayed(spec.MethodStartSession), func(_ *Publish, f fields) {
-				f.set("protocols", []string{})
+				var ps []string
+				_ = json.Unmarshal(f["protocols"], &ps)
+				f.set("protocols", append(ps, ""))
 			}))),
 		},
 	}
