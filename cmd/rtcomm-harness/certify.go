@@ -169,6 +169,8 @@ func runCertify(ctx context.Context, o certifyOptions, out io.Writer, log *slog.
 		return &exitError{code: exitHarness, err: fmt.Errorf("suite set-up failed: %s", v.SuiteFailures[0])}
 	case v.Summary.MustFailures > 0:
 		return &exitError{code: exitNotCertified, err: fmt.Errorf("not certified: %d claimed MUST requirement(s) failed", v.Summary.MustFailures)}
+	case len(v.HarnessErrors) > 0:
+		return &exitError{code: exitHarness, err: fmt.Errorf("%d scenario(s) stopped on a harness error: not certified; first: %s", len(v.HarnessErrors), v.HarnessErrors[0])}
 	case v.Interrupted:
 		return &exitError{code: exitHarness, err: errors.New("the run was interrupted: not certified")}
 	case v.Filter != "":
@@ -203,6 +205,9 @@ func printSummary(w io.Writer, v *scenarios.Verdicts, dir string) {
 			}
 			fmt.Fprintf(w, "         expected: %s\n         actual:   %s\n", oneLine(f.Expected, 200), oneLine(f.Actual, 300))
 		}
+	}
+	for _, h := range v.HarnessErrors {
+		fmt.Fprintf(w, "  HARNESS ERROR %s\n", oneLine(h, 300))
 	}
 	verdict := "CERTIFIED"
 	if !v.Certified {
