@@ -170,6 +170,18 @@ func connectorFaults() []Fault {
 			})),
 		},
 		{
+			Name:        "answers-service-query-late",
+			Description: "the connector answers SERVICE_QUERY only after 6 s (a blocking registry lookup), past rtcomm.js's 5 s",
+			Breaks:      []string{"SQ-002"},
+			Check:       "an answer within 5 s",
+			apply: outbound(stateless(func(p Publish) []Publish {
+				if m, orig := method(p.Payload); m == spec.MethodResponse && orig == spec.MethodServiceQuery {
+					p.Delay = 6 * time.Second
+				}
+				return []Publish{p}
+			})),
+		},
+		{
 			Name:        "service-query-wrong-transid",
 			Description: "the connector answers a SERVICE_QUERY with a transID of its own",
 			Breaks:      []string{"SQ-003"},
@@ -266,6 +278,15 @@ func connectorFaults() []Fault {
 			})),
 		},
 		{
+			Name:        "new-transid-on-forward",
+			Description: "the connector forwards START_SESSION under a transID of its own (the callee's answer then matches nothing at the caller)",
+			Breaks:      []string{"SESS-002"},
+			Check:       "unchanged",
+			apply: outbound(stateless(editMessages(relayed(spec.MethodStartSession), func(_ *Publish, f fields) {
+				f.set("transID", uuid.NewString())
+			}))),
+		},
+		{
 			Name:        "drops-protocols",
 			Description: "the connector forwards START_SESSION with protocols reduced to the first one",
 			Breaks:      []string{"SESS-002"},
@@ -294,6 +315,17 @@ func connectorFaults() []Fault {
 			apply: outbound(stateless(editMessages(func(p Publish, f fields) bool {
 				return relayed(spec.MethodResponse)(p, f) && f.str("result") == spec.ResultFailure && f.str("orig") == string(spec.MethodStartSession)
 			}, func(_ *Publish, f fields) { delete(f, "reason") }))),
+		},
+		{
+			Name:        "alters-answer-sdp",
+			Description: "the connector normalises the answer SDP it relays (line endings rewritten from CRLF to LF)",
+			Breaks:      []string{"SESS-004"},
+			Check:       "the answer payload unchanged",
+			apply: outbound(stateless(editMessages(func(p Publish, f fields) bool {
+				return relayed(spec.MethodResponse)(p, f) && f.str("result") == spec.ResultSuccess && f.str("orig") == string(spec.MethodStartSession)
+			}, func(_ *Publish, f fields) {
+				f["payload"] = json.RawMessage(strings.ReplaceAll(string(f["payload"]), `\r\n`, `\n`))
+			}))),
 		},
 		{
 			Name:        "drops-hold-timeout",
@@ -398,6 +430,48 @@ func connectorFaults() []Fault {
 				var n atomic.Int64
 				return dropWhere(func(p Publish) bool { return isCandidate(p.Payload) && n.Add(1)%3 == 0 })
 			}),
+		},
+		{
+			Name:        "duplicates-candidates",
+			Description: "the connector relays every fourth ICE candidate twice (a retry on a publish that had succeeded)",
+			Breaks:      []string{"ICE-003"},
+			Check:       "once each, in order",
+			apply: outbound(func() Rewrite {
+				var n atomic.Int64
+				return func(p Publish) []Publish {
+					if isCandidate(p.Payload) && n.Add(1)%4 == 0 {
+						return []Publish{p, p}
+					}
+					return []Publish{p}
+				}
+			}),
+		},
+		{
+			Name:        "reorders-candidates",
+			Description: "the connector relays candidates from a worker pool: every fifth one is overtaken by the next",
+			Breaks:      []string{"ICE-003"},
+			Check:       "once each, in order",
+			apply: outbound(func() Rewrite {
+				var n atomic.Int64
+				return func(p Publish) []Publish {
+					if isCandidate(p.Payload) && n.Add(1)%5 == 0 {
+						p.Delay = 40 * time.Millisecond
+					}
+					return []Publish{p}
+				}
+			}),
+		},
+		{
+			Name:        "message-from-connector-level",
+			Description: "the connector relays MESSAGEs at <peer address>/<its own ID> instead of the sender's ID",
+			Breaks:      []string{"MSG-002"},
+			Check:       "at a topic ending in /",
+			apply: outbound(stateless(func(p Publish) []Publish {
+				if methodIs(spec.MethodMessage)(p) && !isCandidate(p.Payload) {
+					p.Topic = p.Topic[:strings.LastIndex(p.Topic, "/")+1] + "rtcomm-connector"
+				}
+				return []Publish{p}
+			})),
 		},
 		{
 			Name:        "alters-candidates",
