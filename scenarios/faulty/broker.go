@@ -90,6 +90,18 @@ func brokerFaults() []Fault {
 				}
 				return pk, nil
 			}}),
+		fault("empty-retained-does-not-clear", "the broker forwards an empty retained PUBLISH but keeps the retained message it should clear",
+			"BRK-001", "no retained message after the empty retained publish", &brokerFault{onPublish: func(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+				if pk.FixedHeader.Retain && len(pk.Payload) == 0 {
+					pk.FixedHeader.Retain = false
+				}
+				return pk, nil
+			}}),
+		fault("will-not-retained", "the broker publishes a Last Will without its retain flag, so an empty will never clears the registration",
+			"BRK-002", "the retained empty will clears the registration", &brokerFault{onWill: func(w mqtt.Will) mqtt.Will {
+				w.Retain = false
+				return w
+			}}),
 		fault("loses-wills", "the broker publishes a client's Last Will on the wrong topic (it never reaches the will topic)",
 			"BRK-002", "the empty Last Will at", &brokerFault{onWill: func(w mqtt.Will) mqtt.Will {
 				w.TopicName = "$faulty/lost-will"

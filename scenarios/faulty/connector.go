@@ -386,6 +386,37 @@ func connectorFaults() []Fault {
 			apply:       outbound(stateless(dropWhere(methodIs(spec.MethodStopSession)))),
 		},
 		{
+			Name:        "echoes-stop-session",
+			Description: "the connector sends STOP_SESSION back to the party that hung up as well as to its peer",
+			Breaks:      []string{"SESS-008"},
+			Check:       "no reply to STOP_SESSION",
+			apply: func() func(t *scenarios.Target) error {
+				var mu sync.Mutex
+				from := map[string]string{} // sigSessID -> fromTopic of the STOP_SESSION received
+				in := stateless(editMessages(isMethod(spec.MethodStopSession), func(_ *Publish, f fields) {
+					mu.Lock()
+					from[f.str("sigSessID")] = f.str("fromTopic")
+					mu.Unlock()
+				}))
+				out := stateless(func(p Publish) []Publish {
+					f := decodeFields(p.Payload)
+					if f == nil || f.str("method") != string(spec.MethodStopSession) {
+						return []Publish{p}
+					}
+					mu.Lock()
+					back := from[f.str("sigSessID")]
+					mu.Unlock()
+					if back == "" {
+						return []Publish{p}
+					}
+					echo := p
+					echo.Topic = back + "/" + p.Topic[strings.LastIndex(p.Topic, "/")+1:]
+					return []Publish{p, echo}
+				})
+				return behindProxy(out, in)
+			}(),
+		},
+		{
 			Name:        "reaps-early",
 			Description: "the connector reaps unanswered sessions after a tenth of the 30 s answer timeout",
 			Breaks:      []string{"SESS-009"},
@@ -605,6 +636,15 @@ func connectorFaults() []Fault {
 				}
 				return []Publish{p}
 			})),
+		},
+		{
+			Name:        "failed-event-without-reason",
+			Description: "the connector fires the failed event without the rejection's reason",
+			Breaks:      []string{"EVT-001"},
+			Check:       "failed with a reason",
+			apply: outbound(stateless(editMessages(func(p Publish, f fields) bool {
+				return strings.Contains(p.Topic, "/session/failed/")
+			}, func(_ *Publish, f fields) { delete(f, "reason") }))),
 		},
 		{
 			Name:        "event-without-timestamp",
