@@ -131,7 +131,13 @@ var _ = Describe("Registration", Area("registration"), func() {
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
 		out, _ := e.Connected(alice, bob, offer(), answer())
+		mon := e.MustConnect("REG-008", "presence monitor", ConnOptions{})
+		Harness(mon.Subscribe(e.Topics.Sphere(bob.ID()), 1), "subscribe presence")
 		bob.Kill()
+		// The call below must follow the will: wait until the broker has published it (the
+		// connector, subscribed before the monitor, gets it no later than the call).
+		_, willSeen := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return len(m.Payload) == 0 })
+		Harness(errIf(!willSeen, "the broker published no will for bob"), "harness: wait for bob's will (BRK-002)")
 		select {
 		case <-out.Done():
 			_, stopped := out.Err().(*endpoint.Stopped)

@@ -111,6 +111,13 @@ func TestFaultyTargetsAreCaught(t *testing.T) {
 		o, _ := onces.LoadOrStore(p, new(sync.Once))
 		o.(*sync.Once).Do(func() {
 			v := runChild(t, baseline, p, "")
+			if dirty(v) {
+				// A loaded 2-core machine (make test runs the other packages meanwhile) can
+				// make a timing-sensitive scenario fail once. A real failure of the reference
+				// repeats; say what happened, then judge the second run.
+				t.Logf("baseline (%s): first run not clean, running it again: failed %v, harness errors %v", p, v.Failed(), v.HarnessErrors)
+				v = runChild(t, baseline, p, "")
+			}
 			mu.Lock()
 			bases[p] = v
 			mu.Unlock()
@@ -193,6 +200,9 @@ func TestFaultyTargetsAreCaught(t *testing.T) {
 		})
 	}
 }
+
+// dirty reports whether a baseline run failed anything or stopped on a harness error.
+func dirty(v *verdict.Verdicts) bool { return len(v.Failed()) > 0 || len(v.HarnessErrors) > 0 }
 
 func tail(s string, n int) string {
 	if len(s) > n {
