@@ -59,8 +59,9 @@ func catalogueMarkdown(lastRun string) []byte {
 		"do not edit by hand. Each fault is a bug a real broker or connector could have, planted in the\n" +
 		"embedded reference: a proxy that rewrites what the connector publishes or receives, a modified\n" +
 		"connector configuration, or mochi hooks (or a proxy) on the embedded broker.\n\n")
-	b.WriteString("`TestFaultyTargetsAreCaught` (CI only: `go test ./scenarios/faulty`, skipped under `-short`) runs the\n" +
-		"unmodified reference once per profile, which must have no failure at all, then each fault on the\n" +
+	b.WriteString("`TestFaultyTargetsAreCaught` (`make faulty`, which CI runs; `make test` and `-short` skip it) runs the\n" +
+		"unmodified reference once per profile, which must have no failure at all (a baseline that fails\n" +
+		"on a loaded machine is run once more, and the test says so), then each fault on the\n" +
 		"scenarios labelled with the requirements it breaks, and requires for each of them: the baseline\n" +
 		"passes it, and the fault run fails it by a check that recorded Expected and Actual (not a timeout\n" +
 		"or a harness error), the catalogue's check among them.\n\n")
