@@ -226,9 +226,9 @@ func startMosquittoChild(t *testing.T, topology string) *child {
 // (reference/connector/DESIGN.md, "Replicas"). Each is still judged, reported and
 // logged; any other failure fails the test.
 var knownTopologyFailures = map[string]map[string]string{
-	"replicas=2": {"ICE-003": "order: a shared subscription hands one sender's messages on the general " +
+	"replicas=2": {"ICE-005": "order: a shared subscription hands one sender's messages on the general " +
 		"connector topic to different replicas, so candidates sent there may arrive out of order (none lost or duplicated)"},
-	"route-only": {"ICE-003": "order: the caller's first messages go through the connector, later ones straight " +
+	"route-only": {"ICE-005": "order: the caller's first messages go through the connector, later ones straight " +
 		"to the callee, and a direct one can overtake one still on its way through the connector (none lost or duplicated)"},
 }
 

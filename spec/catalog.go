@@ -6,7 +6,7 @@ import (
 )
 
 // CatalogVersion changes whenever an entry is added, removed or reworded; IDs never change meaning.
-const CatalogVersion = "1.2.0"
+const CatalogVersion = "1.3.0"
 
 // Level is the RFC 2119 strength of a requirement.
 type Level string
@@ -313,8 +313,16 @@ var catalog = []Requirement{
 		Source:   srcSig + "Signaling for peer to peer sessions (ICE MESSAGE)",
 		Sentence: "The caller and/or callee endpoint(s) may also send out another message which specifies one or more ICE candidates"},
 	{ID: "ICE-003", Area: "ice", Level: Must, Profiles: both, Subject: SubjectConnector,
-		Text:   "Each candidate sent reaches the peer once, in the order sent: none lost (re-sent duplicates included), none duplicated by the relay.",
+		Text:   "Each candidate sent reaches the peer once: none lost (re-sent duplicates included), none duplicated by the relay.",
 		Source: srcSig + "Signaling for peer to peer sessions (ICE MESSAGE); " + srcJS + "src/rtcomm/connection/SigSession.js _processQueue (queued candidates re-sent)"},
+	// Order is a SHOULD: no source requires it (the signaling spec says nothing of order, and
+	// rtcomm.js hands each candidate to RTCPeerConnection.addIceCandidate as it arrives, which
+	// takes candidates in any order), and the official client itself sends a session's
+	// candidates over two paths (the connector's topic before the answer, the peer's fromTopic
+	// after it), so even a correct route-only connector cannot keep them in order.
+	{ID: "ICE-005", Area: "ice", Level: Should, Profiles: both, Subject: SubjectConnector,
+		Text:   "Candidates from one sender reach the peer in the order sent.",
+		Source: srcSig + "Signaling for peer to peer sessions (ICE MESSAGE: no order stated); " + srcJS + "src/rtcomm/EndpointProvider/WebRTCConnection.js _processMessage (each candidate added as it arrives)"},
 	{ID: "ICE-004", Area: "ice", Level: Must, Profiles: both, Subject: SubjectConnector,
 		Text:   "Candidates pass byte-for-byte, including IPv6, mDNS `.local`, relay and TCP candidates and the empty end-of-candidates.",
 		Source: srcSig + "Payload Definition (raw RTCPeerConnection data); " + srcJS + "src/rtcomm/EndpointProvider/WebRTCConnection.js _processMessage (passes the candidate to RTCIceCandidate)"},

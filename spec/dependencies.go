@@ -46,7 +46,8 @@ var brokerNeeds = map[string][]string{
 	"SESS-008": registryNeeds,
 	"SESS-009": registryNeeds,
 	"ICE-002":  registryNeeds,
-	"ICE-003":  registryNeeds, // order of candidates: BRK-006 is in registryNeeds
+	"ICE-003":  registryNeeds,
+	"ICE-005":  registryNeeds, // order of candidates: BRK-006 is in registryNeeds
 	"ICE-004":  append([]string{"BRK-005"}, registryNeeds...),
 	"MSG-002":  registryNeeds,
 	"MSG-003":  registryNeeds,
