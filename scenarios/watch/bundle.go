@@ -62,13 +62,64 @@ func (c *Checker) Verdicts(t verdict.Target, start, end time.Time, interrupted b
 		sort.Strings(sc.Labels)
 		run.Scenarios = append(run.Scenarios, sc)
 	}
-	var cat []spec.Requirement
-	for _, r := range spec.Catalog() {
-		if r.InProfile(t.Profile) {
-			cat = append(cat, r)
+	// The checker judges whatever traffic it sees, optional features included.
+	t.Features = spec.Features()
+	run.Target = t
+	v := verdict.Compute(run, spec.Catalog())
+	endpointVerdicts(v, run, c.Observed())
+	return v
+}
+
+// endpointVerdicts judges the requirements on endpoints, which Compute leaves not
+// applicable (certify judges brokers and connectors; here the clients are the subject):
+// fail on a finding, otherwise not tested. Then it recounts the summary.
+func endpointVerdicts(v *verdict.Verdicts, run verdict.Run, observed int) {
+	failures := map[string][]verdict.FailureEvidence{}
+	for _, sc := range run.Scenarios {
+		for _, f := range sc.Findings {
+			if f.Outcome == verdict.OutcomeFail {
+				failures[f.Req] = append(failures[f.Req], verdict.FailureEvidence{Scenario: sc.Name, Kind: verdict.KindViolation,
+					Expected: f.Expected, Actual: f.Actual, Trace: sc.Trace})
+			}
 		}
 	}
-	return verdict.Compute(run, cat)
+	byID := map[string]spec.Requirement{}
+	for _, r := range spec.Catalog() {
+		byID[r.ID] = r
+	}
+	sum := verdict.Summary{Scenarios: v.Summary.Scenarios, ScenariosRun: v.Summary.ScenariosRun}
+	for i := range v.Requirements {
+		rv := &v.Requirements[i]
+		r := byID[rv.ID]
+		if rv.Verdict == verdict.NotApplicable && r.InProfile(v.Target.Profile) &&
+			!r.AppliesTo(spec.SubjectBroker) && !r.AppliesTo(spec.SubjectConnector) {
+			if fs := failures[rv.ID]; len(fs) > 0 {
+				rv.Verdict, rv.Failures = verdict.Fail, fs
+				rv.Reason = fmt.Sprintf("%d violation(s) observed", len(fs))
+			} else {
+				rv.Verdict = verdict.NotTested
+				rv.Reason = fmt.Sprintf("no violation in %d observed publishes; a passive check reports violations only", observed)
+			}
+		}
+		sum.Total++
+		switch rv.Verdict {
+		case verdict.Pass:
+			sum.Pass++
+		case verdict.Fail:
+			sum.Fail++
+			if r.Level == spec.Must {
+				sum.MustFailures++
+			}
+		case verdict.NotClaimed:
+			sum.NotClaimed++
+		case verdict.NotApplicable:
+			sum.NotApplicable++
+		case verdict.NotTested:
+			sum.NotTested++
+		}
+	}
+	v.Summary = sum
+	v.Certified = false // a passive check judges only what it saw (Filter says so)
 }
 
 func traceOf(obs []Observation, start time.Time) []verdict.TraceEvent {

@@ -128,6 +128,14 @@ func New(cfg Config) *Checker {
 // Config returns the configuration the checker runs with (defaults filled in).
 func (c *Checker) Config() Config { return c.cfg }
 
+// AddConnectorClient names one more MQTT client ID as a connector's (for blame), e.g. once
+// the embedded broker is up and the connector's ID is chosen.
+func (c *Checker) AddConnectorClient(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg.ConnectorClients = append(c.cfg.ConnectorClients, id)
+}
+
 // Observed is the number of publishes judged so far.
 func (c *Checker) Observed() int {
 	c.mu.Lock()

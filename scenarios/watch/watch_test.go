@@ -139,7 +139,7 @@ func call(t *testing.T, url, path string, strict bool) {
 		}
 		t.Cleanup(func() { e.Close() })
 		step("register "+id, e.Register(ctx))
-		sq, sqCancel := context.WithTimeout(ctx, 2*time.Second)
+		sq, sqCancel := context.WithTimeout(ctx, time.Second)
 		_, err = e.ServiceQuery(sq)
 		sqCancel()
 		step("service query "+id, err)
