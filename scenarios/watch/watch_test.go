@@ -13,6 +13,7 @@ import (
 	"github.com/rtcomm-harness/rtcomm-harness/fixtures"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/faulty"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
@@ -193,7 +194,27 @@ func call(t *testing.T, url, path string, strict bool) {
 func TestReferenceCallHasNoFindings(t *testing.T) {
 	t.Parallel()
 	c, url, path := stack(t, "")
+	// The same traffic seen from a subscription (no client IDs, blame from topics).
+	sub := watch.New(watch.Config{Profile: spec.ProfileClient, TopicPath: path})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.Subscribe(ctx, path+"#", 0, func(m mqttc.Message) {
+		sub.Observe(watch.Observation{Topic: m.Topic, Payload: m.Payload, Retained: m.Retained})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	call(t, url, path, true)
+	for _, f := range sub.Findings() {
+		t.Errorf("finding on the reference's traffic seen by a subscription: %s", f)
+	}
+	if sub.Observed() < 20 || len(sub.Passes()[watch.ConnectorParticipant]) == 0 {
+		t.Errorf("expected the subscription to judge the call (>= 20 publishes, relay checks held), actual %d publishes, passes %v", sub.Observed(), sub.Passes())
+	}
 	for _, f := range c.Findings() {
 		t.Errorf("finding on the reference's traffic: %s (evidence %q %q retained=%v)", f, f.Evidence[0].Topic, f.Evidence[0].Payload, f.Evidence[0].Retained)
 	}
