@@ -38,7 +38,16 @@ func publishAs(t *testing.T, url, clientID, topic, payload string) {
 
 func readFindings(t *testing.T, dir string) []watch.Finding {
 	t.Helper()
-	for _, f := range []string{verdict.File, "junit.xml", reportHTML, reportMD, watch.FindingsFile, watch.TraceFile} {
+	if _, err := os.Stat(filepath.Join(dir, watch.TraceFile)); err != nil {
+		t.Errorf("bundle: expected %s, actual %v", watch.TraceFile, err)
+	}
+	return readFindingsOnly(t, dir)
+}
+
+// readFindingsOnly checks a bundle without a trace (load --check) and reads its findings.
+func readFindingsOnly(t *testing.T, dir string) []watch.Finding {
+	t.Helper()
+	for _, f := range []string{verdict.File, "junit.xml", reportHTML, reportMD, watch.FindingsFile} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("bundle: expected %s, actual %v", f, err)
 		}
