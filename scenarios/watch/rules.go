@@ -208,6 +208,11 @@ func (c *Checker) checkSessionState(s sent) {
 // sweep judges the SERVICE_QUERY answers time has made due (SQ-002: exactly once, within
 // AnswerTimeout) and forgets old state.
 func (c *Checker) sweep(now time.Time) {
+	if !c.swept.IsZero() && now.Sub(c.swept) < sweepEvery {
+		return
+	}
+	c.swept = now
+	c.prune(now)
 	for id, q := range c.queries {
 		age := now.Sub(q.req.obs.Time)
 		if q.answers == 0 && age > c.cfg.AnswerTimeout && !q.late {
@@ -240,5 +245,32 @@ func (c *Checker) answered(s sent) {
 		}
 	default:
 		c.pass(s.who, "SQ-002")
+	}
+}
+
+// sweepEvery bounds how often sweep walks the state (not on every publish).
+const sweepEvery = 100 * time.Millisecond
+
+// retain is how long the state of a finished or abandoned session or transaction is kept
+// (the final timeout, 30 s, twice): a long serve --check stays bounded.
+const retain = time.Minute
+
+// prune forgets stopped sessions, requests and originals older than retain.
+func (c *Checker) prune(now time.Time) {
+	for id, rs := range c.requests {
+		if now.Sub(rs[len(rs)-1].obs.Time) > retain {
+			delete(c.requests, id)
+		}
+	}
+	for k, os := range c.origs {
+		if now.Sub(os[len(os)-1].obs.Time) > retain {
+			delete(c.origs, k)
+		}
+	}
+	for sid, at := range c.stopped {
+		if now.Sub(at) > retain {
+			delete(c.stopped, sid)
+			delete(c.started, sid)
+		}
 	}
 }

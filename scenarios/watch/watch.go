@@ -76,6 +76,7 @@ type Checker struct {
 
 	mu       sync.Mutex
 	first    time.Time
+	swept    time.Time // last sweep
 	n        int
 	requests map[string][]sent // transID -> requests carrying it
 	queries  map[string]*query // SERVICE_QUERY transID -> answers seen
@@ -203,6 +204,7 @@ func (c *Checker) Finish(now time.Time) []Finding {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	before := len(c.findings)
+	c.swept = time.Time{} // judge now
 	c.sweep(now)
 	return slices.Clone(c.findings[before:])
 }
