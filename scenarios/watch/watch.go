@@ -50,9 +50,9 @@ type Config struct {
 	// MQTT client ID, or "connector").
 	Participant string
 	// FromStart: the checker saw the traffic from its beginning (the in-broker hook of a
-	// broker it started), so a reply or relay with no request before it is a finding. From a
-	// subscription it is false: requests sent before it subscribed are unknown, and those
-	// rules wait for AnswerTimeout after the first observation before they judge.
+	// broker it started), so a reply or relay with no request or START_SESSION before it is a
+	// finding. From a subscription it is false: what began before it subscribed is unknown,
+	// so those two rules are not applied (the others are).
 	FromStart bool
 	// ConnectorClients are MQTT client IDs of connectors (for blame when Client is known).
 	ConnectorClients []string
@@ -75,7 +75,6 @@ type Checker struct {
 	trace  *TraceWriter
 
 	mu       sync.Mutex
-	first    time.Time
 	swept    time.Time // last sweep
 	n        int
 	requests map[string][]sent // transID -> requests carrying it
@@ -172,9 +171,6 @@ func (c *Checker) Observe(o Observation) []Finding {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n == 0 {
-		c.first = o.Time
-	}
 	c.n++
 	if c.trace != nil {
 		_ = c.trace.Write(o) // a trace that cannot be written does not stop the judging
@@ -267,10 +263,10 @@ func (c *Checker) pass(who, req string) {
 	m[req]++
 }
 
-// complete reports whether, at t, the checker has seen every request a reply could answer.
-func (c *Checker) complete(t time.Time) bool {
-	return c.cfg.FromStart || t.Sub(c.first) > 30*time.Second
-}
+// complete reports whether the checker has seen every request a reply could answer and
+// every START_SESSION a relay could belong to: only from the start (the in-broker hook). A
+// subscription never knows: a session may have begun before it, and last for hours.
+func (c *Checker) complete(time.Time) bool { return c.cfg.FromStart }
 
 // requestMethods are the requests a RESPONSE answers (spec/validate.go responseOrigs).
 var requestMethods = []spec.Method{spec.MethodServiceQuery, spec.MethodStartSession, spec.MethodRefer, spec.Method3PCCPlaceCall}
