@@ -58,6 +58,7 @@ type loadOptions struct {
 	startIn       time.Duration
 	baseline      bool
 	sloSpec       string
+	check         bool // run the passive checker beside the load (loadcheck.go)
 	maxLate       float64
 	out           string
 	seed          uint64
@@ -187,7 +188,8 @@ is reported in the summary's warnings either way).`,
 		"a shard not ready by then still runs, and its run is invalid (exit 2)")
 	f.DurationVar(&o.startIn, "start-in", 0, "as --start-at, this long after the command starts (for one machine; a launcher resolves it once and passes --start-at to every shard)")
 	f.BoolVar(&o.baseline, "baseline", false, "after the window, relay the same message count and sizes as raw MQTT on the same broker and compare")
-	f.StringVar(&o.sloSpec, "slo", "", "thresholds, e.g. 'setup.p99<100ms,errors<0.1%,lost<=0'; exit 1 when breached")
+	f.StringVar(&o.sloSpec, "slo", "", "thresholds, e.g. 'setup.p99<100ms,errors<0.1%,lost<=0' (with --check also 'violations<=N'); exit 1 when breached")
+	f.BoolVar(&o.check, "check", false, "judge the run's traffic with the passive protocol checker (inside the embedded broker, or subscribed to <topic path># on --broker); its bundle goes to <results>/check (docs/CHECK.md)")
 	f.Float64Var(&o.maxLate, "max-late", o.maxLate, "share of calls allowed to start over 10 ms late before the run is invalid (exit 2); e.g. 0.05 on a shared CI machine")
 	f.StringVar(&o.out, "out", "", "results directory (default ./results/load-<UTC timestamp>)")
 	f.Uint64Var(&o.seed, "seed", 0, "seed of the schedule and call choices (0 = random; recorded in params.json)")
@@ -224,6 +226,10 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	sh, err := o.resolveShard(os.LookupEnv)
 	if err != nil {
 		return invalid(err)
+	}
+	var violations *violationsSLO
+	if o.sloSpec, violations, err = splitViolationsSLO(o.sloSpec, o.check); err != nil {
+		return invalid(fmt.Errorf("--slo: %w", err))
 	}
 	if _, err := slo.Parse(o.sloSpec); err != nil {
 		return invalid(fmt.Errorf("--slo: %w", err))
@@ -273,11 +279,24 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	if fault != nil {
 		tgt.ConnectorVia = fault.via
 	}
+	var lc *loadCheck
+	if o.check {
+		if lc, err = newLoadCheck(o, dir, log); err != nil {
+			return invalid(err)
+		}
+		defer lc.close()
+		tgt.BrokerHooks = append(tgt.BrokerHooks, lc.hook)
+	}
 	env, err := sim.StartTarget(ctx, tgt)
 	if err != nil {
 		return invalid(err)
 	}
 	defer env.Close()
+	if lc != nil && !env.Embedded() {
+		if err := lc.subscribe(ctx, env.BrokerURL(), o); err != nil {
+			return invalid(err)
+		}
+	}
 	fmt.Fprintf(out, "target:    %s\n", env.Describe())
 	pc := sim.DefaultPoolConfig()
 	pc.Endpoints, pc.Shard, pc.RampRate, pc.IDPrefix, pc.AppContext = o.endpoints, sh, o.rampRate, o.idPrefix, o.appContext
@@ -333,6 +352,10 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	}
 	fmt.Fprintf(out, "results:   %s\n", dir)
 	writeLoadReport(out, dir, log) // also for a failed or interrupted run: what was measured is reported
+	var checkErr error
+	if lc != nil {
+		checkErr = lc.finish(out, violations, log)
+	}
 	// An invalid run exits 2 whatever its SLOs say: its numbers are not a verdict.
 	switch {
 	case err != nil:
@@ -347,7 +370,7 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	case !sum.SLOPassed:
 		return &exitError{code: exitSLOBreached, err: errors.New("SLO breached")}
 	}
-	return nil
+	return checkErr
 }
 
 // resolveShard reads --shard, or --shard-index-env with --shards.

@@ -103,6 +103,7 @@ format and docs/ for architecture, requirements and performance.`,
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newServeCmd(&g))
 	root.AddCommand(newCertifyCmd(&g))
+	root.AddCommand(newCheckCmd(&g))
 	root.AddCommand(newLoadCmd(&g))
 	root.AddCommand(newReportCmd())
 	root.AddCommand(newCapacityCmd(&g))

@@ -58,6 +58,10 @@ type serveOptions struct {
 	clientIDs        string
 	maxTopicLength   int
 	maxTopicLevels   int
+	check            bool   // run the passive checker in the broker (watch.Hook)
+	checkOut         string // its bundle directory
+	checkProfile     string
+	checkSLO         string
 	retainedQuota    int
 	// Connector limits: 0 takes the connector's default, negative switches a limit off.
 	ratePerClient float64
@@ -127,6 +131,10 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 	f.StringVar(&o.password, "password", "", "connector's MQTT password for an external broker")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "embedded broker: TLS certificate file (enables ssl:// and wss://)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "embedded broker: TLS key file")
+	f.BoolVar(&o.check, "check", false, "embedded broker: judge every inbound publish against the catalog, with the client that sent it; findings in the log and /metrics, a verdict bundle on Ctrl-C (docs/CHECK.md)")
+	f.StringVar(&o.checkOut, "check-out", "", "with --check: bundle directory (default results/check-<UTC time>)")
+	f.StringVar(&o.checkProfile, "check-profile", string(spec.ProfileClient), "with --check: profile the clients are held to (client or strict)")
+	f.StringVar(&o.checkSLO, "check-slo", "", "with --check: 'violations<=N'; exit 1 when breached")
 	f.Float64Var(&o.ratePerClient, "rate-per-client", 0, fmt.Sprintf("connector: inbound messages/s one sender ID may sustain (0 = default %d, -1 = no limit)", connector.DefaultRatePerClient))
 	f.IntVar(&o.rateBurst, "rate-burst", 0, fmt.Sprintf("connector: burst allowed above --rate-per-client (0 = default %d)", connector.DefaultRateBurst))
 	f.IntVar(&o.maxSessPerEP, "max-sessions-per-endpoint", 0, fmt.Sprintf("connector: sessions one endpoint ID may take part in (0 = default %d, -1 = no limit)", connector.DefaultMaxSessionsPerEndpoint))
@@ -201,12 +209,24 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 		return errors.New("--secure, --credentials, --tls-cert and --tls-key configure the embedded broker; with --broker use --username, --password and --tls-ca")
 	}
 	var b *broker.Broker
+	var chk *serveCheck
+	if o.check {
+		if o.brokerURL != "" {
+			return errors.New("--check runs inside the embedded broker; to watch an external broker run 'rtcomm-harness check --broker URL'")
+		}
+		if chk, err = newServeCheck(o, reg, log); err != nil {
+			return err
+		}
+	}
 	if o.brokerURL == "" {
 		bc := broker.Config{
 			TCPAddr: o.tcpAddr, WSAddr: o.wsAddr, MaxPayload: o.maxPayload, MaxPendingWrites: o.maxPendingWrites,
 			TopicPath:      o.topicPath,
 			MaxTopicLength: o.maxTopicLength, MaxTopicLevels: o.maxTopicLevels, RetainedQuota: o.retainedQuota,
 			TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, Logger: log.With("component", "broker"),
+		}
+		if chk != nil {
+			bc.Hooks = append(bc.Hooks, chk.hook)
 		}
 		if o.secure {
 			if o.credentials == "" {
@@ -257,6 +277,12 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 		}
 	}
 	cfg.Logger = log.With("component", "connector")
+	if chk != nil {
+		if cfg.ClientID == "" {
+			cfg.ClientID = mqttc.RandomClientID("rtcconn-")
+		}
+		chk.connector(cfg.ClientID)
+	}
 
 	conn, err := connector.New(cfg)
 	if err != nil {
@@ -299,6 +325,9 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 
 	<-ctx.Done()
 	log.Info("shutting down")
+	if chk != nil {
+		return chk.finish(out, b, log)
+	}
 	return nil
 }
 

@@ -50,7 +50,7 @@ func StartTarget(ctx context.Context, t Target) (*Env, error) {
 	e := &Env{t: t, url: t.BrokerURL}
 	if t.BrokerURL == "" {
 		b, err := broker.Start(ctx, broker.Config{TopicPath: t.TopicPath, WSAddr: "off",
-			MaxPendingWrites: EmbeddedMaxPendingWrites, Logger: t.Logger.With("component", "broker")})
+			MaxPendingWrites: EmbeddedMaxPendingWrites, Logger: t.Logger.With("component", "broker"), Hooks: t.BrokerHooks})
 		if err != nil {
 			return nil, fmt.Errorf("target: embedded broker: %w", err)
 		}

@@ -18,6 +18,8 @@
 package sim
 
 import (
+	mqtt "github.com/mochi-mqtt/server/v2"
+
 	"errors"
 	"log/slog"
 	"time"
@@ -48,6 +50,9 @@ type Target struct {
 	// fault-injecting MQTT proxy there (load --fault) to prove the checks catch a faulty
 	// target. Ignored with NoConnector.
 	ConnectorVia func(brokerURL string) (url string, stop func(), err error)
+	// BrokerHooks are added to the embedded broker (load --check puts the passive
+	// checker there); ignored with an external broker.
+	BrokerHooks []mqtt.Hook
 }
 
 // Env is a started target. Close stops what StartTarget started (nothing for an external

@@ -1,0 +1,74 @@
+package watch_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// callObservations is one call as the in-broker hook sees it: the parties' messages to the
+// connector and the connector's relays (START_SESSION, PRANSWER, RESPONSE, 4 candidates each
+// way, STOP_SESSION): 26 publishes.
+func callObservations(i int) []watch.Observation {
+	sid, tid := fmt.Sprintf("s-%d", i), fmt.Sprintf("t-%d", i)
+	conn := "/rtcomm/connector/rtcconn-x"
+	pub := func(client, topic, body string) watch.Observation {
+		return watch.Observation{Topic: topic, Payload: []byte(body), Client: client}
+	}
+	out := []watch.Observation{
+		pub("alice", "/rtcomm/connector/alice", `{"rtcommVer":"v1.0.0","method":"START_SESSION","fromTopic":"/rtcomm/alice","transID":"`+tid+`","sigSessID":"`+sid+`","toEndpointID":"bob","protocols":["webrtc"],"payload":{"webrtc":{"type":"offer","sdp":"v=0\r\n"}}}`),
+		pub("rtcconn-x", "/rtcomm/bob/alice", `{"rtcommVer":"v1.0.0","method":"START_SESSION","fromTopic":"`+conn+`","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"payload":{"webrtc":{"type":"offer","sdp":"v=0\r\n"}}}`),
+		pub("bob", conn+"/bob", `{"rtcommVer":"v1.0.0","method":"PRANSWER","fromTopic":"/rtcomm/bob","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"holdTimeout":20}`),
+		pub("rtcconn-x", "/rtcomm/alice/bob", `{"rtcommVer":"v1.0.0","method":"PRANSWER","fromTopic":"`+conn+`","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"holdTimeout":20}`),
+		pub("bob", conn+"/bob", `{"rtcommVer":"v1.0.0","method":"RESPONSE","fromTopic":"/rtcomm/bob","orig":"START_SESSION","result":"SUCCESS","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"payload":{"webrtc":{"type":"answer","sdp":"v=0\r\n"}}}`),
+		pub("rtcconn-x", "/rtcomm/alice/bob", `{"rtcommVer":"v1.0.0","method":"RESPONSE","fromTopic":"`+conn+`","orig":"START_SESSION","result":"SUCCESS","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"payload":{"webrtc":{"type":"answer","sdp":"v=0\r\n"}}}`),
+	}
+	for k := 0; k < 4; k++ {
+		for _, p := range [][2]string{{"alice", "bob"}, {"bob", "alice"}} {
+			cand := fmt.Sprintf(`{"webrtc":{"type":"icecandidate","candidate":{"candidate":"candidate:%d 1 udp 2122260223 192.0.2.1 5000%d typ host","sdpMid":"0","sdpMLineIndex":0}}}`, k, k)
+			out = append(out,
+				pub(p[0], conn+"/"+p[0], `{"rtcommVer":"v1.0.0","method":"MESSAGE","fromTopic":"/rtcomm/`+p[0]+`","sigSessID":"`+sid+`","payload":`+cand+`}`),
+				pub("rtcconn-x", "/rtcomm/"+p[1]+"/"+p[0], `{"rtcommVer":"v1.0.0","method":"MESSAGE","fromTopic":"`+conn+`","sigSessID":"`+sid+`","payload":`+cand+`}`))
+		}
+	}
+	return append(out,
+		pub("alice", "/rtcomm/connector/alice", `{"rtcommVer":"v1.0.0","method":"STOP_SESSION","fromTopic":"/rtcomm/alice","sigSessID":"`+sid+`","reason":"done"}`),
+		pub("rtcconn-x", "/rtcomm/bob/alice", `{"rtcommVer":"v1.0.0","method":"STOP_SESSION","fromTopic":"`+conn+`","sigSessID":"`+sid+`","reason":"done"}`))
+}
+
+// The synthetic call is judged clean and the relay checks run on it (so the benchmark
+// measures the real path).
+func TestSyntheticCallIsClean(t *testing.T) {
+	c := watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, ConnectorClients: []string{"rtcconn-x"}})
+	for _, o := range callObservations(1) {
+		o.Time = time.Now()
+		for _, f := range c.Observe(o) {
+			t.Errorf("%s", f)
+		}
+	}
+	if n := c.Passes()[watch.ConnectorParticipant]["ICE-004"]; n != 8 {
+		t.Fatalf("expected 8 candidate relays checked, actual %d", n)
+	}
+}
+
+// BenchmarkCheckerPerCall: the checker's CPU cost per call (26 publishes), as load --check
+// and serve --check pay it on the broker's publish path. State of finished calls is kept
+// (the checker forgets only answered SERVICE_QUERYs), so memory grows with calls: B/op.
+func BenchmarkCheckerPerCall(b *testing.B) {
+	c := watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, ConnectorClients: []string{"rtcconn-x"}})
+	now := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		call := callObservations(i) // a fresh session each time, as in a load run
+		b.StartTimer()
+		for _, o := range call {
+			o.Time = now
+			c.Observe(o)
+		}
+	}
+}

@@ -1,0 +1,39 @@
+package watch
+
+import (
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Hook runs a Checker inside the embedded broker (broker.Config.Hooks): it sees every
+// publish the broker's own hooks let in, with the MQTT client that sent it, before any
+// subscriber does, so no wildcard subscription is needed and no ACL hides a topic from it.
+// It never changes or refuses a publish.
+type Hook struct {
+	mqtt.HookBase
+	Checker *Checker
+	// OnFinding, when set, is called with each finding as it is made (for the log and counters).
+	OnFinding func(Finding)
+}
+
+// ID names the hook in mochi's hook list.
+func (h *Hook) ID() string { return "rtcomm-check" }
+
+// Provides declares exactly the hook methods Hook implements.
+func (h *Hook) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+// OnPublish judges the publish and lets it through unchanged.
+func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	o := Observation{Topic: pk.TopicName, Payload: pk.Payload, Retained: pk.FixedHeader.Retain, Time: time.Now()}
+	if cl != nil {
+		o.Client = cl.ID
+	}
+	for _, f := range h.Checker.Observe(o) {
+		if h.OnFinding != nil {
+			h.OnFinding(f)
+		}
+	}
+	return pk, nil
+}

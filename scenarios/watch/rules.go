@@ -1,0 +1,276 @@
+package watch
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// replyReq is the requirement a connector's reply to each request breaks when it does not
+// echo the request's transID under the request's fromTopic. REFER answers have none.
+var replyReq = map[spec.Method]string{
+	spec.MethodServiceQuery:  "SQ-003", // orig SERVICE_QUERY, the query's transID, under its fromTopic
+	spec.MethodStartSession:  "SESS-004",
+	spec.Method3PCCPlaceCall: "REF-005",
+}
+
+// checkReply: a RESPONSE or PRANSWER the connector publishes echoes a request's transID and
+// reaches the requester at (or below) the request's fromTopic.
+func (c *Checker) checkReply(s sent) {
+	m, o := s.msg, s.obs
+	orig := m.Orig
+	if m.Method == spec.MethodPranswer || orig == "" {
+		orig = spec.MethodStartSession
+	}
+	req, ok := replyReq[orig]
+	if !ok {
+		return
+	}
+	var reqs []sent
+	for _, r := range c.requests[m.TransID] {
+		if r.msg.Method == orig && r.who != s.who {
+			reqs = append(reqs, r)
+		}
+	}
+	if m.TransID == "" || len(reqs) == 0 {
+		if c.complete(o.Time) {
+			c.add(Finding{Requirement: req, Participant: s.who, Time: o.Time, Evidence: []Observation{o},
+				Expected: fmt.Sprintf("the transID of a %s sent before it", orig),
+				Actual:   fmt.Sprintf("%s with transID %q, which no %s carried", m.Method, m.TransID, orig)})
+		}
+		return
+	}
+	for _, r := range reqs {
+		if r.msg.FromTopic != "" && underTopic(o.Topic, r.msg.FromTopic) {
+			c.pass(s.who, req)
+			return
+		}
+	}
+	r := reqs[len(reqs)-1]
+	c.add(Finding{Requirement: req, Participant: s.who, Time: o.Time, Evidence: []Observation{r.obs, o},
+		Expected: fmt.Sprintf("published at or below the request's fromTopic %q", r.msg.FromTopic),
+		Actual:   fmt.Sprintf("published at %q", o.Topic)})
+}
+
+// relayReq is the requirement a relay of each method breaks when it changes what the party
+// sent, and the fields it names.
+func relayReq(m *spec.Message) (string, []string) {
+	switch m.Method {
+	case spec.MethodStartSession:
+		return "SESS-002", []string{"transID", "sigSessID", "payload", "protocols"}
+	case spec.MethodResponse:
+		return "SESS-004", []string{"result", "transID", "sigSessID", "payload"}
+	case spec.MethodPranswer:
+		return "SESS-005", []string{"holdTimeout", "queuePosition"}
+	case spec.MethodMessage:
+		if bytes.Contains(m.Payload, []byte(`"icecandidate"`)) {
+			return "ICE-004", []string{"payload"}
+		}
+		return "MSG-002", []string{"payload", "unknown fields"}
+	}
+	return "", nil
+}
+
+// checkRelay: a message the connector relays from party X (the topic ends in /X) equals one
+// X sent apart from fromTopic; it adds no transID the original lacked (SESS-007). Relays
+// with no original at all (the connector's own FAILURE or STOP_SESSION) are not judged here.
+func (c *Checker) checkRelay(s sent) {
+	m, o := s.msg, s.obs
+	req, fields := relayReq(m)
+	if req == "" || m.SigSessID == "" {
+		return
+	}
+	k := origKey{from: spec.Sender(o.Topic), method: string(m.Method), sigSessID: m.SigSessID}
+	origs := c.origs[k]
+	var last *sent
+	for i := range origs {
+		if origs[i].used {
+			continue
+		}
+		last = &origs[i]
+		if diff := differs(origs[i].msg, m, fields); diff == "" {
+			origs[i].used = true
+			c.pass(s.who, req)
+			if origs[i].msg.TransID == "" && m.TransID != "" {
+				c.add(Finding{Requirement: "SESS-007", Participant: s.who, Time: o.Time, Evidence: []Observation{origs[i].obs, o},
+					Expected: "no transID on a relay of a message that had none", Actual: fmt.Sprintf("transID %q added", m.TransID)})
+			} else {
+				c.pass(s.who, "SESS-007")
+			}
+			return
+		}
+	}
+	if last == nil {
+		return
+	}
+	last.used = true
+	c.add(Finding{Requirement: req, Participant: s.who, Time: o.Time, Evidence: []Observation{last.obs, o},
+		Expected: fmt.Sprintf("%s relayed from %s with %s unchanged", m.Method, k.from, strings.Join(fields, ", ")),
+		Actual:   differs(last.msg, m, fields)})
+}
+
+// differs names the first of fields in which relay differs from orig ("" when none does).
+func differs(orig, relay *spec.Message, fields []string) string {
+	for _, f := range fields {
+		var a, b any
+		switch f {
+		case "transID":
+			a, b = orig.TransID, relay.TransID
+		case "sigSessID":
+			a, b = orig.SigSessID, relay.SigSessID
+		case "result":
+			a, b = orig.Result, relay.Result
+		case "protocols":
+			a, b = strings.Join(orig.Protocols, ","), strings.Join(relay.Protocols, ",")
+		case "holdTimeout":
+			a, b = intOr(orig.HoldTimeout), intOr(relay.HoldTimeout)
+		case "queuePosition":
+			a, b = intOr(orig.QueuePosition), intOr(relay.QueuePosition)
+		case "payload":
+			if !sameJSON(orig.Payload, relay.Payload) {
+				return fmt.Sprintf("payload %s became %s", short(orig.Payload), short(relay.Payload))
+			}
+			continue
+		case "unknown fields":
+			for name, v := range orig.Extra {
+				if !sameJSON(v, relay.Extra[name]) {
+					return fmt.Sprintf("field %s %s became %s", name, short(v), short(relay.Extra[name]))
+				}
+			}
+			continue
+		}
+		if a != b {
+			return fmt.Sprintf("%s %v became %v", f, a, b)
+		}
+	}
+	return ""
+}
+
+func intOr(p *int) any {
+	if p == nil {
+		return "absent"
+	}
+	return *p
+}
+
+// sameJSON compares two JSON values by meaning (key order and spacing aside).
+func sameJSON(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return bytes.Equal(xa, ya)
+}
+
+func short(b []byte) string {
+	if len(b) > 80 {
+		return string(b[:77]) + "..."
+	}
+	if len(b) == 0 {
+		return "(absent)"
+	}
+	return string(b)
+}
+
+// checkSessionState: the connector relays a MESSAGE only for a session that started and has
+// not stopped (MSG-003: one for an unknown session is delivered to no endpoint).
+func (c *Checker) checkSessionState(s sent) {
+	m, o := s.msg, s.obs
+	if m.SigSessID == "" {
+		return
+	}
+	if stop, ok := c.stopped[m.SigSessID]; ok && o.Time.Sub(stop) > c.cfg.StopGrace {
+		c.add(Finding{Requirement: "MSG-003", Participant: s.who, Time: o.Time, Evidence: []Observation{o},
+			Expected: "nothing relayed for a session after its STOP_SESSION",
+			Actual:   fmt.Sprintf("MESSAGE for sigSessID %q relayed %s after STOP_SESSION", m.SigSessID, o.Time.Sub(stop).Round(time.Millisecond))})
+		return
+	}
+	if !c.started[m.SigSessID] {
+		if c.complete(o.Time) {
+			c.add(Finding{Requirement: "MSG-003", Participant: s.who, Time: o.Time, Evidence: []Observation{o},
+				Expected: "a MESSAGE relayed only for a session a START_SESSION opened",
+				Actual:   fmt.Sprintf("MESSAGE relayed for sigSessID %q, which no START_SESSION carried", m.SigSessID)})
+		}
+		return
+	}
+	c.pass(s.who, "MSG-003")
+}
+
+// sweep judges the SERVICE_QUERY answers time has made due (SQ-002: exactly once, within
+// AnswerTimeout) and forgets old state.
+func (c *Checker) sweep(now time.Time) {
+	if !c.swept.IsZero() && now.Sub(c.swept) < sweepEvery {
+		return
+	}
+	c.swept = now
+	c.prune(now)
+	for id, q := range c.queries {
+		age := now.Sub(q.req.obs.Time)
+		if q.answers == 0 && age > c.cfg.AnswerTimeout && !q.late {
+			q.late = true
+			c.add(Finding{Requirement: "SQ-002", Participant: ConnectorParticipant, Time: now, Evidence: []Observation{q.req.obs},
+				Expected: fmt.Sprintf("an answer within %s", c.cfg.AnswerTimeout), Actual: fmt.Sprintf("none after %s", age.Round(time.Millisecond))})
+		}
+		if age > 6*c.cfg.AnswerTimeout {
+			delete(c.queries, id)
+		}
+	}
+}
+
+// answered records a connector's answer to a SERVICE_QUERY for SQ-002.
+func (c *Checker) answered(s sent) {
+	q := c.queries[s.msg.TransID]
+	if q == nil {
+		return
+	}
+	q.answers++
+	switch {
+	case q.answers > 1:
+		c.add(Finding{Requirement: "SQ-002", Participant: s.who, Time: s.obs.Time, Evidence: []Observation{q.req.obs, s.obs},
+			Expected: "exactly one answer", Actual: fmt.Sprintf("answer #%d", q.answers)})
+	case q.late || s.obs.Time.Sub(q.req.obs.Time) > c.cfg.AnswerTimeout:
+		if !q.late {
+			q.late = true
+			c.add(Finding{Requirement: "SQ-002", Participant: s.who, Time: s.obs.Time, Evidence: []Observation{q.req.obs, s.obs},
+				Expected: fmt.Sprintf("an answer within %s", c.cfg.AnswerTimeout), Actual: fmt.Sprintf("answered after %s", s.obs.Time.Sub(q.req.obs.Time).Round(time.Millisecond))})
+		}
+	default:
+		c.pass(s.who, "SQ-002")
+	}
+}
+
+// sweepEvery bounds how often sweep walks the state (not on every publish).
+const sweepEvery = 100 * time.Millisecond
+
+// retain is how long the state of a finished or abandoned session or transaction is kept
+// (the final timeout, 30 s, twice): a long serve --check stays bounded.
+const retain = time.Minute
+
+// prune forgets stopped sessions, requests and originals older than retain.
+func (c *Checker) prune(now time.Time) {
+	for id, rs := range c.requests {
+		if now.Sub(rs[len(rs)-1].obs.Time) > retain {
+			delete(c.requests, id)
+		}
+	}
+	for k, os := range c.origs {
+		if now.Sub(os[len(os)-1].obs.Time) > retain {
+			delete(c.origs, k)
+		}
+	}
+	for sid, at := range c.stopped {
+		if now.Sub(at) > retain {
+			delete(c.stopped, sid)
+			delete(c.started, sid)
+		}
+	}
+}
