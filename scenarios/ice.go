@@ -140,48 +140,44 @@ func missing(sent []json.RawMessage, got []Msg) int {
 
 // ICE candidate trickle (PROTOCOL.md, "Flows: Call": both sides trickle candidates in MESSAGEs).
 var _ = Describe("ICE exchange", Area("ice"), func() {
+	for _, sh := range Shapes {
 
-	It("relays realistic candidate sets both ways, before and after the answer, in order, none lost or duplicated (native and rtcomm.js-shaped parties)", Req("ICE-001", "ICE-002", "ICE-003", "ICE-005", "MSG-001", "MSG-002"), func(ctx SpecContext) {
-		e := NewEnv(ctx, WithConnector())
-		// The same call twice in one Env: Go-native parties, then rtcomm.js-shaped ones (they
-		// hold early candidates back until the PRANSWER, then send them with the
-		// START_SESSION's transID to the connector's topic).
-		for _, shape := range []struct {
-			suffix string
-			o      PartyOptions
-		}{{"", PartyOptions{}}, {"-js", JS()}} {
-			trickleBothWays(e, e.Party("bob"+shape.suffix, shape.o), e.Party("alice"+shape.suffix, shape.o))
-		}
-	}, SpecTimeout(2*time.Minute))
+		It(sh.In("relays realistic candidate sets both ways, before and after the answer, in order, none lost or duplicated"), Req("ICE-001", "ICE-002", "ICE-003", "ICE-005", "MSG-001", "MSG-002"), func(ctx SpecContext) {
+			e := NewEnv(ctx, WithConnector())
+			// rtcomm.js-shaped parties hold early candidates back until the PRANSWER, then send
+			// them with the START_SESSION's transID to the connector's topic.
+			trickleBothWays(e, e.Party("bob", sh.O()), e.Party("alice", sh.O()))
+		}, SpecTimeout(2*time.Minute))
 
-	It("passes IPv4, IPv6, mDNS, srflx, relay and TCP candidates and end-of-candidates byte-for-byte", Req("ICE-004", "ICE-001"), func(ctx SpecContext) {
-		e := NewEnv(ctx, WithConnector())
-		bob := e.Party("bob", PartyOptions{})
-		alice := e.Party("alice", PartyOptions{})
-		out, _ := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
-		var sent []json.RawMessage
-		for _, set := range []string{"host-ipv4-udp", "host-ipv6", "mdns-host", "srflx", "relay", "tcp-host", "end-of-candidates"} {
-			ps, err := fixtures.CandidatePayloads(set)
-			Harness(err, "fixture "+set)
-			sent = append(sent, ps...)
-		}
-		sendAll(e, out, sent)
-		got := bob.Inbox().Collect(e.Ctx, e.Reply(), len(sent), candidateMsgs(out.ID()))
-		ok, why := candidateCounts(sent, got)
-		e.CheckSoft("ICE-004", ok, fmt.Sprintf("all %d candidates with identical candidate strings, sdpMid and sdpMLineIndex", len(sent)), "%s", why)
-		// Payloads are compared by candidate, not by position: order is ICE-005's.
-		byKey := map[string]json.RawMessage{}
-		for i, k := range candidateKeys(sent) {
-			byKey[k] = sent[i]
-		}
-		var altered []string
-		for i, k := range receivedKeys(got) {
-			if p, ok := byKey[k]; ok && !payloadEqual(p, got[i].Decode().Payload) {
-				altered = append(altered, fmt.Sprintf("#%d sent %s, received %s", i, p, brief(got[i].Decode().Payload)))
+		It(sh.In("passes IPv4, IPv6, mDNS, srflx, relay and TCP candidates and end-of-candidates byte-for-byte"), Req("ICE-004", "ICE-001"), func(ctx SpecContext) {
+			e := NewEnv(ctx, WithConnector())
+			bob := e.Party("bob", sh.O())
+			alice := e.Party("alice", sh.O())
+			out, _ := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+			var sent []json.RawMessage
+			for _, set := range []string{"host-ipv4-udp", "host-ipv6", "mdns-host", "srflx", "relay", "tcp-host", "end-of-candidates"} {
+				ps, err := fixtures.CandidatePayloads(set)
+				Harness(err, "fixture "+set)
+				sent = append(sent, ps...)
 			}
-		}
-		Check("ICE-004", len(altered) == 0, "every candidate payload unchanged", "%s", strings.Join(first(altered, 2), "; "))
-	}, SpecTimeout(time.Minute))
+			sendAll(e, out, sent)
+			got := bob.Inbox().Collect(e.Ctx, e.Reply(), len(sent), candidateMsgs(out.ID()))
+			ok, why := candidateCounts(sent, got)
+			e.CheckSoft("ICE-004", ok, fmt.Sprintf("all %d candidates with identical candidate strings, sdpMid and sdpMLineIndex", len(sent)), "%s", why)
+			// Payloads are compared by candidate, not by position: order is ICE-005's.
+			byKey := map[string]json.RawMessage{}
+			for i, k := range candidateKeys(sent) {
+				byKey[k] = sent[i]
+			}
+			var altered []string
+			for i, k := range receivedKeys(got) {
+				if p, ok := byKey[k]; ok && !payloadEqual(p, got[i].Decode().Payload) {
+					altered = append(altered, fmt.Sprintf("#%d sent %s, received %s", i, p, brief(got[i].Decode().Payload)))
+				}
+			}
+			Check("ICE-004", len(altered) == 0, "every candidate payload unchanged", "%s", strings.Join(first(altered, 2), "; "))
+		}, SpecTimeout(time.Minute))
+	}
 })
 
 // trickleBothWays runs one call from alice to bob with full candidate sets trickled both

@@ -149,6 +149,11 @@ func walkScenarios(t *testing.T) []scenarioSource {
 			}
 			sc := scenarioSource{pos: fset.Position(call.Pos())}
 			sc.title, _ = strconv.Unquote(exprString(call.Args[0]))
+			// sh.In("...") generates the It once per party shape (PartyShape.In).
+			if in, ok := call.Args[0].(*ast.CallExpr); ok && calleeName(in) == "In" && len(in.Args) == 1 {
+				t, _ := strconv.Unquote(exprString(in.Args[0]))
+				sc.title = t + " [each party shape]"
+			}
 			var body ast.Node
 			for _, a := range call.Args[1:] {
 				switch a := a.(type) {

@@ -53,6 +53,34 @@ type PartyOptions struct {
 // JS is the PartyOptions of an rtcomm.js-shaped party.
 func JS() PartyOptions { return PartyOptions{Shape: endpoint.ShapeRtcommJS} }
 
+// PartyShape is how a scenario's parties behave on the wire. The session, ICE, referral,
+// queue and registration scenarios run once per shape (issue 11): a target must work with
+// the harness's own endpoints and with what the official web client sends.
+type PartyShape struct {
+	// Name appears in the spec text: "[native parties]", "[rtcomm.js parties]".
+	Name  string
+	shape endpoint.Shape
+}
+
+// Shapes are the party shapes area scenarios are generated for.
+var Shapes = []PartyShape{{"native", endpoint.ShapeNative}, {"rtcomm.js", endpoint.ShapeRtcommJS}}
+
+// In names the shape in a spec's text.
+func (s PartyShape) In(text string) string { return text + " [" + s.Name + " parties]" }
+
+// O returns o (none: the defaults) with the shape's wire behaviour.
+func (s PartyShape) O(o ...PartyOptions) PartyOptions {
+	var r PartyOptions
+	if len(o) > 0 {
+		r = o[0]
+	}
+	r.Shape = s.shape
+	return r
+}
+
+// JS reports whether the shape is rtcomm.js's.
+func (s PartyShape) JS() bool { return s.shape == endpoint.ShapeRtcommJS }
+
 // Party connects, registers and queries services for a harness endpoint. The DOCUMENT
 // uses the field of the target's profile: `topic` (strict) or `addressTopic` (client).
 func (e *Env) Party(role string, o PartyOptions) *Party {

@@ -16,34 +16,36 @@ import (
 // as given, "#" or "/#" appended when it has none. So the advertised topic must be a
 // shared-subscription filter, and each call must reach exactly one agent.
 var _ = Describe("Call queues", Area("queues"), func() {
+	for _, sh := range Shapes {
 
-	It("delivers each START_SESSION published behind a queue's advertised filter to exactly one agent", Req("QUE-002", "QUE-001"), func(ctx SpecContext) {
-		e := NewEnv(ctx, WithConnector())
-		needs(e, FeatureQueues)
-		queue := advertisedQueue(e)
-		// Native and rtcomm.js-shaped agents alike join through the advertised topic.
-		agents := joinAgents(e, queue, PartyOptions{}, JS(), JS())
-		alice := e.Party("alice", PartyOptions{})
-		behind := spec.QueueTopic(queue.Topic) // where a caller (or the connector) publishes
-		var ids []string
-		for range 6 {
-			ids = append(ids, alice.Call(queue.EndpointID, mustOffer("chrome-audio-offer"), endpoint.WithTopic(behind)).ID())
-		}
-		checkOneAgentEach(e, agents, ids, queue)
-	}, SpecTimeout(time.Minute))
+		It(sh.In("delivers each START_SESSION published behind a queue's advertised filter to exactly one agent"), Req("QUE-002", "QUE-001"), func(ctx SpecContext) {
+			e := NewEnv(ctx, WithConnector())
+			needs(e, FeatureQueues)
+			queue := advertisedQueue(e)
+			// Every agent joins through the advertised topic as given, as rtcomm.js does.
+			agents := joinAgents(e, queue, sh.O(), sh.O(), sh.O())
+			alice := e.Party("alice", sh.O())
+			behind := spec.QueueTopic(queue.Topic) // where a caller (or the connector) publishes
+			var ids []string
+			for range 6 {
+				ids = append(ids, alice.Call(queue.EndpointID, mustOffer("chrome-audio-offer"), endpoint.WithTopic(behind)).ID())
+			}
+			checkOneAgentEach(e, agents, ids, queue)
+		}, SpecTimeout(time.Minute))
 
-	It("routes calls to the queue ID through the connector to exactly one rtcomm.js-shaped agent each", Req("QUE-002", "QUE-001"), func(ctx SpecContext) {
-		e := NewEnv(ctx, WithConnector())
-		needs(e, FeatureQueues)
-		queue := advertisedQueue(e)
-		agents := joinAgents(e, queue, JS(), JS(), PartyOptions{})
-		alice := e.Party("alice", JS())
-		var ids []string
-		for range 4 {
-			ids = append(ids, alice.Call(queue.EndpointID, mustOffer("chrome-audio-offer")).ID()) // to the connector topic
-		}
-		checkOneAgentEach(e, agents, ids, queue)
-	}, SpecTimeout(time.Minute))
+		It(sh.In("routes calls to the queue ID through the connector to exactly one agent each"), Req("QUE-002", "QUE-001"), func(ctx SpecContext) {
+			e := NewEnv(ctx, WithConnector())
+			needs(e, FeatureQueues)
+			queue := advertisedQueue(e)
+			agents := joinAgents(e, queue, sh.O(), sh.O(), sh.O())
+			alice := e.Party("alice", sh.O())
+			var ids []string
+			for range 4 {
+				ids = append(ids, alice.Call(queue.EndpointID, mustOffer("chrome-audio-offer")).ID()) // to the connector topic
+			}
+			checkOneAgentEach(e, agents, ids, queue)
+		}, SpecTimeout(time.Minute))
+	}
 })
 
 // advertisedQueue queries services and returns the scenario's queue as advertised,

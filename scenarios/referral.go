@@ -93,88 +93,90 @@ func referredCall(e *Env, ctl *controller, caller, callee *Party) (tid string, r
 
 // Referral and third-party call control (rtcomm.service.proto.spec.md; lib.rtcomm.node).
 var _ = Describe("Referral and third-party call control", Area("referral"), func() {
+	for _, sh := range Shapes {
 
-	It("places a call on 3PCC_PLACE_CALL: REFER to the caller, a session to the callee, SUCCESS to the requester", Req("REF-001", "REF-002", "REF-003", "REF-004", "REF-005", "REF-006"), func(ctx SpecContext) {
-		e := NewEnv(ctx, WithConnector())
-		bob := e.Party("bob", PartyOptions{})
-		alice := e.Party("alice", PartyOptions{})
-		ctl := newController(e)
-		tid := ctl.place(alice.ID(), bob.ID())
+		It(sh.In("places a call on 3PCC_PLACE_CALL: REFER to the caller, a session to the callee, SUCCESS to the requester"), Req("REF-001", "REF-002", "REF-003", "REF-004", "REF-005", "REF-006"), func(ctx SpecContext) {
+			e := NewEnv(ctx, WithConnector())
+			bob := e.Party("bob", sh.O())
+			alice := e.Party("alice", sh.O())
+			ctl := newController(e)
+			tid := ctl.place(alice.ID(), bob.ID())
 
-		ref := awaitRefer(e, alice)
-		rm := ref.Message()
-		Check("REF-003", rm.TransID != "" && rm.FromTopic != "" && rm.ToEndpointID == bob.ID() && len(rm.Details) > 0,
-			"REFER with transID, fromTopic, toEndpointID "+bob.ID()+" and details", "%s", describe(rm))
-		if e.Decl.Profile == ProfileClient {
-			var d spec.ReferDetails
-			derr := json.Unmarshal(rm.Details, &d)
-			Check("REF-004", derr == nil && d.SessionID != "" && d.ToEndpointID == bob.ID() && strings.HasPrefix(e.Topics.Resolve(rm.FromTopic), e.Path),
-				"details {sessionID, toEndpointID: "+bob.ID()+"} and a fromTopic under "+e.Path, "%s", describe(rm))
-		}
-		c, cancel := e.opCtx()
-		defer cancel()
-		_, err := ref.Accept(c, endpoint.WithPayload(mustOffer("chrome-audio-offer")))
-		Harness(err, "accept REFER")
-		inv := bob.Invite("REF-005")
-		Check("REF-006", inv.Message().SigSessID == ref.Details().SessionID, "the referred session uses details.sessionID",
-			"%q vs %q", inv.Message().SigSessID, ref.Details().SessionID)
-		_, err = inv.Accept(c, mustAnswer("chrome-audio-offer"))
-		Harness(err, "accept")
-		am, ok := ctl.answer(e, tid)
-		Check("REF-005", ok, "RESPONSE to 3PCC_PLACE_CALL at "+ctl.from, "%s", ctl.Inbox().Summary())
-		a := am.Decode()
-		Check("REF-005", am.Topic == ctl.from && a.Result == spec.ResultSuccess && a.TransID == tid,
-			"SUCCESS with transID "+tid+" at "+ctl.from+" exactly", "%s at %s", describe(a), am.Topic)
-		if e.Decl.Profile == ProfileClient {
-			time.Sleep(e.Quiet()) // whatever the connector publishes after its answer lands too
-			var bad []string
-			for _, m := range e.Tap().Inbox().All() {
-				if m.Topic == ctl.cc && m.Decode() == nil {
-					bad = append(bad, brief(m.Payload))
-				}
+			ref := awaitRefer(e, alice)
+			rm := ref.Message()
+			Check("REF-003", rm.TransID != "" && rm.FromTopic != "" && rm.ToEndpointID == bob.ID() && len(rm.Details) > 0,
+				"REFER with transID, fromTopic, toEndpointID "+bob.ID()+" and details", "%s", describe(rm))
+			if e.Decl.Profile == ProfileClient {
+				var d spec.ReferDetails
+				derr := json.Unmarshal(rm.Details, &d)
+				Check("REF-004", derr == nil && d.SessionID != "" && d.ToEndpointID == bob.ID() && strings.HasPrefix(e.Topics.Resolve(rm.FromTopic), e.Path),
+					"details {sessionID, toEndpointID: "+bob.ID()+"} and a fromTopic under "+e.Path, "%s", describe(rm))
 			}
-			Check("REF-002", len(bad) == 0, "only JSON objects on "+ctl.cc, "%v", bad)
-		}
-	}, SpecTimeout(2*time.Minute))
+			c, cancel := e.opCtx()
+			defer cancel()
+			_, err := ref.Accept(c, endpoint.WithPayload(mustOffer("chrome-audio-offer")))
+			Harness(err, "accept REFER")
+			inv := bob.Invite("REF-005")
+			Check("REF-006", inv.Message().SigSessID == ref.Details().SessionID, "the referred session uses details.sessionID",
+				"%q vs %q", inv.Message().SigSessID, ref.Details().SessionID)
+			_, err = inv.Accept(c, mustAnswer("chrome-audio-offer"))
+			Harness(err, "accept")
+			am, ok := ctl.answer(e, tid)
+			Check("REF-005", ok, "RESPONSE to 3PCC_PLACE_CALL at "+ctl.from, "%s", ctl.Inbox().Summary())
+			a := am.Decode()
+			Check("REF-005", am.Topic == ctl.from && a.Result == spec.ResultSuccess && a.TransID == tid,
+				"SUCCESS with transID "+tid+" at "+ctl.from+" exactly", "%s at %s", describe(a), am.Topic)
+			if e.Decl.Profile == ProfileClient {
+				time.Sleep(e.Quiet()) // whatever the connector publishes after its answer lands too
+				var bad []string
+				for _, m := range e.Tap().Inbox().All() {
+					if m.Topic == ctl.cc && m.Decode() == nil {
+						bad = append(bad, brief(m.Payload))
+					}
+				}
+				Check("REF-002", len(bad) == 0, "only JSON objects on "+ctl.cc, "%v", bad)
+			}
+		}, SpecTimeout(2*time.Minute))
 
-	It("answers the requester FAILURE with a reason when the referred call is rejected", Req("REF-005"), func(ctx SpecContext) {
-		e := NewEnv(ctx, WithConnector())
-		bob := e.Party("bob", PartyOptions{})
-		alice := e.Party("alice", PartyOptions{})
-		ctl := newController(e)
-		tid, _, inv := referredCall(e, ctl, alice, bob)
-		c, cancel := e.opCtx()
-		defer cancel()
-		Harness(inv.Reject(c, "not now"), "reject")
-		am, ok := ctl.answer(e, tid)
-		a := am.Decode()
-		Check("REF-005", ok && am.Topic == ctl.from && a.Result == spec.ResultFailure && a.Reason != "",
-			"FAILURE with a reason at "+ctl.from, "%s", ctl.Inbox().Summary())
-	}, SpecTimeout(2*time.Minute))
+		It(sh.In("answers the requester FAILURE with a reason when the referred call is rejected"), Req("REF-005"), func(ctx SpecContext) {
+			e := NewEnv(ctx, WithConnector())
+			bob := e.Party("bob", sh.O())
+			alice := e.Party("alice", sh.O())
+			ctl := newController(e)
+			tid, _, inv := referredCall(e, ctl, alice, bob)
+			c, cancel := e.opCtx()
+			defer cancel()
+			Harness(inv.Reject(c, "not now"), "reject")
+			am, ok := ctl.answer(e, tid)
+			a := am.Decode()
+			Check("REF-005", ok && am.Topic == ctl.from && a.Result == spec.ResultFailure && a.Reason != "",
+				"FAILURE with a reason at "+ctl.from, "%s", ctl.Inbox().Summary())
+		}, SpecTimeout(2*time.Minute))
 
-	It("answers FAILURE when the caller refuses the REFER", Req("REF-005"), func(ctx SpecContext) {
-		e := NewEnv(ctx, WithConnector())
-		bob := e.Party("bob", PartyOptions{})
-		alice := e.Party("alice", PartyOptions{})
-		ctl := newController(e)
-		tid := ctl.place(alice.ID(), bob.ID())
-		ref := awaitRefer(e, alice)
-		c, cancel := e.opCtx()
-		defer cancel()
-		Harness(ref.Reject(c, "busy"), "reject REFER")
-		am, ok := ctl.answer(e, tid)
-		a := am.Decode()
-		Check("REF-005", ok && a.Result == spec.ResultFailure && a.Reason != "", "FAILURE with a reason", "%s", ctl.Inbox().Summary())
-	}, SpecTimeout(2*time.Minute))
+		It(sh.In("answers FAILURE when the caller refuses the REFER"), Req("REF-005"), func(ctx SpecContext) {
+			e := NewEnv(ctx, WithConnector())
+			bob := e.Party("bob", sh.O())
+			alice := e.Party("alice", sh.O())
+			ctl := newController(e)
+			tid := ctl.place(alice.ID(), bob.ID())
+			ref := awaitRefer(e, alice)
+			c, cancel := e.opCtx()
+			defer cancel()
+			Harness(ref.Reject(c, "busy"), "reject REFER")
+			am, ok := ctl.answer(e, tid)
+			a := am.Decode()
+			Check("REF-005", ok && a.Result == spec.ResultFailure && a.Reason != "", "FAILURE with a reason", "%s", ctl.Inbox().Summary())
+		}, SpecTimeout(2*time.Minute))
 
-	It("answers FAILURE to a 3PCC_PLACE_CALL for an unregistered caller", Req("REF-005"), func(ctx SpecContext) {
-		e := NewEnv(ctx, WithConnector())
-		bob := e.Party("bob", PartyOptions{})
-		ctl := newController(e)
-		tid := ctl.place(e.ID("ghost"), bob.ID())
-		am, ok := ctl.answer(e, tid)
-		a := am.Decode()
-		Check("REF-005", ok && am.Topic == ctl.from && a.Result == spec.ResultFailure && a.Reason != "",
-			"FAILURE with a reason at "+ctl.from, "%s", ctl.Inbox().Summary())
-	}, SpecTimeout(time.Minute))
+		It(sh.In("answers FAILURE to a 3PCC_PLACE_CALL for an unregistered caller"), Req("REF-005"), func(ctx SpecContext) {
+			e := NewEnv(ctx, WithConnector())
+			bob := e.Party("bob", sh.O())
+			ctl := newController(e)
+			tid := ctl.place(e.ID("ghost"), bob.ID())
+			am, ok := ctl.answer(e, tid)
+			a := am.Decode()
+			Check("REF-005", ok && am.Topic == ctl.from && a.Result == spec.ResultFailure && a.Reason != "",
+				"FAILURE with a reason at "+ctl.from, "%s", ctl.Inbox().Summary())
+		}, SpecTimeout(time.Minute))
+	}
 })
