@@ -13,7 +13,7 @@ import (
 )
 
 // EmbeddedMaxPendingWrites is the embedded broker's per-client write queue (deliveries
-// waiting for the socket): broker.DefaultMaxPendingWrites, 1024. mochi's own 8192 allocated
+// waiting for the socket): broker.DefaultMaxPendingWrites, 4096 (issue 16 ran 1024). mochi's own 8192 allocated
 // 64 KB per client at connect (with 2,000 endpoints over half of the live heap, scanned by
 // every GC cycle). A queue that overflows drops deliveries: 2048 dropped 13,151 in one 60 s
 // run at 500 calls/s when the connector fell seconds behind on an overloaded VM; 1024

@@ -33,10 +33,11 @@ const MinMaxPayload = 64 << 10
 // DefaultMaxPendingWrites is Config.MaxPendingWrites when zero. mochi's default is 8192:
 // 64 KB of pointer slots per client, allocated at connect and scanned by every GC cycle
 // (with 2,000 endpoints 124 MB, two thirds of the live heap, and 12 % of serve's CPU in
-// typePointers.next). 1024 slots hold over a second of the connector's inbound traffic at
-// 500 calls/s on top of the socket buffers, and dropped nothing in load runs at 150, 300 and
-// 500 calls/s (docs/PERFORMANCE.md, "Issue 16").
-const DefaultMaxPendingWrites = 1024
+// typePointers.next). Issue 16 measured 1024 slots without drops in load runs at 150, 300
+// and 500 calls/s, but one subscriber's burst of 1,800 messages (the BRK-006 scenario: 3
+// publishers x 600) overflowed it on a loaded machine and the reference failed its own
+// BRK-006; 4096 slots (32 KB per client) keep that burst with room to spare.
+const DefaultMaxPendingWrites = 4096
 
 // DefaultSessionExpiry is Config.SessionExpiry when zero.
 const DefaultSessionExpiry = time.Hour
