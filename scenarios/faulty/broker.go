@@ -197,13 +197,7 @@ func brokerFaults() []Fault {
 				t.OnClose(func() { _ = b.Close() })
 				// The open listener stands in for the secured one (open mode keeps retained
 				// messages anywhere, as a broker without a retained policy does).
-				t.SecureTCP, t.SecureWS, t.SecurePath = b.TCPURL(), "", t.Decl.TopicPath
-				t.Identities = nil
-				for _, role := range []string{"alice", "bob", "mallory"} {
-					id := role + "-unlimited"
-					t.Identities = append(t.Identities, scenarios.Identity{ID: id, Username: id, Password: "any"})
-				}
-				t.ConnectorIdentity = &scenarios.Identity{ID: "connector", Username: "connector", Password: "any"}
+				openAsSecure(t, b.TCPURL(), "", "-unlimited")
 				return nil
 			},
 		},
@@ -215,15 +209,21 @@ func brokerFaults() []Fault {
 			Breaks: []string{"ID-005", "ID-007", "ID-008", "ID-009", "ID-010", "ID-011", "ID-012", "ID-016"},
 			Check:  "",
 			apply: func(t *scenarios.Target) error {
-				t.SecureTCP, t.SecureWS, t.SecurePath = t.TCP, t.WS, t.Decl.TopicPath
-				t.Identities = nil
-				for _, role := range []string{"alice", "bob", "mallory"} {
-					id := role + "-spoofable"
-					t.Identities = append(t.Identities, scenarios.Identity{ID: id, Username: id, Password: "any"})
-				}
-				t.ConnectorIdentity = &scenarios.Identity{ID: "connector", Username: "connector", Password: "any"}
+				openAsSecure(t, t.TCP, t.WS, "-spoofable")
 				return nil
 			},
 		},
 	}
+}
+
+// openAsSecure makes an open listener (tcp, ws) stand in for the target's secured one, with
+// identities alice, bob and mallory (suffixed) that any password logs in.
+func openAsSecure(t *scenarios.Target, tcp, ws, suffix string) {
+	t.SecureTCP, t.SecureWS, t.SecurePath = tcp, ws, t.Decl.TopicPath
+	t.Identities = nil
+	for _, role := range []string{"alice", "bob", "mallory"} {
+		id := role + suffix
+		t.Identities = append(t.Identities, scenarios.Identity{ID: id, Username: id, Password: "any"})
+	}
+	t.ConnectorIdentity = &scenarios.Identity{ID: "connector", Username: "connector", Password: "any"}
 }
