@@ -288,9 +288,8 @@ func normalize(cfg Config) (Config, error) {
 	switch {
 	case cfg.MaxTopicLevels == 0:
 		cfg.MaxTopicLevels = DefaultMaxTopicLevels
-	case cfg.MaxTopicLevels < 8 || cfg.MaxTopicLevels > 32768:
-		// 32,768 levels is what 65,535 bytes can hold: no limit beyond MQTT's own.
-		return cfg, fmt.Errorf("broker: config: MaxTopicLevels %d: want 8 .. 32768 (rtcomm event topics have 7)", cfg.MaxTopicLevels)
+	case cfg.MaxTopicLevels < 8 || cfg.MaxTopicLevels > 1024:
+		return cfg, fmt.Errorf("broker: config: MaxTopicLevels %d: want 8 .. 1024 (rtcomm event topics have 7)", cfg.MaxTopicLevels)
 	}
 	switch {
 	case cfg.SessionExpiry == 0:

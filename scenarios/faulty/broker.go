@@ -1,9 +1,7 @@
 package faulty
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -11,7 +9,6 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
 )
 
@@ -179,27 +176,6 @@ func brokerFaults() []Fault {
 					return []Publish{p}
 				}
 			}),
-		},
-		{
-			Name:        "no-topic-limits",
-			Description: "the broker's topic limits are set to MQTT's maxima (65,535 bytes, 32,768 levels) and it keeps retained messages anywhere",
-			// Three 32,000-level SUBSCRIBEs hold mochi's topic tree for seconds (5-11 CPU-s
-			// each, docs/SECURITY.md), far past the 2 s a SUBSCRIBE may take; the deep retained
-			// PUBLISH is also kept, which the scenario checks after that.
-			Breaks: []string{"ID-017"},
-			Check:  "bob's SUBSCRIBE during the attack is answered within",
-			apply: func(t *scenarios.Target) error {
-				b, err := broker.Start(context.Background(), broker.Config{MaxPayload: t.Decl.Limits.MaxPayload,
-					TopicPath: t.Decl.TopicPath, MaxTopicLength: 65535, MaxTopicLevels: 32768})
-				if err != nil {
-					return fmt.Errorf("faulty broker: %w", err)
-				}
-				t.OnClose(func() { _ = b.Close() })
-				// The open listener stands in for the secured one (open mode keeps retained
-				// messages anywhere, as a broker without a retained policy does).
-				openAsSecure(t, b.TCPURL(), "", "-unlimited")
-				return nil
-			},
 		},
 		{
 			Name:        "lets-ids-be-spoofed",
