@@ -29,7 +29,11 @@ func TestLoadCheck(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			err := runLoad(ctx, o, &out, &out, false, slog.New(slog.DiscardHandler))
-			if code := exitCode(err); code != tc.code {
+			// A loaded machine (or -race) can start a call late, which makes the run invalid
+			// (exit 2) whatever the checker found, as runLoadValid tolerates; the findings
+			// are judged all the same.
+			lateOnly := exitCode(err) == exitLoadInvalid && strings.Contains(err.Error(), "late starts")
+			if code := exitCode(err); code != tc.code && !lateOnly {
 				t.Fatalf("expected exit %d, actual %d (%v)\n%s", tc.code, code, err, out.String())
 			}
 			fs := readFindingsOnly(t, filepath.Join(o.out, "check"))
