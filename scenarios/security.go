@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -438,6 +439,25 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
 		mallory := e.ID("mallory")
+		// Refusal, one packet at a time: a filter and a will topic of probeLevels levels
+		// (~2 KB) under mallory's own subtree, which her ACLs allow. A broker that bounds
+		// only PUBLISH topics grants both (the attack below would then cost it seconds of
+		// topic-tree work, which only a timing check sees).
+		probe := e.Topics.Inbox(mallory) + strings.Repeat("/x", probeLevels)
+		p := e.MustConnect("ID-017", "mallory, deep SUBSCRIBE", ConnOptions{AsID: mallory, Quiet: true})
+		subErr := p.Subscribe(probe+"/#", 0)
+		Check("ID-017", refusedSubscribe(p, subErr), fmt.Sprintf("a SUBSCRIBE to a %d-level filter is refused (SUBACK 0x80 or connection closed)", levels(probe+"/#")),
+			"%s", answer(subErr, p.Connected()))
+		p.Close()
+		willTopic := spec.Join(probe, mallory)
+		w, willErr := e.Connect("mallory, deep will", ConnOptions{AsID: mallory, Quiet: true,
+			Will: &mqttc.Will{Topic: willTopic, Payload: []byte("x")}})
+		if w != nil {
+			w.Close() // clean DISCONNECT: the will never fires
+		}
+		Check("ID-017", willErr != nil && !errors.Is(willErr, context.DeadlineExceeded),
+			fmt.Sprintf("a CONNECT whose will topic has %d levels is refused (CONNACK refusal or connection closed)", levels(willTopic)),
+			"%s", answer(willErr, w != nil))
 		// 32,000 levels under mallory's own inbox (the ACLs allow her own subtree) and a
 		// retained publish as deep ending in her ID; three attackers at once.
 		deep := e.Topics.Inbox(mallory) + strings.Repeat("/x", 32000)
@@ -459,10 +479,10 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		// Meanwhile bob's SUBSCRIBE and a call must be served as usual.
 		mon := e.MustConnect("ID-017", "bob's monitor", ConnOptions{AsID: bob.ID()})
 		start := time.Now()
-		subErr := mon.Subscribe(e.Topics.InboxFilter(bob.ID()), 0) // bounded by the reply timeout
+		monErr := mon.Subscribe(e.Topics.InboxFilter(bob.ID()), 0) // bounded by the reply timeout
 		took := time.Since(start)
-		Check("ID-017", subErr == nil, "bob's SUBSCRIBE during the attack is answered within "+e.Reply().String(),
-			"%v after %s", subErr, took.Round(time.Millisecond))
+		Check("ID-017", monErr == nil, "bob's SUBSCRIBE during the attack is answered within "+e.Reply().String(),
+			"%v after %s", monErr, took.Round(time.Millisecond))
 		out := bob.Call(alice.ID(), mustOffer("chrome-audio-offer"))
 		alice.Expect("ID-017", "bob's call reaches alice during the attack", isStartSession(out.ID()))
 		var granted int
@@ -479,3 +499,30 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		Check("ID-017", len(kept) == 0, "no 32,000-level retained message is kept", "%d kept, %d of 6 attack packets got no error", len(kept), granted)
 	}, SpecTimeout(2*time.Minute))
 })
+
+// probeLevels is the depth of ID-017's single-packet probes below an inbox: over any limit a
+// secured broker can sensibly set (rtcomm's deepest topic has 7 levels; the reference stops
+// at 32 levels and 1,024 bytes, mosquitto 2.0 at 200 levels), yet cheap for a broker that
+// wrongly accepts it.
+const probeLevels = 1000
+
+// levels counts the levels of a topic name or filter.
+func levels(topic string) int { return strings.Count(topic, "/") + 1 }
+
+// refusedSubscribe reports whether a SUBSCRIBE was refused: SUBACK 0x80, or the broker
+// closed the connection (mosquitto 2.0 and the reference do). No answer in time is no refusal.
+func refusedSubscribe(c *Conn, err error) bool {
+	return errors.Is(err, mqttc.ErrSubscriptionRefused) || (err != nil && !c.Connected())
+}
+
+// answer describes how the broker answered a SUBSCRIBE or CONNECT (err from it; open: the
+// connection is still up).
+func answer(err error, open bool) string {
+	switch {
+	case err == nil:
+		return "accepted"
+	case open:
+		return fmt.Sprintf("no refusal, connection still open: %v", err)
+	}
+	return fmt.Sprintf("%v (connection open: %v)", err, open)
+}

@@ -9,6 +9,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
 )
 
@@ -22,6 +23,7 @@ type brokerFault struct {
 	onACL     func(topic string, write bool) bool
 	onRead    func(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error)
 	onEncode  func(pk packets.Packet) packets.Packet
+	onConnect func(pk packets.Packet) error
 }
 
 // ID names the hook in mochi's logs.
@@ -42,6 +44,8 @@ func (h *brokerFault) Provides(b byte) bool {
 		return h.onRead != nil
 	case mqtt.OnPacketEncode:
 		return h.onEncode != nil
+	case mqtt.OnConnect:
+		return h.onConnect != nil
 	}
 	return false
 }
@@ -73,6 +77,9 @@ func (h *brokerFault) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.
 func (h *brokerFault) OnPacketEncode(_ *mqtt.Client, pk packets.Packet) packets.Packet {
 	return h.onEncode(pk)
 }
+
+// OnConnect runs the fault's CONNECT bug (an error refuses the client: connection closed).
+func (h *brokerFault) OnConnect(_ *mqtt.Client, pk packets.Packet) error { return h.onConnect(pk) }
 
 // brokerFaults are bugs of the MQTT broker, planted as mochi hooks on an embedded broker
 // that replaces the target's.
@@ -177,6 +184,10 @@ func brokerFaults() []Fault {
 				}
 			}),
 		},
+		limitsFault("limits-skip-filters", "the secured broker bounds PUBLISH and will topics (1,024 bytes, 32 levels) but not SUBSCRIBE filters, which only its topic tree's 1,024-level guard stops",
+			"-level filter is refused", false, true),
+		limitsFault("limits-skip-wills", "the secured broker bounds PUBLISH topics and SUBSCRIBE filters (1,024 bytes, 32 levels) but not will topics, which only its topic tree's 1,024-level guard stops",
+			"levels is refused (CONNACK refusal", true, false),
 		{
 			Name:        "lets-ids-be-spoofed",
 			Description: "the \"secured\" listener authenticates anyone and enforces no identity ACLs",
@@ -202,4 +213,43 @@ func openAsSecure(t *scenarios.Target, tcp, ws, suffix string) {
 		t.Identities = append(t.Identities, scenarios.Identity{ID: id, Username: id, Password: "any"})
 	}
 	t.ConnectorIdentity = &scenarios.Identity{ID: "connector", Username: "connector", Password: "any"}
+}
+
+// limitsFault is a secured broker that bounds topics by the reference's limits (1,024
+// bytes, 32 levels) in PUBLISH, and in SUBSCRIBE/UNSUBSCRIBE filters and will topics only
+// when filters and wills say so. What it forgets is stopped only by a loose guard of 4,096
+// bytes and 1,024 levels (the reference's own limits hook, reconfigured), so the scenario's
+// 32,000-level attack stays cheap and ID-017's refusal checks catch the fault, not timing.
+func limitsFault(name, desc, check string, filters, wills bool) Fault {
+	over := func(topic string) bool {
+		return len(topic) > broker.DefaultMaxTopicLength || strings.Count(topic, "/")+1 > broker.DefaultMaxTopicLevels
+	}
+	h := &brokerFault{name: name, onRead: func(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+		bad := false
+		switch pk.FixedHeader.Type {
+		case packets.Publish:
+			bad = over(pk.TopicName)
+		case packets.Subscribe, packets.Unsubscribe:
+			for _, f := range pk.Filters {
+				bad = bad || (filters && over(f.Filter))
+			}
+		}
+		if bad {
+			return pk, errors.Join(errors.New("topic over the limits"), packets.ErrRejectPacket)
+		}
+		return pk, nil
+	}}
+	if wills {
+		h.onConnect = func(pk packets.Packet) error {
+			if pk.Connect.WillFlag && over(pk.Connect.WillTopic) {
+				return errors.New("will topic over the limits")
+			}
+			return nil
+		}
+	}
+	return Fault{Name: name, Description: desc, Breaks: []string{"ID-017"}, Check: check,
+		apply: withSecureBroker(func(c *broker.Config) {
+			c.MaxTopicLength, c.MaxTopicLevels = 4096, 1024
+			c.Hooks = append(c.Hooks, h)
+		})}
 }

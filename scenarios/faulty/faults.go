@@ -3,6 +3,7 @@ package faulty
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -140,6 +141,36 @@ func withBrokerHooks(hooks ...func() mqtt.Hook) func(t *scenarios.Target) error 
 		t.TCP = b.TCPURL()
 		if t.WS != "" {
 			t.WS = b.WSURL()
+		}
+		return nil
+	}
+}
+
+// withSecureBroker replaces the target's secured broker by an embedded secured broker with
+// the same identities, mod applied to its configuration (mod adds the breaking hooks).
+func withSecureBroker(mod func(*broker.Config)) func(t *scenarios.Target) error {
+	return func(t *scenarios.Target) error {
+		if t.SecureTCP == "" || t.ConnectorIdentity == nil {
+			return errors.New("faulty secure broker: the target has no secured listener")
+		}
+		if t.TLSConfig != nil {
+			return errors.New("faulty secure broker: TLS targets are not supported")
+		}
+		creds := map[string]string{t.ConnectorIdentity.Username: t.ConnectorIdentity.Password}
+		for _, id := range t.Identities {
+			creds[id.Username] = id.Password
+		}
+		cfg := broker.Config{MaxPayload: t.Decl.Limits.MaxPayload, TopicPath: t.Decl.TopicPath, Secure: true,
+			Credentials: creds, ConnectorUser: t.ConnectorIdentity.Username}
+		mod(&cfg)
+		b, err := broker.Start(context.Background(), cfg)
+		if err != nil {
+			return fmt.Errorf("faulty secure broker: %w", err)
+		}
+		t.OnClose(func() { _ = b.Close() })
+		t.SecureTCP = b.TCPURL()
+		if t.SecureWS != "" {
+			t.SecureWS = b.WSURL()
 		}
 		return nil
 	}
