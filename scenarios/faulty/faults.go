@@ -133,17 +133,26 @@ func withBrokerHooks(hooks ...func() mqtt.Hook) func(t *scenarios.Target) error 
 		for _, h := range hooks {
 			cfg.Hooks = append(cfg.Hooks, h())
 		}
-		b, err := broker.Start(context.Background(), cfg)
+		tcp, ws, err := startBroker(t, cfg)
 		if err != nil {
-			return fmt.Errorf("faulty broker: %w", err)
+			return err
 		}
-		t.OnClose(func() { _ = b.Close() })
-		t.TCP = b.TCPURL()
+		t.TCP = tcp
 		if t.WS != "" {
-			t.WS = b.WSURL()
+			t.WS = ws
 		}
 		return nil
 	}
+}
+
+// startBroker starts an embedded broker that closes with the target and returns its URLs.
+func startBroker(t *scenarios.Target, cfg broker.Config) (tcp, ws string, err error) {
+	b, err := broker.Start(context.Background(), cfg)
+	if err != nil {
+		return "", "", fmt.Errorf("faulty broker: %w", err)
+	}
+	t.OnClose(func() { _ = b.Close() })
+	return b.TCPURL(), b.WSURL(), nil
 }
 
 // withSecureBroker replaces the target's secured broker by an embedded secured broker with
@@ -163,14 +172,13 @@ func withSecureBroker(mod func(*broker.Config)) func(t *scenarios.Target) error 
 		cfg := broker.Config{MaxPayload: t.Decl.Limits.MaxPayload, TopicPath: t.Decl.TopicPath, Secure: true,
 			Credentials: creds, ConnectorUser: t.ConnectorIdentity.Username}
 		mod(&cfg)
-		b, err := broker.Start(context.Background(), cfg)
+		tcp, ws, err := startBroker(t, cfg)
 		if err != nil {
-			return fmt.Errorf("faulty secure broker: %w", err)
+			return err
 		}
-		t.OnClose(func() { _ = b.Close() })
-		t.SecureTCP = b.TCPURL()
+		t.SecureTCP = tcp
 		if t.SecureWS != "" {
-			t.SecureWS = b.WSURL()
+			t.SecureWS = ws
 		}
 		return nil
 	}
