@@ -126,11 +126,22 @@ func Compute(r Run, cat []spec.Requirement) *Verdicts {
 			}
 		}
 		v.Requirements = append(v.Requirements, rv)
-		v.Summary.add(rv.Verdict, c.Level == spec.Must)
 	}
+	v.Recount()
 	v.Certified = v.Summary.MustFailures == 0 && len(v.SuiteFailures) == 0 && len(v.HarnessErrors) == 0 &&
 		v.Complete && v.Summary.ScenariosRun > 0
 	return v
+}
+
+// Recount recounts the summary's requirement counts from v.Requirements (the scenario counts
+// stay): for a caller that changed verdicts after Compute, as the passive checker does for
+// the requirements on endpoints.
+func (v *Verdicts) Recount() {
+	s := Summary{Scenarios: v.Summary.Scenarios, ScenariosRun: v.Summary.ScenariosRun}
+	for _, rv := range v.Requirements {
+		s.add(rv.Verdict, rv.Level == string(spec.Must))
+	}
+	v.Summary = s
 }
 
 func (s *Summary) add(verdict Verdict, must bool) {

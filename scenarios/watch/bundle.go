@@ -87,7 +87,6 @@ func endpointVerdicts(v *verdict.Verdicts, run verdict.Run, observed int) {
 	for _, r := range spec.Catalog() {
 		byID[r.ID] = r
 	}
-	sum := verdict.Summary{Scenarios: v.Summary.Scenarios, ScenariosRun: v.Summary.ScenariosRun}
 	for i := range v.Requirements {
 		rv := &v.Requirements[i]
 		r := byID[rv.ID]
@@ -101,24 +100,8 @@ func endpointVerdicts(v *verdict.Verdicts, run verdict.Run, observed int) {
 				rv.Reason = fmt.Sprintf("no violation in %d observed publishes; a passive check reports violations only", observed)
 			}
 		}
-		sum.Total++
-		switch rv.Verdict {
-		case verdict.Pass:
-			sum.Pass++
-		case verdict.Fail:
-			sum.Fail++
-			if r.Level == spec.Must {
-				sum.MustFailures++
-			}
-		case verdict.NotClaimed:
-			sum.NotClaimed++
-		case verdict.NotApplicable:
-			sum.NotApplicable++
-		case verdict.NotTested:
-			sum.NotTested++
-		}
 	}
-	v.Summary = sum
+	v.Recount()
 	v.Certified = false // a passive check judges only what it saw (Filter says so)
 }
 
