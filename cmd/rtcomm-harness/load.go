@@ -227,12 +227,12 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	if err != nil {
 		return invalid(err)
 	}
-	var violations *violationsSLO
-	if o.sloSpec, violations, err = splitViolationsSLO(o.sloSpec, o.check); err != nil {
+	ths, err := slo.Parse(o.sloSpec)
+	if err != nil {
 		return invalid(fmt.Errorf("--slo: %w", err))
 	}
-	if _, err := slo.Parse(o.sloSpec); err != nil {
-		return invalid(fmt.Errorf("--slo: %w", err))
+	if slo.HasViolations(ths) && !o.check {
+		return invalid(errors.New("--slo: violations needs --check (the protocol checker counts them)"))
 	}
 	if !(o.maxLate >= 0 && o.maxLate < 1) {
 		return invalid(fmt.Errorf("--max-late %g: must be in [0, 1)", o.maxLate))
@@ -320,6 +320,9 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	fmt.Fprintf(out, "\ncalls:     %g/s %s for %s; results in %s\n", sh.Rate(o.rate), o.pacer, o.duration, dir)
 	step := sim.Step{Rate: o.rate, Duration: o.duration, Pacer: o.pacer, Seed: o.seed, Calls: model, SLO: o.sloSpec,
 		Recorder: rec, Baseline: o.baseline, HarnessVersion: harnessVersion(), Progress: &sim.ProgressOut{W: errOut, TTY: tty}}
+	if lc != nil {
+		step.Check = lc.summary
+	}
 	if fault != nil {
 		step.Extra = map[string]any{"fault": o.fault}
 		step.Warnings = append(step.Warnings, "a fault was planted in the connector (--fault "+o.fault+"): this run is a harness self-test, not a measurement of the reference")
@@ -351,15 +354,17 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 		fmt.Fprintf(out, "fault:     %s\n", fault.Report())
 	}
 	fmt.Fprintf(out, "results:   %s\n", dir)
-	writeLoadReport(out, dir, log) // also for a failed or interrupted run: what was measured is reported
 	var checkErr error
 	if lc != nil {
-		checkErr = lc.finish(out, violations, log)
+		checkErr = lc.finish(out, log) // before the report, which links the check's bundle
 	}
+	writeLoadReport(out, dir, log) // also for a failed or interrupted run: what was measured is reported
 	// An invalid run exits 2 whatever its SLOs say: its numbers are not a verdict.
 	switch {
 	case err != nil:
 		return invalid(err)
+	case checkErr != nil:
+		return invalid(checkErr)
 	case sum == nil:
 		return invalid(errors.New("no summary"))
 	case len(sum.Invalid) > 0:
@@ -370,7 +375,7 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	case !sum.SLOPassed:
 		return &exitError{code: exitSLOBreached, err: errors.New("SLO breached")}
 	}
-	return checkErr
+	return nil
 }
 
 // resolveShard reads --shard, or --shard-index-env with --shards.
@@ -529,6 +534,9 @@ func printLoadSummary(w io.Writer, s *results.Summary) {
 		for _, k := range keys {
 			fmt.Fprintf(w, "  %6d  %s\n", t.Reasons[k], k)
 		}
+	}
+	if s.Check != nil {
+		printCheckSummary(w, s.Check)
 	}
 	if b := s.Baseline; b != nil {
 		fmt.Fprintf(w, "\nbaseline   raw MQTT relay: %d msgs in %.2fs = %.0f msgs/s (p99 %s, %d lost); rtcomm: %.0f msgs/s delivered = %.1f%% of raw",

@@ -1,54 +1,176 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/results"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
+	"github.com/rtcomm-harness/rtcomm-harness/reports/loadreport"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
 )
 
-// load --check: the reference's own load traffic gives no finding (exit 0 under
+// load --check, with the checker inside the embedded broker (hook) and subscribed to an
+// external one: the reference's own load traffic gives no finding (exit 0 under
 // violations<=0); with alter-ice planted in the connector the checker finds ICE-004 against
-// the connector and the violations SLO fails the run (exit 1).
+// the connector, the summary, the live findings file and the report say so, and the
+// violations SLO fails the run (exit 1).
 func TestLoadCheck(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		fault string
-		code  int
-		req   string
-	}{{"", 0, ""}, {"alter-ice:3", exitCheckBreached, "ICE-004"}} {
-		t.Run("fault="+tc.fault, func(t *testing.T) {
-			t.Parallel()
-			o := tinyLoad(t)
-			o.check, o.sloSpec, o.fault = true, "violations<=0", tc.fault
-			o.rejectShare = 0
-			var out bytes.Buffer
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			err := runLoad(ctx, o, &out, &out, false, slog.New(slog.DiscardHandler))
-			// A loaded machine (or -race) can start a call late, which makes the run invalid
-			// (exit 2) whatever the checker found, as runLoadValid tolerates; the findings
-			// are judged all the same.
-			lateOnly := exitCode(err) == exitLoadInvalid && strings.Contains(err.Error(), "late starts")
-			if code := exitCode(err); code != tc.code && !lateOnly {
-				t.Fatalf("expected exit %d, actual %d (%v)\n%s", tc.code, code, err, out.String())
-			}
-			fs := readFindingsOnly(t, filepath.Join(o.out, "check"))
-			if tc.req == "" {
-				if len(fs) != 0 {
-					t.Fatalf("expected no finding on the reference's load, actual %v", fs)
+	for _, mode := range []string{"hook", "subscription"} {
+		for _, tc := range []struct {
+			fault string
+			code  int
+			req   string
+		}{{"", 0, ""}, {"alter-ice:3", exitSLOBreached, "ICE-004"}} {
+			t.Run(mode+"/fault="+tc.fault, func(t *testing.T) {
+				t.Parallel()
+				o := tinyLoad(t)
+				o.check, o.sloSpec, o.fault = true, "violations<=0", tc.fault
+				o.rejectShare = 0
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if mode == "subscription" {
+					b, err := broker.Start(ctx, broker.Config{TCPAddr: "127.0.0.1:0", WSAddr: "off"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer b.Close()
+					o.brokerURL = b.TCPURL()
 				}
-				return
-			}
-			for _, f := range fs {
-				if f.Requirement == tc.req && strings.HasPrefix(f.Participant, "connector") {
+				var out bytes.Buffer
+				err := runLoad(ctx, o, &out, &out, false, slog.New(slog.DiscardHandler))
+				// A loaded machine (or -race) can start a call late, which makes the run invalid
+				// (exit 2) whatever the checker found, as runLoadValid tolerates; the findings
+				// are judged all the same.
+				lateOnly := exitCode(err) == exitLoadInvalid && strings.Contains(err.Error(), "late starts")
+				if code := exitCode(err); code != tc.code && !lateOnly {
+					t.Fatalf("expected exit %d, actual %d (%v)\n%s", tc.code, code, err, out.String())
+				}
+				sum := loadCheckSummary(t, o.out, mode)
+				fs := readFindingsOnly(t, filepath.Join(o.out, checkDir))
+				live := readLiveFindings(t, o.out)
+				if uint64(len(fs)) != sum.Check.Findings || len(live) != len(fs) {
+					t.Errorf("expected summary, findings.json and the live file to agree, actual %d, %d, %d",
+						sum.Check.Findings, len(fs), len(live))
+				}
+				slo := sum.SLO[len(sum.SLO)-1]
+				if slo.Threshold != "violations<=0" || slo.Pass != (tc.req == "") {
+					t.Errorf("expected the violations SLO judged (pass=%v), actual %+v", tc.req == "", slo)
+				}
+				if tc.req == "" {
+					if sum.Check.Findings != 0 || len(sum.Check.ByRequirement) != 0 {
+						t.Fatalf("expected no finding on the reference's load, actual %+v\n%v", sum.Check, fs)
+					}
 					return
 				}
-			}
-			t.Fatalf("expected %s blamed on the connector, actual %v", tc.req, fs)
-		})
+				g := findGroup(sum.Check, tc.req)
+				if g == nil || !strings.HasPrefix(g.Participant, watch.ConnectorParticipant) || g.Findings == 0 || g.Evidence < g.Findings {
+					t.Fatalf("expected %s blamed on the connector with evidence, actual %+v", tc.req, sum.Check.ByRequirement)
+				}
+				if !strings.Contains(out.String(), tc.req) || !strings.Contains(out.String(), "FAIL violations<=0") {
+					t.Errorf("expected the end-of-run print to name %s and the failed SLO, actual:\n%s", tc.req, out.String())
+				}
+				rep, err := loadreport.Build([]string{o.out}, loadreport.Options{})
+				if err != nil || rep.Check == nil || findGroup(rep.Check, tc.req) == nil {
+					t.Errorf("expected the load report to carry the check, actual %v", err)
+				}
+				var html bytes.Buffer
+				if err := rep.HTML(&html); err != nil || !strings.Contains(html.String(), "Protocol check") {
+					t.Errorf("expected the HTML report's protocol check section, actual err %v", err)
+				}
+			})
+		}
 	}
+}
+
+// Ctrl-C in the middle of a load --check run keeps the checker's findings: in the summary
+// (which the interrupted run still finalizes), the live file and the bundle.
+func TestLoadCheckInterrupted(t *testing.T) {
+	t.Parallel()
+	o := tinyLoad(t)
+	o.check, o.fault, o.rejectShare = true, "alter-ice:3", 0
+	o.duration = 30 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := time.AfterFunc(5*time.Second, cancel)
+	defer stop.Stop()
+	var out bytes.Buffer
+	err := runLoad(ctx, o, &out, &out, false, slog.New(slog.DiscardHandler))
+	if exitCode(err) != exitLoadInvalid {
+		t.Fatalf("interrupted run: expected exit %d, actual %v\n%s", exitLoadInvalid, err, out.String())
+	}
+	sum := loadCheckSummary(t, o.out, "hook")
+	if !sum.Interrupted || findGroup(sum.Check, "ICE-004") == nil {
+		t.Fatalf("interrupted run: expected an interrupted summary with ICE-004 found, actual interrupted=%v %+v", sum.Interrupted, sum.Check)
+	}
+	if live := readLiveFindings(t, o.out); uint64(len(live)) != sum.Check.Findings {
+		t.Errorf("interrupted run: expected %d live findings, actual %d", sum.Check.Findings, len(live))
+	}
+	readFindingsOnly(t, filepath.Join(o.out, checkDir))
+}
+
+// --slo violations<=N without --check is refused: nothing would count them.
+func TestLoadViolationsSLONeedsCheck(t *testing.T) {
+	t.Parallel()
+	o := tinyLoad(t)
+	o.sloSpec = "lost<=0,violations<=0"
+	err := runLoad(context.Background(), o, &bytes.Buffer{}, &bytes.Buffer{}, false, slog.New(slog.DiscardHandler))
+	if exitCode(err) != exitLoadInvalid || !strings.Contains(err.Error(), "needs --check") {
+		t.Fatalf("expected exit %d saying violations needs --check, actual %v", exitLoadInvalid, err)
+	}
+}
+
+// loadCheckSummary reads summary.json and requires its check section.
+func loadCheckSummary(t *testing.T, dir, mode string) *results.Summary {
+	t.Helper()
+	sum, err := results.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Check == nil {
+		t.Fatal("summary.json: expected a check section, actual none")
+	}
+	if sum.Check.Mode != mode || sum.Check.Observed == 0 || sum.Check.Bundle != checkDir {
+		t.Errorf("summary.json check: expected mode %s, publishes observed, bundle %s; actual %+v", mode, checkDir, sum.Check)
+	}
+	return sum
+}
+
+// readLiveFindings reads the findings the checker appended as it made them.
+func readLiveFindings(t *testing.T, dir string) []watch.Finding {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, checkDir, liveFindingsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var fs []watch.Finding
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var x watch.Finding
+		if err := json.Unmarshal(sc.Bytes(), &x); err != nil {
+			t.Fatalf("%s: %v", liveFindingsFile, err)
+		}
+		fs = append(fs, x)
+	}
+	return fs
+}
+
+func findGroup(c *results.Check, req string) *results.CheckGroup {
+	for i, g := range c.ByRequirement {
+		if g.Requirement == req {
+			return &c.ByRequirement[i]
+		}
+	}
+	return nil
 }

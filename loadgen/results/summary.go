@@ -43,6 +43,30 @@ type Summary struct {
 	ShardRuns []ShardRun `json:"shard_runs,omitempty"`
 	// Baseline is present when the run also relayed its messages as raw MQTT (--baseline).
 	Baseline *Baseline `json:"baseline,omitempty"`
+	// Check is present when the passive protocol checker judged the run's traffic (--check).
+	Check *Check `json:"check,omitempty"`
+}
+
+// Check is what the passive protocol checker found in a run's traffic (load --check).
+type Check struct {
+	// Mode is where the checker sat: "hook" (inside the embedded broker: every inbound
+	// publish, with the client that sent it) or "subscription" (subscribed to <topic path>#).
+	Mode     string `json:"mode"`
+	Observed uint64 `json:"observed"` // publishes judged
+	Findings uint64 `json:"findings"` // requirements broken, one per finding
+	// ByRequirement groups the findings per requirement and blamed participant, most first.
+	ByRequirement []CheckGroup `json:"by_requirement"`
+	Bundle        string       `json:"bundle"` // the verdict bundle and findings, relative to the results directory
+}
+
+// CheckGroup counts one requirement's findings against one participant.
+type CheckGroup struct {
+	Requirement string    `json:"requirement"`
+	Participant string    `json:"participant"` // endpoint ID, MQTT client ID, or "connector"
+	Findings    uint64    `json:"findings"`
+	Evidence    uint64    `json:"evidence"` // messages cited as evidence by these findings
+	First       time.Time `json:"first"`    // when the first of them was found
+	Example     string    `json:"example"`  // the first one, "expected ..., actual ..."
 }
 
 // Baseline compares the rtcomm traffic of a run with the same message count and sizes relayed
@@ -167,6 +191,14 @@ func (s *Summary) Latency(m metrics.Metric, percentile float64) (int64, bool) {
 // Counts implements slo.Source.
 func (s *Summary) Counts() metrics.Tally { return s.Tally }
 
+// Violations implements slo.Source: the checker's findings, if a checker ran.
+func (s *Summary) Violations() (uint64, bool) {
+	if s.Check == nil {
+		return 0, false
+	}
+	return s.Check.Findings, true
+}
+
 // CallRate implements slo.Source.
 func (s *Summary) CallRate() float64 { return s.AchievedRate }
 
@@ -188,6 +220,7 @@ type run struct {
 	warnings    []string // from the source (rebuild notes, shard warnings)
 	invalid     []string // from the source (Writer.AddInvalid, shards' Invalid)
 	shardRuns   []ShardRun
+	check       *Check // from the source (Writer.SetCheck); judged by a violations SLO
 }
 
 // summarize computes a summary, judges the SLOs and adds validity warnings.
@@ -203,6 +236,7 @@ func summarize(r run) (*Summary, error) {
 		Metrics:     make(map[string]MetricSummary, metrics.NumMetrics),
 		Tally:       r.tally,
 		Warnings:    append([]string{}, r.warnings...),
+		Check:       r.check,
 	}
 	window := r.end.Sub(r.start)
 	s.DurationS = window.Seconds()

@@ -65,6 +65,7 @@ type Writer struct {
 	warnings []string        // AddWarning: go into the summary
 	invalid  []string        // AddInvalid: go into the summary's Invalid
 	window   time.Time       // SetWindowStart: the load window's start when later than start
+	check    func() *Check   // SetCheck: asked for the checker's findings at Finalize
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -256,6 +257,17 @@ func (w *Writer) addNote(to *[]string, note string) {
 	w.mu.Unlock()
 }
 
+// SetCheck makes Finalize ask f for the protocol checker's findings (once, before the
+// summary is computed, so a violations SLO judges them); f is the checker's last word on
+// the run. A nil result leaves the summary without a check section.
+func (w *Writer) SetCheck(f func() *Check) {
+	w.mu.Lock()
+	if !w.closing {
+		w.check = f
+	}
+	w.mu.Unlock()
+}
+
 // SetWindowStart says the load window began at t, later than Create (a run that created its
 // results directory, then waited for a synchronized start): the summary's start, and so its
 // window and rates, begin at t. The interval log keeps Create's start (intervals before t hold
@@ -282,6 +294,10 @@ func (w *Writer) Finalize(end time.Time, interrupted bool) (*Summary, error) {
 	w.mu.Unlock()
 	close(w.stop)
 	<-w.stopped
+	var check *Check
+	if w.check != nil {
+		check = w.check() // outside the lock: it may take a while and is the caller's code
+	}
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -302,7 +318,7 @@ func (w *Writer) Finalize(end time.Time, interrupted bool) (*Summary, error) {
 	sum, err := summarize(run{
 		params: w.params, start: start, end: end,
 		corrected: snap.Corrected, uncorrected: snap.Uncorrected,
-		tally: snap.Tally, interrupted: interrupted, warnings: w.warnings, invalid: w.invalid,
+		tally: snap.Tally, interrupted: interrupted, warnings: w.warnings, invalid: w.invalid, check: check,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("results %s: %w", w.dir, errors.Join(append(errs, err)...))

@@ -26,6 +26,7 @@ import (
 
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen"
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen/metrics"
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/results"
 )
 
 // Target says what the load goes to. The zero value is the embedded reference: an
@@ -148,6 +149,9 @@ type Step struct {
 	Progress *ProgressOut
 	// Extra is added to params.extra.
 	Extra map[string]any
+	// Check, when set, gives the passive protocol checker's findings for the summary
+	// (results.Writer.SetCheck): asked once, when the step finalizes its results.
+	Check func() *results.Check
 	// Warnings are added to the summary's warnings (results.Writer.AddWarning), e.g. that
 	// the ramp before the step fell behind.
 	Warnings []string

@@ -187,6 +187,9 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 	for _, x := range s.Warnings {
 		w.AddWarning(x)
 	}
+	if s.Check != nil {
+		w.SetCheck(s.Check)
+	}
 	rec.TrackInFlight(st, st.led.inFlight)
 	p.cur.Store(st)
 	dropped0, _ := p.env.BrokerDropped()

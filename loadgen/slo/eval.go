@@ -16,6 +16,8 @@ type Source interface {
 	Counts() metrics.Tally
 	// CallRate returns the call attempts started per second over the run's window.
 	CallRate() float64
+	// Violations returns the passive checker's findings; ok is false when no checker ran.
+	Violations() (n uint64, ok bool)
 }
 
 // Verdict is one threshold judged against a run. Without data a threshold fails: an SLO
@@ -75,6 +77,13 @@ func measure(th Threshold, src Source, t metrics.Tally) (float64, string, bool) 
 	case Rate:
 		r := src.CallRate()
 		return r, strconv.FormatFloat(r, 'f', 1, 64) + "/s", true
+	}
+	if th.Quantity == Violations {
+		n, ok := src.Violations()
+		if !ok {
+			return 0, "no protocol check ran (load --check)", false
+		}
+		return float64(n), strconv.FormatUint(n, 10), true
 	}
 	n, d, what := counts(th.Quantity, t)
 	if d == 0 {

@@ -15,6 +15,7 @@
 //	out_of_order N% | N       ICE candidates delivered after a later one, per message sent
 //	late_starts  N% | N       late starts among attempts
 //	rate         N/s | N/min  achieved call-start rate
+//	violations   N            findings of the passive protocol checker (load --check); a count only
 //
 // Durations use Go syntax (250us, 100ms, 1.5s). Metrics are those of package metrics.
 package slo
@@ -148,11 +149,13 @@ func parseClause(c string) (Threshold, error) {
 		return parseRate(t, rhs)
 	case slices.Contains(counted, lhs):
 		return parseCounted(t, lhs, rhs)
+	case lhs == Violations:
+		return parseViolations(t, rhs)
 	}
 	if _, err := metrics.ParseMetric(lhs); err == nil {
 		return Threshold{}, fmt.Errorf("metric %q needs a percentile, e.g. %s.p99", lhs, lhs)
 	}
-	return Threshold{}, fmt.Errorf("unknown quantity %q (want <metric>.pN, %s or rate)", lhs, strings.Join(counted, ", "))
+	return Threshold{}, fmt.Errorf("unknown quantity %q (want <metric>.pN, %s, rate or %s)", lhs, strings.Join(counted, ", "), Violations)
 }
 
 func parseLatency(t Threshold, lhs, rhs string) (Threshold, error) {
@@ -223,6 +226,24 @@ func parseCounted(t Threshold, lhs, rhs string) (Threshold, error) {
 	}
 	t.Kind, t.Limit = Count, float64(n)
 	return t, nil
+}
+
+// Violations is the quantity of the checker's findings. Only a count makes sense: a finding
+// is a broken requirement, not a share of some total.
+const Violations = "violations"
+
+func parseViolations(t Threshold, rhs string) (Threshold, error) {
+	n, err := strconv.ParseUint(rhs, 10, 64)
+	if err != nil {
+		return Threshold{}, fmt.Errorf("bad value %q for %s (want a whole count of findings such as 0)", rhs, Violations)
+	}
+	t.Kind, t.Quantity, t.Limit, t.text = Count, Violations, float64(n), rhs
+	return t, nil
+}
+
+// HasViolations reports whether ths judge the checker's findings (load needs --check then).
+func HasViolations(ths []Threshold) bool {
+	return slices.ContainsFunc(ths, func(t Threshold) bool { return t.Quantity == Violations })
 }
 
 func parseRate(t Threshold, rhs string) (Threshold, error) {

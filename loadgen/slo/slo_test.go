@@ -95,9 +95,10 @@ func TestParseBad(t *testing.T) {
 }
 
 type fakeSource struct {
-	lat   map[metrics.Metric]map[float64]int64
-	tally metrics.Tally
-	rate  float64
+	lat        map[metrics.Metric]map[float64]int64
+	tally      metrics.Tally
+	rate       float64
+	violations *uint64 // nil: no checker ran
 }
 
 func (f fakeSource) Latency(m metrics.Metric, p float64) (int64, bool) {
@@ -106,6 +107,38 @@ func (f fakeSource) Latency(m metrics.Metric, p float64) (int64, bool) {
 }
 func (f fakeSource) Counts() metrics.Tally { return f.tally }
 func (f fakeSource) CallRate() float64     { return f.rate }
+func (f fakeSource) Violations() (uint64, bool) {
+	if f.violations == nil {
+		return 0, false
+	}
+	return *f.violations, true
+}
+
+// violations<=N judges the checker's findings; without a checker it has no data and fails;
+// a percentage is refused (a finding is not a share of anything).
+func TestViolations(t *testing.T) {
+	t.Parallel()
+	ths, err := Parse("violations<=0")
+	if err != nil || !HasViolations(ths) {
+		t.Fatalf("Parse = %v, %v", ths, err)
+	}
+	zero, three := uint64(0), uint64(3)
+	if v := Evaluate(ths, fakeSource{violations: &zero})[0]; !v.Pass || v.Measured != "0" {
+		t.Errorf("0 findings: expected pass measured 0, actual %+v", v)
+	}
+	if v := Evaluate(ths, fakeSource{violations: &three})[0]; v.Pass || v.Measured != "3" {
+		t.Errorf("3 findings: expected FAIL measured 3, actual %+v", v)
+	}
+	if v := Evaluate(ths, fakeSource{})[0]; v.Pass || v.Value != nil {
+		t.Errorf("no checker: expected FAIL without data, actual %+v", v)
+	}
+	if _, err := Parse("violations<1%"); err == nil {
+		t.Error("violations<1%: expected an error")
+	}
+	if ths, _ := Parse("lost<=0"); HasViolations(ths) {
+		t.Error("lost<=0 does not judge violations")
+	}
+}
 
 func TestEvaluate(t *testing.T) {
 	t.Parallel()

@@ -39,6 +39,7 @@ type Report struct {
 	Timeline []Interval    `json:"timeline,omitempty"` // one entry per second of the load window
 
 	Baseline *results.Baseline `json:"baseline,omitempty"` // raw MQTT relay measured in the same run
+	Check    *results.Check    `json:"check,omitempty"`    // the passive protocol checker's findings (load --check)
 	Capacity *Capacity         `json:"capacity,omitempty"` // the capacity search, when the source is one
 	Plan     *plan.Result      `json:"plan,omitempty"`     // the planning calculator's starting point
 
@@ -242,6 +243,7 @@ func (r *Report) fromSummary() {
 	}
 	r.Tally = s.Tally
 	r.Baseline = s.Baseline
+	r.Check = s.Check
 	for _, m := range metrics.All() {
 		ms, ok := s.Metrics[m.String()]
 		if !ok || (ms.Corrected.Count == 0 && ms.Uncorrected.Count == 0) {

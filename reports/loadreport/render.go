@@ -113,6 +113,11 @@ var bodyTmpl = template.Must(template.New("load").Funcs(tmplFuncs).Parse(`
 {{if .Reasons}}<h3>Reasons</h3><table><thead><tr><th>outcome: reason</th><th class="num">calls</th></tr></thead><tbody>{{range .Reasons}}<tr><td>{{.K}}</td><td class="num">{{.V}}</td></tr>{{end}}</tbody></table>{{end}}
 <h3>Messages and generator</h3>
 <table class="kv">{{range .Messages}}<tr><th>{{.K}}</th><td class="num">{{.V}}</td></tr>{{end}}</table>{{end}}
+{{with .Check}}<h2>Protocol check</h2>
+<p>The passive checker ({{if eq .Mode "hook"}}inside the embedded broker: every inbound publish, with the client that sent it{{else}}subscribed to the topic path: what the broker delivered to it{{end}}) judged {{.Observed}} publishes against the requirement catalog: <b>{{.Findings}} finding(s)</b>. Verdicts, JUnit and every finding with its messages: <code>{{.Bundle}}/</code>.</p>
+{{if .ByRequirement}}<table><thead><tr><th>requirement</th><th>blamed participant</th><th class="num">findings</th><th class="num">evidence messages</th><th>first</th><th>example</th></tr></thead><tbody>
+{{range .ByRequirement}}<tr><td class="mono">{{.Requirement}}</td><td class="mono">{{.Participant}}</td><td class="num">{{.Findings}}</td><td class="num">{{.Evidence}}</td><td>{{.First.UTC.Format "15:04:05.000"}}</td><td><small>{{.Example}}</small></td></tr>
+{{end}}</tbody></table>{{end}}{{end}}
 {{if .Baseline}}<h2>Baseline: raw MQTT relay in the same run</h2>
 <table class="kv">{{range .Baseline}}<tr><th>{{.K}}</th><td>{{.V}}</td></tr>{{end}}</table>{{end}}
 <h2>Planning calculator</h2>
