@@ -292,9 +292,14 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 		return invalid(err)
 	}
 	defer env.Close()
-	if lc != nil && !env.Embedded() {
-		if err := lc.subscribe(ctx, env.BrokerURL(), o); err != nil {
-			return invalid(err)
+	if lc != nil {
+		if id := env.ConnectorID(); id != "" {
+			lc.c.AddConnectorClient(id) // blame it as "connector", as serve --check does
+		}
+		if !env.Embedded() {
+			if err := lc.subscribe(ctx, env.BrokerURL(), o); err != nil {
+				return invalid(err)
+			}
 		}
 	}
 	fmt.Fprintf(out, "target:    %s\n", env.Describe())

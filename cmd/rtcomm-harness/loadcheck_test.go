@@ -73,7 +73,7 @@ func TestLoadCheck(t *testing.T) {
 					return
 				}
 				g := findGroup(sum.Check, tc.req)
-				if g == nil || !strings.HasPrefix(g.Participant, watch.ConnectorParticipant) || g.Findings == 0 || g.Evidence < g.Findings {
+				if g == nil || g.Participant != watch.ConnectorParticipant || g.Findings == 0 || g.Evidence < g.Findings {
 					t.Fatalf("expected %s blamed on the connector with evidence, actual %+v", tc.req, sum.Check.ByRequirement)
 				}
 				if !strings.Contains(out.String(), tc.req) || !strings.Contains(out.String(), "FAIL violations<=0") {

@@ -87,6 +87,14 @@ func StartTarget(ctx context.Context, t Target) (*Env, error) {
 // BrokerURL is the URL the endpoints connect to.
 func (e *Env) BrokerURL() string { return e.url }
 
+// ConnectorID is the MQTT client ID of the connector the harness started ("" when it started none).
+func (e *Env) ConnectorID() string {
+	if e.conn == nil {
+		return ""
+	}
+	return e.conn.ID()
+}
+
 // TopicPath is the rtcomm topic root.
 func (e *Env) TopicPath() string { return e.t.TopicPath }
 
