@@ -128,6 +128,13 @@ the last send. A finished run therefore has 0 messages in flight. Results: --out
 (params.json, intervals.hlog written every second, <metric>.hgrm, summary.json); formats in
 loadgen/README.md.
 
+Protocol check (--check): the passive checker (docs/CHECK.md) judges every publish of the run
+against the requirement catalog, inside the embedded broker (with the client that sent it) or
+subscribed to <topic path># on --broker. Findings go to the log as they happen and to
+<results>/check/findings.jsonl; summary.json, the printed summary and the report get them per
+requirement and blamed participant; <results>/check gets the verdict bundle. --slo
+'violations<=0' fails the run (exit 1) on any finding.
+
 Many generators (docs/DISTRIBUTED.md): --shard i/N, or --shard-index-env VAR --shards N with
 i from the environment (a Kubernetes Indexed Job's JOB_COMPLETION_INDEX), makes this generator
 shard i of N (own endpoint IDs, 1/N of the rates); merge the shards with report merge. With
@@ -149,7 +156,9 @@ is reported in the summary's warnings either way).`,
   rtcomm-harness load --broker tcp://127.0.0.1:1883 --baseline
   rtcomm-harness load --broker tcp://mq:1883 --no-connector --shard 0/4 --endpoints 40000 --rate 2000
   JOB_COMPLETION_INDEX=1 rtcomm-harness load --broker tcp://mq:1883 --no-connector --shard-index-env JOB_COMPLETION_INDEX --shards 3 --start-at 2026-12-02T10:30:00Z
-  rtcomm-harness load --endpoints 200 --duration 10s --reject-share 0 --fault drop-ice:0.05 --slo 'lost<=0'   # self-test: exits 1`,
+  rtcomm-harness load --endpoints 200 --duration 10s --reject-share 0 --fault drop-ice:0.05 --slo 'lost<=0'   # self-test: exits 1
+  rtcomm-harness load --check --rate 100 --duration 60s --hold-mean 2s --slo 'violations<=0'
+  rtcomm-harness load --check --duration 10s --reject-share 0 --fault alter-ice:3 --slo 'violations<=0'   # self-test: exits 1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -188,8 +197,8 @@ is reported in the summary's warnings either way).`,
 		"a shard not ready by then still runs, and its run is invalid (exit 2)")
 	f.DurationVar(&o.startIn, "start-in", 0, "as --start-at, this long after the command starts (for one machine; a launcher resolves it once and passes --start-at to every shard)")
 	f.BoolVar(&o.baseline, "baseline", false, "after the window, relay the same message count and sizes as raw MQTT on the same broker and compare")
-	f.StringVar(&o.sloSpec, "slo", "", "thresholds, e.g. 'setup.p99<100ms,errors<0.1%,lost<=0' (with --check also 'violations<=N'); exit 1 when breached")
-	f.BoolVar(&o.check, "check", false, "judge the run's traffic with the passive protocol checker (inside the embedded broker, or subscribed to <topic path># on --broker); its bundle goes to <results>/check (docs/CHECK.md)")
+	f.StringVar(&o.sloSpec, "slo", "", "thresholds, e.g. 'setup.p99<100ms,errors<0.1%,lost<=0' (with --check also 'violations<=N', the checker's findings); exit 1 when breached (grammar: loadgen/README.md)")
+	f.BoolVar(&o.check, "check", false, "judge the run's traffic with the passive protocol checker (inside the embedded broker, or subscribed to <topic path># on --broker): findings in summary.json, the report and <results>/check (docs/CHECK.md)")
 	f.Float64Var(&o.maxLate, "max-late", o.maxLate, "share of calls allowed to start over 10 ms late before the run is invalid (exit 2); e.g. 0.05 on a shared CI machine")
 	f.StringVar(&o.out, "out", "", "results directory (default ./results/load-<UTC timestamp>)")
 	f.Uint64Var(&o.seed, "seed", 0, "seed of the schedule and call choices (0 = random; recorded in params.json)")
