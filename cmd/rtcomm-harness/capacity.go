@@ -159,8 +159,10 @@ Exit status: 0 a knee was found, 1 no level passed (or the search was interrupte
 // runCapacity runs the search; out gets one line per step and the curve at the end.
 func runCapacity(ctx context.Context, mode capacity.Mode, o capacityOptions, out io.Writer, log *slog.Logger) error {
 	harness := func(err error) error { return &exitError{exitCapacityError, err} }
-	if _, err := slo.Parse(o.sloSpec); err != nil {
+	if ths, err := slo.Parse(o.sloSpec); err != nil {
 		return harness(fmt.Errorf("--slo: %w", err))
+	} else if slo.HasViolations(ths) {
+		return harness(errors.New("--slo: capacity runs no protocol checker: violations is for load --check"))
 	}
 	if o.endpoints < 2 || o.rampRate <= 0 || o.probeRate <= 0 || o.hold <= 0 || o.ice < 0 {
 		return harness(errors.New("--endpoints must be at least 2; --ramp-rate, --probe-rate, --hold-mean positive; --ice not negative"))
