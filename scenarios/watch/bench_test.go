@@ -5,26 +5,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcomm-harness/rtcomm-harness/fixtures"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
 // callObservations is one call as the in-broker hook sees it: the parties' messages to the
 // connector and the connector's relays (START_SESSION, PRANSWER, RESPONSE, 4 candidates each
-// way, STOP_SESSION): 26 publishes.
-func callObservations(i int) []watch.Observation {
+// way, STOP_SESSION): 26 publishes. offer and answer are the session's payloads (JSON).
+func callObservations(i int, offer, answer string) []watch.Observation {
 	sid, tid := fmt.Sprintf("s-%d", i), fmt.Sprintf("t-%d", i)
 	conn := "/rtcomm/connector/rtcconn-x"
 	pub := func(client, topic, body string) watch.Observation {
 		return watch.Observation{Topic: topic, Payload: []byte(body), Client: client}
 	}
 	out := []watch.Observation{
-		pub("alice", "/rtcomm/connector/alice", `{"rtcommVer":"v1.0.0","method":"START_SESSION","fromTopic":"/rtcomm/alice","transID":"`+tid+`","sigSessID":"`+sid+`","toEndpointID":"bob","protocols":["webrtc"],"payload":{"webrtc":{"type":"offer","sdp":"v=0\r\n"}}}`),
-		pub("rtcconn-x", "/rtcomm/bob/alice", `{"rtcommVer":"v1.0.0","method":"START_SESSION","fromTopic":"`+conn+`","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"payload":{"webrtc":{"type":"offer","sdp":"v=0\r\n"}}}`),
+		pub("alice", "/rtcomm/connector/alice", `{"rtcommVer":"v1.0.0","method":"START_SESSION","fromTopic":"/rtcomm/alice","transID":"`+tid+`","sigSessID":"`+sid+`","toEndpointID":"bob","protocols":["webrtc"],"payload":`+offer+`}`),
+		pub("rtcconn-x", "/rtcomm/bob/alice", `{"rtcommVer":"v1.0.0","method":"START_SESSION","fromTopic":"`+conn+`","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"payload":`+offer+`}`),
 		pub("bob", conn+"/bob", `{"rtcommVer":"v1.0.0","method":"PRANSWER","fromTopic":"/rtcomm/bob","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"holdTimeout":20}`),
 		pub("rtcconn-x", "/rtcomm/alice/bob", `{"rtcommVer":"v1.0.0","method":"PRANSWER","fromTopic":"`+conn+`","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"holdTimeout":20}`),
-		pub("bob", conn+"/bob", `{"rtcommVer":"v1.0.0","method":"RESPONSE","fromTopic":"/rtcomm/bob","orig":"START_SESSION","result":"SUCCESS","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"payload":{"webrtc":{"type":"answer","sdp":"v=0\r\n"}}}`),
-		pub("rtcconn-x", "/rtcomm/alice/bob", `{"rtcommVer":"v1.0.0","method":"RESPONSE","fromTopic":"`+conn+`","orig":"START_SESSION","result":"SUCCESS","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"payload":{"webrtc":{"type":"answer","sdp":"v=0\r\n"}}}`),
+		pub("bob", conn+"/bob", `{"rtcommVer":"v1.0.0","method":"RESPONSE","fromTopic":"/rtcomm/bob","orig":"START_SESSION","result":"SUCCESS","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"payload":`+answer+`}`),
+		pub("rtcconn-x", "/rtcomm/alice/bob", `{"rtcommVer":"v1.0.0","method":"RESPONSE","fromTopic":"`+conn+`","orig":"START_SESSION","result":"SUCCESS","transID":"`+tid+`","sigSessID":"`+sid+`","protocols":["webrtc"],"payload":`+answer+`}`),
 	}
 	for k := 0; k < 4; k++ {
 		for _, p := range [][2]string{{"alice", "bob"}, {"bob", "alice"}} {
@@ -43,7 +44,7 @@ func callObservations(i int) []watch.Observation {
 // measures the real path).
 func TestSyntheticCallIsClean(t *testing.T) {
 	c := watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, ConnectorClients: []string{"rtcconn-x"}})
-	for _, o := range callObservations(1) {
+	for _, o := range callObservations(1, tinyOffer, tinyAnswer) {
 		o.Time = time.Now()
 		for _, f := range c.Observe(o) {
 			t.Errorf("%s", f)
@@ -54,21 +55,46 @@ func TestSyntheticCallIsClean(t *testing.T) {
 	}
 }
 
+// Payloads of a minimal session: the checker's own cost, without SDP to validate.
+const (
+	tinyOffer  = `{"webrtc":{"type":"offer","sdp":"v=0\r\n"}}`
+	tinyAnswer = `{"webrtc":{"type":"answer","sdp":"v=0\r\n"}}`
+)
+
 // BenchmarkCheckerPerCall: the checker's CPU cost per call (26 publishes), as load --check
-// and serve --check pay it on the broker's publish path. State of finished calls is kept
-// (the checker forgets only answered SERVICE_QUERYs), so memory grows with calls: B/op.
+// and serve --check pay it on the broker's publish path, with a minimal SDP and with the
+// Chrome audio+video offer and answer a load run sends by default (5-6 KB each: validating
+// them is most of the cost). State of finished calls is kept for a minute, so memory grows
+// with calls here: B/op.
 func BenchmarkCheckerPerCall(b *testing.B) {
-	c := watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, ConnectorClients: []string{"rtcconn-x"}})
-	now := time.Now()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		call := callObservations(i) // a fresh session each time, as in a load run
-		b.StartTimer()
-		for _, o := range call {
-			o.Time = now
-			c.Observe(o)
-		}
+	offer, err := fixtures.OfferPayload("chrome-av-offer")
+	if err != nil {
+		b.Fatal(err)
+	}
+	answer, err := fixtures.AnswerPayload("chrome-av-answer")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, sdp := range []struct{ name, offer, answer string }{
+		{"sdp=tiny", tinyOffer, tinyAnswer},
+		{"sdp=chrome-av", string(offer), string(answer)},
+	} {
+		b.Run(sdp.name, func(b *testing.B) {
+			c := watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, ConnectorClients: []string{"rtcconn-x"}})
+			now := time.Now()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				call := callObservations(i, sdp.offer, sdp.answer) // a fresh session each time, as in a load run
+				b.StartTimer()
+				for _, o := range call {
+					o.Time = now
+					if fs := c.Observe(o); len(fs) > 0 {
+						b.Fatalf("the benchmark's call is not clean: %v", fs[0])
+					}
+				}
+			}
+		})
 	}
 }
