@@ -117,8 +117,7 @@ var bodyTmpl = template.Must(template.New("load").Funcs(tmplFuncs).Parse(`
 <p>The passive checker ({{if eq .Mode "hook"}}inside the embedded broker: every inbound publish, with the client that sent it{{else}}subscribed to the topic path: what the broker delivered to it{{end}}) judged {{.Observed}} publishes against the requirement catalog: <b>{{.Findings}} finding(s)</b>. Verdicts, JUnit and every finding with its messages: <code>{{.Bundle}}/</code>.</p>
 {{if .ByRequirement}}<table><thead><tr><th>requirement</th><th>blamed participant</th><th class="num">findings</th><th class="num">evidence messages</th><th>first</th><th>example</th></tr></thead><tbody>
 {{range .ByRequirement}}<tr><td class="mono">{{.Requirement}}</td><td class="mono">{{.Participant}}</td><td class="num">{{.Findings}}</td><td class="num">{{.Evidence}}</td><td>{{.First.UTC.Format "15:04:05.000"}}</td><td><small>{{.Example}}</small></td></tr>
-{{end}}</tbody></table>{{end}}{{end}}
-{{if .Baseline}}<h2>Baseline: raw MQTT relay in the same run</h2>
+{{end}}</tbody></table>{{end}}{{end}}{{if .Baseline}}<h2>Baseline: raw MQTT relay in the same run</h2>
 <table class="kv">{{range .Baseline}}<tr><th>{{.K}}</th><td>{{.V}}</td></tr>{{end}}</table>{{end}}
 <h2>Planning calculator</h2>
 <p>Edit the population; the measured capacity comes from this report{{if not .Plan.Capacity.Sources}} (none measured: enter figures from a capacity run){{end}}. Session establishment rate = users × BHCA / 3600; concurrent sessions by Little's law = rate × mean call duration; one MQTT connection per registered endpoint; instances = ⌈design load / capacity per instance⌉.</p>
