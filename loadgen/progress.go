@@ -29,6 +29,8 @@ type Progress struct {
 	src   ProgressSource
 	start time.Time
 
+	violations func() uint64 // CountViolations: the protocol checker's findings so far
+
 	mu       sync.Mutex
 	lastAt   time.Time
 	lastHits uint64
@@ -39,6 +41,13 @@ type Progress struct {
 // a terminal (e.g. from golang.org/x/term or a Stat of os.Stdout).
 func NewProgress(w io.Writer, isTTY bool, src ProgressSource, start time.Time) *Progress {
 	return &Progress{w: w, tty: isTTY, src: src, start: start, lastAt: start}
+}
+
+// CountViolations adds the protocol checker's findings so far (load --check) to the line;
+// f must be safe to call from the printing goroutine. It returns p.
+func (p *Progress) CountViolations(f func() uint64) *Progress {
+	p.violations = f
+	return p
 }
 
 // Update rewrites the status line as of now.
@@ -70,6 +79,9 @@ func (p *Progress) Update(now time.Time) error {
 	}
 	if bad := t.Duplicated + t.Misrouted + t.Altered + t.Unexpected + t.OutOfOrder; bad > 0 {
 		line += fmt.Sprintf("  bad deliveries %d", bad)
+	}
+	if p.violations != nil {
+		line += fmt.Sprintf("  violations %d", p.violations())
 	}
 	// \r returns to the line start, ESC[K clears what a longer previous line left.
 	_, err := fmt.Fprintf(p.w, "\r%s\x1b[K", line)

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -79,8 +80,22 @@ func TestProgressLine(t *testing.T) {
 	if strings.Contains(line, "\n") {
 		t.Errorf("live line has a newline: %q", line)
 	}
+	if strings.Contains(line, "violations") {
+		t.Errorf("line %q counts violations without a checker", line)
+	}
 	out.Reset()
 	if err := p.Done(); err != nil || out.String() != "\n" {
 		t.Errorf("Done wrote %q, %v", out.String(), err)
+	}
+	// With a checker (load --check) the line counts its findings, 0 included.
+	n := uint64(0)
+	p.CountViolations(func() uint64 { return n })
+	for _, want := range []uint64{0, 3} {
+		n = want
+		out.Reset()
+		_ = p.Update(epoch.Add(4 * time.Second))
+		if w := fmt.Sprintf("violations %d", want); !strings.Contains(out.String(), w) {
+			t.Errorf("line %q lacks %q", out.String(), w)
+		}
 	}
 }

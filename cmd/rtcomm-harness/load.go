@@ -131,9 +131,10 @@ loadgen/README.md.
 Protocol check (--check): the passive checker (docs/CHECK.md) judges every publish of the run
 against the requirement catalog, inside the embedded broker (with the client that sent it) or
 subscribed to <topic path># on --broker. Findings go to the log as they happen and to
-<results>/check/findings.jsonl; summary.json, the printed summary and the report get them per
-requirement and blamed participant; <results>/check gets the verdict bundle. --slo
-'violations<=0' fails the run (exit 1) on any finding.
+<results>/check/findings.jsonl, and the live line (on a terminal) counts them; summary.json,
+the printed summary and the report list them per requirement and blamed participant;
+<results>/check gets the verdict bundle. --slo 'violations<=0' fails the run (exit 1) on any
+finding.
 
 Many generators (docs/DISTRIBUTED.md): --shard i/N, or --shard-index-env VAR --shards N with
 i from the environment (a Kubernetes Indexed Job's JOB_COMPLETION_INDEX), makes this generator
@@ -335,7 +336,7 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	step := sim.Step{Rate: o.rate, Duration: o.duration, Pacer: o.pacer, Seed: o.seed, Calls: model, SLO: o.sloSpec,
 		Recorder: rec, Baseline: o.baseline, HarnessVersion: harnessVersion(), Progress: &sim.ProgressOut{W: errOut, TTY: tty}}
 	if lc != nil {
-		step.Check = lc.summary
+		step.Check, step.Progress.Violations = lc.summary, lc.nFound.Load
 	}
 	if fault != nil {
 		step.Extra = map[string]any{"fault": o.fault}

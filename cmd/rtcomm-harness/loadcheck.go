@@ -41,10 +41,10 @@ type loadCheck struct {
 	dir   string // <results>/check
 	mode  string // "hook" or "subscription"
 	start time.Time
-	c    *watch.Checker
-	hook *loadHook
-	sub  *mqttc.Client
-	log  *slog.Logger
+	c     *watch.Checker
+	hook  *loadHook
+	sub   *mqttc.Client
+	log   *slog.Logger
 
 	liveMu sync.Mutex
 	live   *os.File // liveFindingsFile; nil once closed
@@ -52,9 +52,10 @@ type loadCheck struct {
 
 	// off: the run's results are final; what follows (hang-ups of held calls, which the run
 	// does not measure) is not judged, so the summary and the bundle tell the same story.
-	off  atomic.Bool
-	once sync.Once
-	sum  *results.Check
+	off    atomic.Bool
+	nFound atomic.Uint64 // findings so far, for the live line
+	once   sync.Once
+	sum    *results.Check
 }
 
 // loadHook is watch.Hook with an off switch.
@@ -94,6 +95,7 @@ func newLoadCheck(o loadOptions, runDir string, log *slog.Logger) (*loadCheck, e
 
 // found logs a live finding and appends it to the live file.
 func (l *loadCheck) found(f watch.Finding) {
+	l.nFound.Add(1)
 	logFinding(l.log, f)
 	l.liveMu.Lock()
 	defer l.liveMu.Unlock()

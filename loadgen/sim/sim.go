@@ -171,6 +171,8 @@ type Step struct {
 type ProgressOut struct {
 	W   interface{ Write([]byte) (int, error) }
 	TTY bool
+	// Violations, when set, counts the protocol checker's findings so far (load --check).
+	Violations func() uint64
 }
 
 // ErrTargetLost is wrapped by CallStep's error when endpoints lost their broker connection

@@ -223,7 +223,11 @@ func (p *Pool) CallStep(ctx context.Context, dir string, s Step) (*results.Summa
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			loadgen.NewProgress(s.Progress.W, s.Progress.TTY, rec, w.Start()).Run(pctx, time.Second)
+			pr := loadgen.NewProgress(s.Progress.W, s.Progress.TTY, rec, w.Start())
+			if s.Progress.Violations != nil {
+				pr.CountViolations(s.Progress.Violations)
+			}
+			pr.Run(pctx, time.Second)
 		}()
 		defer func() { stopProgress(); <-done }()
 	}
