@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -94,7 +93,7 @@ func coverageMarkdown(scs []scenarioSource) []byte {
 					continue
 				}
 				n++
-				fmt.Fprintf(&b, "- %s (`scenarios/%s:%d`)\n", sc.title, filepath.Base(sc.pos.Filename), sc.pos.Line)
+				fmt.Fprintf(&b, "- %s (`scenarios/%s:%d`)\n", sc.title, sc.pos.Filename, sc.pos.Line)
 				var seen []string
 				for _, c := range sc.checks {
 					if c.req != r.ID {

@@ -36,15 +36,34 @@ type checkSource struct {
 // expectedArg is the index of the "expected" argument of each check function.
 var expectedArg = map[string]int{"Check": 2, "That": 3, "Violate": 1, "CheckSoft": 2, "Expect": 1, "ExpectNone": 1}
 
-// walkScenarios parses the package's scenario sources (as Kubernetes' test/conformance walk
-// does) and returns every It with its labels and the checks it makes.
-func walkScenarios(t *testing.T) []scenarioSource {
+// notScenarioSources are the directories below scenarios/ that hold neither the framework nor
+// an area's specs.
+var notScenarioSources = []string{"faulty", "testdata", "verdict", "watch"}
+
+// scenarioFiles lists the scenario sources: the framework and every area package, as paths
+// relative to scenarios/ (framework/env.go, sessions/sessions.go, ...).
+func scenarioFiles(t *testing.T) []string {
 	t.Helper()
-	fset := token.NewFileSet()
-	files, err := filepath.Glob("*.go")
+	files, err := filepath.Glob("*/*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var out []string
+	for _, f := range files {
+		if !slices.Contains(notScenarioSources, filepath.Dir(f)) {
+			out = append(out, filepath.ToSlash(f))
+		}
+	}
+	return out
+}
+
+// walkScenarios parses the scenario sources, framework and area packages together (as
+// Kubernetes' test/conformance walk does), and returns every It with its labels and the checks
+// it makes.
+func walkScenarios(t *testing.T) []scenarioSource {
+	t.Helper()
+	fset := token.NewFileSet()
+	files := scenarioFiles(t)
 	var parsed []*ast.File
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
@@ -56,7 +75,8 @@ func walkScenarios(t *testing.T) []scenarioSource {
 		}
 		parsed = append(parsed, af)
 	}
-	// Package-level string slices (Req(formatReqs...)) and the package's functions.
+	// Package-level string slices (Req(formatReqs...)) and the functions of all these packages
+	// (one namespace by name, as when they were one package).
 	vars := map[string][]string{}
 	funcs := map[string]*ast.FuncDecl{}
 	for _, af := range parsed {
@@ -116,7 +136,7 @@ func walkScenarios(t *testing.T) []scenarioSource {
 					out = append(out, c)
 				}
 			}
-			if fd, ok := funcs[name]; ok && fd.Recv == nil && len(call.Args) > 1 && name != "precondition" && !slices.Contains(checkFuncs, name) {
+			if fd, ok := funcs[name]; ok && fd.Recv == nil && len(call.Args) > 1 && name != "Precondition" && !slices.Contains(checkFuncs, name) {
 				// A helper given the requirement to judge, e.g. robustnessRun(e, "ROB-002", ...).
 				for _, id := range literals(call.Args) {
 					out = append(out, checkSource{req: id, fn: name, via: via})

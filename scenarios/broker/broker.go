@@ -15,6 +15,7 @@ import (
 	"github.com/onsi/gomega"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 )
 
 // Broker capabilities rtcomm needs (PROTOCOL.md, "What a broker must support"). These
@@ -85,7 +86,7 @@ var _ = Describe("Broker capabilities", Area("broker"), func() {
 		alice := e.MustConnect("BRK-002", id, ConnOptions{Will: &mqttc.Will{Topic: topic, Retained: true, QoS: 1}})
 		Harness(alice.Publish(topic, 1, true, []byte(`{"method":"DOCUMENT","rtcommVer":"v1.0.0","type":"ENDPOINT"}`)), "register")
 		_, ok := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return m.Topic == topic && len(m.Payload) > 0 })
-		Harness(errIf(!ok, "the DOCUMENT did not reach the monitor"), "setup")
+		Harness(ErrIf(!ok, "the DOCUMENT did not reach the monitor"), "setup")
 		alice.Kill()
 		_, ok = mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return m.Topic == topic && len(m.Payload) == 0 })
 		Check("BRK-002", ok, "the empty Last Will at "+topic+" after the TCP connection is killed",
@@ -257,7 +258,7 @@ var _ = Describe("Broker capabilities", Area("broker"), func() {
 			}
 			next[m.Topic] = seq + 1
 		}
-		Check("BRK-006", len(disorder) == 0, "every publisher's messages in publish order", "out of order: %s", strings.Join(first(disorder, 5), "; "))
+		Check("BRK-006", len(disorder) == 0, "every publisher's messages in publish order", "out of order: %s", strings.Join(First(disorder, 5), "; "))
 		var lost []string
 		for p := 0; p < publishers; p++ {
 			topic := fmt.Sprintf("%sbob/p%d-q1", e.Path, p)
@@ -344,7 +345,7 @@ var _ = Describe("Broker capabilities", Area("broker"), func() {
 	It("serves MQTT over WebSocket at /mqtt and echoes the subprotocols mqtt and mqttv3.1", Req("BRK-008"), func(ctx SpecContext) {
 		e := NewEnv(ctx)
 		wsURL := e.Target.URL(true, false)
-		Harness(errIf(wsURL == "", "no WebSocket URL"), "target")
+		Harness(ErrIf(wsURL == "", "no WebSocket URL"), "target")
 		for _, proto := range []string{"mqttv3.1", "mqtt"} {
 			got, err := wsHandshake(wsURL, proto, e.Decl.Broker.Username, e.Decl.Broker.Password, e.Reply())
 			Check("BRK-008", err == nil && got == proto, fmt.Sprintf("WebSocket upgrade at /mqtt echoing subprotocol %q, then CONNACK 0", proto),
@@ -407,7 +408,7 @@ var _ = Describe("Broker capabilities", Area("broker"), func() {
 			}
 		}
 		Check("BRK-010", len(wrong) == 0, fmt.Sprintf("each of %d messages to exactly one of %d members", messages, members),
-			"%s", strings.Join(first(wrong, 6), "; "))
+			"%s", strings.Join(First(wrong, 6), "; "))
 	}, SpecTimeout(time.Minute))
 })
 
@@ -437,7 +438,7 @@ func wsHandshake(rawURL, proto, user, pass string, timeout time.Duration) (strin
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(timeout))
 	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
-	if err := conn.WriteMessage(websocket.BinaryMessage, mqtt31Connect("ws"+randomTag(10), user, pass)); err != nil {
+	if err := conn.WriteMessage(websocket.BinaryMessage, mqtt31Connect("ws"+RandomTag(10), user, pass)); err != nil {
 		return got, fmt.Errorf("CONNECT: %w", err)
 	}
 	// MQTT-6.0.0-2: packets are not aligned on WebSocket messages (aedes sends the CONNACK's
@@ -526,19 +527,4 @@ func qosList(ms []Msg) []string {
 		out = append(out, fmt.Sprintf("%s at QoS %d", m.Payload, m.QoS))
 	}
 	return out
-}
-
-func first(xs []string, n int) []string {
-	if len(xs) > n {
-		return append(xs[:n:n], fmt.Sprintf("... %d more", len(xs)-n))
-	}
-	return xs
-}
-
-// errIf returns an error with msg when cond holds.
-func errIf(cond bool, msg string) error {
-	if cond {
-		return fmt.Errorf("%s", msg)
-	}
-	return nil
 }

@@ -6,6 +6,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -31,7 +32,7 @@ func eventProblems(root string, m Msg) []string {
 	var bad []string
 	d := m.Decode()
 	if d == nil || d.Method != spec.MethodEventFired {
-		return []string{"not RTCOMM_EVENT_FIRED: " + brief(m.Payload)}
+		return []string{"not RTCOMM_EVENT_FIRED: " + Brief(m.Payload)}
 	}
 	if d.Timestamp == "" {
 		bad = append(bad, "no timestamp")
@@ -62,7 +63,7 @@ var _ = Describe("Events", Area("events"), func() {
 
 	It("fires started (on the call or on the answer) and stopped when it ends, at topics a wildcard can filter", Req("EVT-001", "EVT-002"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
-		skipUnlessInPath(e, "only a connector in the path sees the answer and the STOP_SESSION")
+		SkipUnlessInPath(e, "only a connector in the path sees the answer and the STOP_SESSION")
 		root := eventTopic(e)
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
@@ -71,19 +72,19 @@ var _ = Describe("Events", Area("events"), func() {
 		startedByAlice := e.MustConnect("EVT-001", "filtered", ConnOptions{})
 		Harness(startedByAlice.Subscribe(root+"/session/started/"+alice.ID()+"/#", 0), "subscribe filtered")
 
-		out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
+		out := alice.Call(bob.ID(), MustOffer("chrome-audio-offer"))
 		inv := bob.Invite("SESS-002")
 		// started may fire on the START_SESSION or on the answer: no source fixes which
 		// (rtcomm.service.proto.spec.md: "creation of a new entity"), so either passes.
-		c, cancel := e.opCtx()
+		c, cancel := e.OpContext()
 		defer cancel()
-		in, err := inv.Accept(c, mustAnswer("chrome-audio-offer"))
+		in, err := inv.Accept(c, MustAnswer("chrome-audio-offer"))
 		Harness(err, "accept")
 		started, ok := mon.Inbox().Await(e.Ctx, e.Reply(), isEvent(root, spec.EventStarted, alice.ID(), bob.ID()))
 		Check("EVT-001", ok, "started at "+root+"/session/started/"+alice.ID()+"/"+bob.ID(), "%s", mon.Inbox().Summary())
 		Check("EVT-002", len(eventProblems(root, started)) == 0, "timestamp, appContext, a valid action and endpoint IDs",
 			"%s", strings.Join(eventProblems(root, started), "; "))
-		Check("EVT-002", started.Decode().SigSessID == "" || started.Decode().SigSessID == out.ID(), "sigSessID (when given) "+out.ID(), "%s", brief(started.Payload))
+		Check("EVT-002", started.Decode().SigSessID == "" || started.Decode().SigSessID == out.ID(), "sigSessID (when given) "+out.ID(), "%s", Brief(started.Payload))
 		_, ok = startedByAlice.Inbox().Await(e.Ctx, e.Reply(), isEvent(root, spec.EventStarted, alice.ID(), bob.ID()))
 		Check("EVT-001", ok, "the started event matches the filter "+root+"/session/started/"+alice.ID()+"/#", "%s", startedByAlice.Inbox().Summary())
 		Harness(in.Stop(c, "done"), "stop")
@@ -98,15 +99,15 @@ var _ = Describe("Events", Area("events"), func() {
 
 	It("fires failed with a reason when a call is rejected", Req("EVT-001", "EVT-002"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
-		skipUnlessInPath(e, "only a connector in the path sees the rejection")
+		SkipUnlessInPath(e, "only a connector in the path sees the rejection")
 		root := eventTopic(e)
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
 		mon := e.MustConnect("EVT-001", "monitor", ConnOptions{Validate: true})
 		Harness(mon.Subscribe(root+"/session/#", 0), "subscribe events")
-		out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
+		out := alice.Call(bob.ID(), MustOffer("chrome-audio-offer"))
 		inv := bob.Invite("SESS-002")
-		c, cancel := e.opCtx()
+		c, cancel := e.OpContext()
 		defer cancel()
 		Harness(inv.Reject(c, "declined"), "reject")
 		_, _ = alice.Await(out)
@@ -118,16 +119,16 @@ var _ = Describe("Events", Area("events"), func() {
 
 	It("fires modified on a renegotiation", Req("EVT-003"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
-		skipUnlessInPath(e, "only a connector in the path sees the renegotiation")
+		SkipUnlessInPath(e, "only a connector in the path sees the renegotiation")
 		root := eventTopic(e)
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
 		mon := e.MustConnect("EVT-003", "monitor", ConnOptions{Validate: true})
 		Harness(mon.Subscribe(root+"/session/#", 0), "subscribe events")
-		out, _ := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
-		c, cancel := e.opCtx()
+		out, _ := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
+		c, cancel := e.OpContext()
 		defer cancel()
-		Harness(out.Send(c, mustOffer("chrome-av-offer")), "renegotiate")
+		Harness(out.Send(c, MustOffer("chrome-av-offer")), "renegotiate")
 		_, ok := mon.Inbox().Await(e.Ctx, e.Reply(), isEvent(root, spec.EventModified, alice.ID(), bob.ID()))
 		Check("EVT-003", ok, "modified at "+root+"/session/modified/"+alice.ID()+"/"+bob.ID()+" after the renegotiation offer", "%s", mon.Inbox().Summary())
 	}, SpecTimeout(time.Minute))

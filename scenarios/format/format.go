@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -26,23 +27,23 @@ var _ = Describe("Message format", Area("format"), func() {
 		if e.Decl.Claims(FeatureEvents) {
 			Harness(mon.Subscribe(e.Topics.Events()+"/#", 0), "subscribe events")
 		}
-		out := alice.Call(bob.ID(), mustOffer("safari-av-offer"))
+		out := alice.Call(bob.ID(), MustOffer("safari-av-offer"))
 		inv := bob.Invite("SESS-002")
-		c, cancel := e.opCtx()
+		c, cancel := e.OpContext()
 		defer cancel()
 		hold := 10
 		Harness(inv.Pranswer(c, endpoint.PranswerOptions{HoldTimeout: &hold}), "pranswer")
-		in, err := inv.Accept(c, mustAnswer("safari-av-offer"))
+		in, err := inv.Accept(c, MustAnswer("safari-av-offer"))
 		Harness(err, "accept")
 		_, err = alice.Await(out)
 		Harness(err, "answer")
-		for _, cand := range mustCandidates("caller-full")[:4] {
+		for _, cand := range MustCandidates("caller-full")[:4] {
 			Harness(out.SendCandidate(c, cand), "candidate")
 		}
-		Harness(in.Send(c, mustChat("formats")), "chat")
+		Harness(in.Send(c, MustChat("formats")), "chat")
 		Harness(out.Stop(c, "done"), "stop")
 		bob.Need("SESS-008", "STOP_SESSION at bob", And(IsMethod(spec.MethodStopSession), InSession(in.ID())))
-		unknown := alice.Call(e.ID("nobody"), mustOffer("chrome-audio-offer"))
+		unknown := alice.Call(e.ID("nobody"), MustOffer("chrome-audio-offer"))
 		alice.Need("SESS-003", "FAILURE for an unknown callee", IsResponse(spec.MethodStartSession, unknown.TransID()))
 		time.Sleep(e.Quiet() / 2)
 
@@ -56,13 +57,13 @@ var _ = Describe("Message format", Area("format"), func() {
 		for _, m := range msgs {
 			n++
 			for _, viol := range v.Validate(m.Topic, m.Payload) {
-				byReq[viol.Requirement] = append(byReq[viol.Requirement], fmt.Sprintf("%s (%s: %s)", viol.Actual, m.Topic, brief(m.Payload)))
+				byReq[viol.Requirement] = append(byReq[viol.Requirement], fmt.Sprintf("%s (%s: %s)", viol.Actual, m.Topic, Brief(m.Payload)))
 			}
 		}
-		Harness(errIf(n < 8, "too few messages to judge the format"), "harness")
+		Harness(ErrIf(n < 8, "too few messages to judge the format"), "harness")
 		for _, id := range formatReqs {
 			Check(id, len(byReq[id]) == 0, fmt.Sprintf("every one of the %d messages delivered meets %s", n, id),
-				"%s", strings.Join(first(byReq[id], 3), "; "))
+				"%s", strings.Join(First(byReq[id], 3), "; "))
 		}
 	}, SpecTimeout(time.Minute))
 })

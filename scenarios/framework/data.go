@@ -11,32 +11,32 @@ import (
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
-// mustOffer returns the payload of a fixture offer ({"webrtc":{"type":"offer","sdp":...}}).
-func mustOffer(name string) json.RawMessage {
+// MustOffer returns the payload of a fixture offer ({"webrtc":{"type":"offer","sdp":...}}).
+func MustOffer(name string) json.RawMessage {
 	GinkgoHelper()
 	p, err := fixtures.OfferPayload(name)
 	Harness(err, "fixture "+name)
 	return p
 }
 
-// mustAnswer returns the payload of the fixture answer to the named offer.
-func mustAnswer(offer string) json.RawMessage {
+// MustAnswer returns the payload of the fixture answer to the named offer.
+func MustAnswer(offer string) json.RawMessage {
 	GinkgoHelper()
 	a, err := fixtures.AnswerFor(offer)
 	Harness(err, "answer fixture for "+offer)
 	return a.Payload()
 }
 
-// mustCandidates returns a fixture ICE candidate set.
-func mustCandidates(set string) []spec.ICECandidate {
+// MustCandidates returns a fixture ICE candidate set.
+func MustCandidates(set string) []spec.ICECandidate {
 	GinkgoHelper()
 	c, err := fixtures.Candidates(set)
 	Harness(err, "candidate fixture "+set)
 	return c
 }
 
-// candidateKey renders a candidate exactly (string, mid, index) for sequence comparison.
-func candidateKey(c *spec.ICECandidate) string {
+// CandidateKey renders a candidate exactly (string, mid, index) for sequence comparison.
+func CandidateKey(c *spec.ICECandidate) string {
 	if c == nil {
 		return "(no candidate object)"
 	}
@@ -47,5 +47,5 @@ func candidateKey(c *spec.ICECandidate) string {
 	return fmt.Sprintf("%q mid=%q index=%s", c.Candidate, c.SDPMid, idx)
 }
 
-// randomUUID is a fresh transID / sigSessID.
-func randomUUID() string { return uuid.NewString() }
+// RandomUUID is a fresh transID / sigSessID.
+func RandomUUID() string { return uuid.NewString() }

@@ -44,14 +44,14 @@ func openEmbedded(ctx context.Context, t *Target) error {
 	if !d.Claims(FeatureSecure) {
 		return nil
 	}
-	tag := randomTag(6)
+	tag := RandomTag(6)
 	creds := map[string]string{}
 	for _, role := range embeddedSecureRoles {
-		id := Identity{ID: role + "-" + tag, Username: role + "-" + tag, Password: "pw-" + randomTag(12)}
+		id := Identity{ID: role + "-" + tag, Username: role + "-" + tag, Password: "pw-" + RandomTag(12)}
 		creds[id.Username] = id.Password
 		t.Identities = append(t.Identities, id)
 	}
-	conn := Identity{ID: "connector-" + tag, Username: "connector-" + tag, Password: "pw-" + randomTag(12)}
+	conn := Identity{ID: "connector-" + tag, Username: "connector-" + tag, Password: "pw-" + RandomTag(12)}
 	creds[conn.Username] = conn.Password
 	t.ConnectorIdentity = &conn
 	t.CallControllers = []string{t.Identities[len(t.Identities)-1].ID}

@@ -99,7 +99,7 @@ func NewEnv(ctx context.Context, opts ...EnvOption) *Env {
 	}
 	skipUnclaimed(&t.Decl)
 	e := &Env{
-		Ctx: ctx, Target: t, Decl: &t.Decl, Tag: randomTag(6), trace: newTrace(),
+		Ctx: ctx, Target: t, Decl: &t.Decl, Tag: RandomTag(6), trace: newTrace(),
 	}
 	switch {
 	case cfg.secure:
@@ -192,9 +192,9 @@ func (e *Env) Queues() []string {
 	return e.Decl.Queues
 }
 
-// opCtx bounds one harness operation; during teardown the scenario's context is already
+// OpContext bounds one harness operation; during teardown the scenario's context is already
 // cancelled, so teardown runs on a fresh one.
-func (e *Env) opCtx() (context.Context, context.CancelFunc) {
+func (e *Env) OpContext() (context.Context, context.CancelFunc) {
 	e.mu.Lock()
 	base := e.Ctx
 	if e.tearing {
@@ -233,8 +233,8 @@ func (e *Env) ID(role string) string {
 	return id
 }
 
-// identity returns the credentials of a secure ID.
-func (e *Env) identity(id string) (Identity, bool) {
+// IdentityOf returns the credentials of a secure ID.
+func (e *Env) IdentityOf(id string) (Identity, bool) {
 	for _, c := range e.Target.Identities {
 		if c.ID == id {
 			return c, true
@@ -303,13 +303,13 @@ func (e *Env) Connect(name string, o ConnOptions) (*Conn, error) {
 	case o.Username != "":
 		mo.Username, mo.Password = o.Username, o.Password
 	case o.AsID != "" && e.Secure:
-		if id, ok := e.identity(o.AsID); ok {
+		if id, ok := e.IdentityOf(o.AsID); ok {
 			mo.Username, mo.Password = id.Username, id.Password
 		}
 	case !e.Secure && e.Decl.Broker.Username != "":
 		mo.Username, mo.Password = e.Decl.Broker.Username, e.Decl.Broker.Password
 	}
-	ctx, cancel := e.opCtx()
+	ctx, cancel := e.OpContext()
 	defer cancel()
 	conn := &Conn{Name: name, env: e, in: newInbox(), opts: o}
 	mo.OnUnrouted = func(m mqttc.Message) { conn.subFn(m) }
@@ -338,7 +338,7 @@ func (e *Env) MustConnect(req, name string, o ConnOptions) *Conn {
 	GinkgoHelper()
 	c, err := e.Connect(name, o)
 	if err != nil {
-		precondition(req, "the broker accepts the MQTT connection", "%v", err)
+		Precondition(req, "the broker accepts the MQTT connection", "%v", err)
 	}
 	return c
 }
@@ -346,19 +346,22 @@ func (e *Env) MustConnect(req, name string, o ConnOptions) *Conn {
 // Inbox is every message this connection received.
 func (c *Conn) Inbox() *Inbox { return c.in }
 
+// Options returns the connection's options: a scenario may set Quiet once connected.
+func (c *Conn) Options() *ConnOptions { return &c.opts }
+
 // ClientID is the MQTT client ID.
 func (c *Conn) ClientID() string { return c.c.ID() }
 
 // Subscribe subscribes; received messages go to the inbox.
 func (c *Conn) Subscribe(filter string, qos byte) error {
-	ctx, cancel := c.env.opCtx()
+	ctx, cancel := c.env.OpContext()
 	defer cancel()
 	return c.c.Subscribe(ctx, filter, qos, c.subFn)
 }
 
 // Unsubscribe removes subscriptions.
 func (c *Conn) Unsubscribe(filters ...string) error {
-	ctx, cancel := c.env.opCtx()
+	ctx, cancel := c.env.OpContext()
 	defer cancel()
 	return c.c.Unsubscribe(ctx, filters...)
 }
@@ -368,7 +371,7 @@ func (c *Conn) Publish(topic string, qos byte, retained bool, payload []byte) er
 	if !c.opts.Quiet {
 		c.env.trace.Add(DirSent, c.Name, topic, retained, qos, payload)
 	}
-	ctx, cancel := c.env.opCtx()
+	ctx, cancel := c.env.OpContext()
 	defer cancel()
 	return c.c.Publish(ctx, topic, qos, retained, payload)
 }
@@ -543,7 +546,7 @@ func (e *Env) retainedLeftovers() (leaks []string, checked bool) {
 		if !private && !mentionsAny(m.Topic, ids) {
 			continue
 		}
-		leaks = append(leaks, fmt.Sprintf("%s = %s", m.Topic, brief(m.Payload)))
+		leaks = append(leaks, fmt.Sprintf("%s = %s", m.Topic, Brief(m.Payload)))
 		_ = sub.Publish(m.Topic, 1, true, nil) // clear it so it cannot disturb anyone else
 	}
 	sort.Strings(leaks)
@@ -581,8 +584,8 @@ func mentionsAny(topic string, ids []string) bool {
 	return false
 }
 
-// randomTag returns n random lower-case letters and digits.
-func randomTag(n int) string {
+// RandomTag returns n random lower-case letters and digits.
+func RandomTag(n int) string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 	b := make([]byte, n)
 	_, _ = rand.Read(b)

@@ -35,7 +35,7 @@ func (m Msg) String() string {
 	if m.Retained {
 		r = " (retained)"
 	}
-	return fmt.Sprintf("%s%s: %s", m.Topic, r, brief(m.Payload))
+	return fmt.Sprintf("%s%s: %s", m.Topic, r, Brief(m.Payload))
 }
 
 // Match selects messages.

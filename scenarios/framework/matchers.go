@@ -48,7 +48,7 @@ func (m *payloadMatcher) Match(actual any) (bool, error) {
 		return false, nil
 	}
 	if err := json.Unmarshal(got, &have); err != nil {
-		m.why = fmt.Sprintf("a payload that is not JSON (%v): %s", err, brief(got))
+		m.why = fmt.Sprintf("a payload that is not JSON (%v): %s", err, Brief(got))
 		return false, nil
 	}
 	var diffs []string
@@ -83,7 +83,7 @@ func jsonDiff(path string, want, have any, out *[]string) {
 	case map[string]any:
 		h, ok := have.(map[string]any)
 		if !ok {
-			*out = append(*out, fmt.Sprintf("%s: sent an object, received %s", at, briefJSON(have)))
+			*out = append(*out, fmt.Sprintf("%s: sent an object, received %s", at, BriefJSON(have)))
 			return
 		}
 		keys := make([]string, 0, len(w)+len(h))
@@ -102,9 +102,9 @@ func jsonDiff(path string, want, have any, out *[]string) {
 			p := path + "." + k
 			switch {
 			case !hok:
-				*out = append(*out, fmt.Sprintf("%s: sent %s, missing", p, briefJSON(wv)))
+				*out = append(*out, fmt.Sprintf("%s: sent %s, missing", p, BriefJSON(wv)))
 			case !wok:
-				*out = append(*out, fmt.Sprintf("%s: not sent, received %s", p, briefJSON(hv)))
+				*out = append(*out, fmt.Sprintf("%s: not sent, received %s", p, BriefJSON(hv)))
 			default:
 				jsonDiff(p, wv, hv, out)
 			}
@@ -112,7 +112,7 @@ func jsonDiff(path string, want, have any, out *[]string) {
 	case []any:
 		h, ok := have.([]any)
 		if !ok {
-			*out = append(*out, fmt.Sprintf("%s: sent an array, received %s", at, briefJSON(have)))
+			*out = append(*out, fmt.Sprintf("%s: sent an array, received %s", at, BriefJSON(have)))
 			return
 		}
 		if len(h) != len(w) {
@@ -123,7 +123,7 @@ func jsonDiff(path string, want, have any, out *[]string) {
 		}
 	default:
 		if !reflect.DeepEqual(want, have) {
-			*out = append(*out, fmt.Sprintf("%s: sent %s, received %s", at, briefJSON(want), briefJSON(have)))
+			*out = append(*out, fmt.Sprintf("%s: sent %s, received %s", at, BriefJSON(want), BriefJSON(have)))
 		}
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/framework"
 )
 
 func TestEqualPayload(t *testing.T) {
@@ -31,7 +31,7 @@ func TestEqualPayload(t *testing.T) {
 		{"not JSON", json.RawMessage(`{"webrtc":`), false, []string{"not JSON"}},
 	}
 	for _, c := range cases {
-		m := scenarios.EqualPayload(sent)
+		m := framework.EqualPayload(sent)
 		ok, err := m.Match(c.actual)
 		if err != nil {
 			t.Errorf("%s: unexpected error %v", c.name, err)
@@ -47,7 +47,7 @@ func TestEqualPayload(t *testing.T) {
 			}
 		}
 	}
-	if _, err := scenarios.EqualPayload(sent).Match(42); err == nil {
+	if _, err := framework.EqualPayload(sent).Match(42); err == nil {
 		t.Error("an int was matched without an error")
 	}
 }

@@ -99,7 +99,7 @@ func (e *Env) Party(role string, o PartyOptions) *Party {
 		Logger: e.Target.Logger.With("endpoint", id),
 	}
 	if e.Secure {
-		if c, ok := e.identity(id); ok {
+		if c, ok := e.IdentityOf(id); ok {
 			cfg.Username, cfg.Password = c.Username, c.Password
 		}
 	} else if e.Decl.Broker.Username != "" {
@@ -130,7 +130,7 @@ func (e *Env) Party(role string, o PartyOptions) *Party {
 	if o.Configure != nil {
 		o.Configure(&cfg)
 	}
-	ctx, cancel := e.opCtx()
+	ctx, cancel := e.OpContext()
 	defer cancel()
 	ep, err := endpoint.Dial(ctx, cfg)
 	Harness(err, "harness: connect endpoint "+id)
@@ -152,7 +152,7 @@ func (e *Env) Party(role string, o PartyOptions) *Party {
 		// here fails the requirements this scenario names.
 		_, err := ep.ServiceQuery(ctx)
 		Harness(err, fmt.Sprintf("set-up: service query of %s (inbox: %s)", id, p.in.Summary()))
-		e.settle()
+		e.Settle()
 	}
 	return p
 }
@@ -205,7 +205,7 @@ func (p *Party) Need(req, expected string, match Match) Msg {
 	GinkgoHelper()
 	m, ok := p.in.Await(p.env.Ctx, p.env.Reply(), match)
 	if !ok {
-		precondition(req, expected, "nothing within %s at %s; it received %s", p.env.Reply(), p.ID(), p.in.Summary())
+		Precondition(req, expected, "nothing within %s at %s; it received %s", p.env.Reply(), p.ID(), p.in.Summary())
 	}
 	return m
 }
@@ -225,7 +225,7 @@ func (p *Party) Invite(req string) *endpoint.Invite {
 	case inv := <-p.Incoming():
 		return inv
 	case <-time.After(p.env.Reply()):
-		precondition(req, "START_SESSION delivered to "+p.ID(), "nothing within %s; it received %s", p.env.Reply(), p.in.Summary())
+		Precondition(req, "START_SESSION delivered to "+p.ID(), "nothing within %s; it received %s", p.env.Reply(), p.in.Summary())
 	case <-p.env.Ctx.Done():
 		Fail("scenario timed out waiting for a call")
 	}
@@ -233,7 +233,7 @@ func (p *Party) Invite(req string) *endpoint.Invite {
 }
 
 // ctx bounds one party operation.
-func (p *Party) ctx() (context.Context, context.CancelFunc) { return p.env.opCtx() }
+func (p *Party) ctx() (context.Context, context.CancelFunc) { return p.env.OpContext() }
 
 // Call is Endpoint.Call bounded by the reply timeout; it fails the scenario on a harness error.
 func (p *Party) Call(callee string, payload json.RawMessage, opts ...endpoint.CallOption) *endpoint.Session {
@@ -258,18 +258,18 @@ func (e *Env) Connected(caller, callee *Party, offer, answer json.RawMessage, op
 	GinkgoHelper()
 	out = caller.Call(callee.ID(), offer, opts...)
 	inv := callee.Invite("SESS-002")
-	ctx, cancel := e.opCtx()
+	ctx, cancel := e.OpContext()
 	defer cancel()
 	in, err := inv.Accept(ctx, answer)
 	Harness(err, "harness: accept")
 	if _, err := caller.Await(out); err != nil {
-		precondition("SESS-004", "RESPONSE SUCCESS reaches the caller", "%v; caller received %s", err, caller.in.Summary())
+		Precondition("SESS-004", "RESPONSE SUCCESS reaches the caller", "%v; caller received %s", err, caller.in.Summary())
 	}
 	return out, in
 }
 
-// sendRaw publishes an encoded message with the party's own MQTT client (no endpoint logic).
-func (p *Party) sendRaw(topic string, m *spec.Message) error {
+// SendRaw publishes an encoded message with the party's own MQTT client (no endpoint logic).
+func (p *Party) SendRaw(topic string, m *spec.Message) error {
 	b, err := spec.Encode(m)
 	if err != nil {
 		return err
@@ -289,9 +289,9 @@ func (p *Party) PublishRaw(topic string, retained bool, payload []byte) error {
 	return p.Client().Publish(ctx, topic, 1, retained, payload)
 }
 
-// settle gives an external connector time to take in what was just published: the
+// Settle gives an external connector time to take in what was just published: the
 // reference connector handles messages in arrival order, an unknown one may not.
-func (e *Env) settle() {
+func (e *Env) Settle() {
 	if e.Target.HarnessRunsConnector() {
 		return
 	}
@@ -343,11 +343,11 @@ func (e *Env) Tap() *Conn {
 	return e.tap
 }
 
-// errNoAnswer is the harness's error for a missing reply.
-var errNoAnswer = errors.New("no answer")
+// ErrNoAnswer is the harness's error for a missing reply.
+var ErrNoAnswer = errors.New("no answer")
 
-// payloadEqual compares two JSON payloads semantically (whitespace and key order aside).
-func payloadEqual(a, b json.RawMessage) bool {
+// PayloadEqual compares two JSON payloads semantically (whitespace and key order aside).
+func PayloadEqual(a, b json.RawMessage) bool {
 	var x, y any
 	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
 		return false
@@ -357,13 +357,13 @@ func payloadEqual(a, b json.RawMessage) bool {
 	return string(xa) == string(ya)
 }
 
-// describe renders a decoded message for "Actual:" lines.
-func describe(m *spec.Message) string {
+// MessageString renders a decoded message for "Actual:" lines.
+func MessageString(m *spec.Message) string {
 	if m == nil {
 		return "(not an rtcomm message)"
 	}
 	b, _ := spec.Encode(m)
-	return brief(b)
+	return Brief(b)
 }
 
 // Watch adds a topic filter outside the topic path to the wiretap and to the retained-state

@@ -20,7 +20,7 @@ func ReferenceConnector(ctx context.Context, p ConnectorParams) (func(), error) 
 	n := max(1, p.Topology.Replicas)
 	group := ""
 	if n > 1 {
-		group = "replicas-" + randomTag(6)
+		group = "replicas-" + RandomTag(6)
 	}
 	var started []*connector.Connector
 	stop := func() {
@@ -36,7 +36,7 @@ func ReferenceConnector(ctx context.Context, p ConnectorParams) (func(), error) 
 		if n > 1 {
 			cfg.SharedGroup = group
 			if cfg.ClientID == "" { // in secure mode ReferenceConfig names the user in it (ID-012)
-				cfg.ClientID = fmt.Sprintf("rtcconn-%d-%s", i+1, randomTag(6))
+				cfg.ClientID = fmt.Sprintf("rtcconn-%d-%s", i+1, RandomTag(6))
 			}
 		}
 		c, err := connector.New(cfg)

@@ -568,8 +568,8 @@ func (d Declaration) String() string {
 	return string(b)
 }
 
-// quoteList renders strings for messages.
-func quoteList(xs []string) string {
+// QuoteList renders strings for messages.
+func QuoteList(xs []string) string {
 	q := make([]string, len(xs))
 	for i, x := range xs {
 		q[i] = strconv.Quote(x)

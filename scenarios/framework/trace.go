@@ -99,8 +99,8 @@ func printable(p []byte) string {
 	return fmt.Sprintf("%x", p) + suffix
 }
 
-// brief renders a payload for an "Actual:" line.
-func brief(p []byte) string {
+// Brief renders a payload for an "Actual:" line.
+func Brief(p []byte) string {
 	if len(p) == 0 {
 		return "(empty payload)"
 	}
@@ -111,11 +111,11 @@ func brief(p []byte) string {
 	return string(p)
 }
 
-// briefJSON renders a value as compact JSON for an "Actual:" line.
-func briefJSON(v any) string {
+// BriefJSON renders a value as compact JSON for an "Actual:" line.
+func BriefJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Sprintf("%v", v)
 	}
-	return brief(b)
+	return Brief(b)
 }

@@ -16,7 +16,7 @@ func messageValidator(d *Declaration, topics spec.Topics) func(topic string, pay
 		var out []Finding
 		for _, viol := range v.Validate(topic, payload) {
 			out = append(out, Finding{Req: viol.Requirement, Outcome: OutcomeFail, Expected: viol.Expected,
-				Actual: viol.Actual + " in " + topic + ": " + brief(payload)})
+				Actual: viol.Actual + " in " + topic + ": " + Brief(payload)})
 		}
 		return out
 	}

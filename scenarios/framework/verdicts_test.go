@@ -5,7 +5,7 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
-	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/framework"
 )
 
 // TestInterruptedScenarioIsNotAFailure: a scenario stopped by Ctrl-C says nothing about the
@@ -15,16 +15,16 @@ func TestInterruptedScenarioIsNotAFailure(t *testing.T) {
 		SpecialSuiteFailureReasons: []string{"Interrupted by User"},
 		SpecReports: []types.SpecReport{
 			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "passes", LeafNodeLabels: []string{"SESS-002"}, State: types.SpecStatePassed,
-				ReportEntries: types.ReportEntries{{Name: scenarios.EntryFinding,
-					Value: types.WrapEntryValue(scenarios.Finding{Req: "SESS-002", Outcome: scenarios.OutcomePass})}}},
+				ReportEntries: types.ReportEntries{{Name: framework.EntryFinding,
+					Value: types.WrapEntryValue(framework.Finding{Req: "SESS-002", Outcome: framework.OutcomePass})}}},
 			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "interrupted", LeafNodeLabels: []string{"REG-008"},
 				State: types.SpecStateInterrupted, Failure: types.Failure{Message: "Interrupted by User"}},
 			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "failed on its own", LeafNodeLabels: []string{"SESS-003"},
 				State: types.SpecStateFailed, Failure: types.Failure{Message: "boom"}},
 		},
 	}
-	v := scenarios.ComputeVerdicts(r, scenarios.EmbeddedDeclaration())
-	want := map[string]scenarios.Verdict{"SESS-002": scenarios.VerdictPass, "REG-008": scenarios.VerdictNotTested, "SESS-003": scenarios.VerdictFail}
+	v := framework.ComputeVerdicts(r, framework.EmbeddedDeclaration())
+	want := map[string]framework.Verdict{"SESS-002": framework.VerdictPass, "REG-008": framework.VerdictNotTested, "SESS-003": framework.VerdictFail}
 	for id, w := range want {
 		if got, ok := v.Get(id); !ok || got.Verdict != w {
 			t.Errorf("%s: expected %s, actual %s (%s)", id, w, got.Verdict, got.Reason)

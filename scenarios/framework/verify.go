@@ -85,12 +85,12 @@ func That(req string, actual any, matcher gomegatypes.GomegaMatcher, expected st
 	Fail(f.String())
 }
 
-// precondition records that the target broke req in a step the scenario needs before it
+// Precondition records that the target broke req in a step the scenario needs before it
 // can judge what it names (the call reaches the callee, the query is answered), and fails
 // the scenario. It is the one recording that may name a requirement the scenario is not
 // labelled with: it never passes anything, it only attributes a stop to the requirement the
 // target broke, instead of a bare timeout.
-func precondition(req, expected string, actualFormat string, args ...any) {
+func Precondition(req, expected string, actualFormat string, args ...any) {
 	GinkgoHelper()
 	f := Finding{Req: req, Outcome: OutcomeFail, Expected: expected, Actual: fmt.Sprintf(actualFormat, args...)}
 	AddReportEntry(EntryFinding, f, ReportEntryVisibilityNever, Offset(1))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rtcomm-harness/rtcomm-harness/fixtures"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -28,7 +29,7 @@ func candidateMsgs(sigSessID string) Match {
 // sendAll sends payloads as in-session MESSAGEs, in order.
 func sendAll(e *Env, s *endpoint.Session, payloads []json.RawMessage) {
 	GinkgoHelper()
-	c, cancel := e.opCtx()
+	c, cancel := e.OpContext()
 	defer cancel()
 	for i, p := range payloads {
 		Harness(s.Send(c, p), fmt.Sprintf("send candidate %d", i))
@@ -43,7 +44,7 @@ func candidateKeys(sent []json.RawMessage) []string {
 			WebRTC spec.WebRTCPayload `json:"webrtc"`
 		}
 		_ = json.Unmarshal(p, &pl)
-		want[i] = candidateKey(pl.WebRTC.Candidate)
+		want[i] = CandidateKey(pl.WebRTC.Candidate)
 	}
 	return want
 }
@@ -53,7 +54,7 @@ func receivedKeys(got []Msg) []string {
 	have := make([]string, len(got))
 	for i, m := range got {
 		w, _, _ := m.Decode().WebRTC()
-		have[i] = candidateKey(w.Candidate)
+		have[i] = CandidateKey(w.Candidate)
 	}
 	return have
 }
@@ -86,7 +87,7 @@ func candidateCounts(sent []json.RawMessage, got []Msg) (ok bool, why string) {
 		return true, ""
 	}
 	return false, fmt.Sprintf("%d sent, %d received; %d missing %s; %d extra (duplicated or never sent) %s",
-		len(want), len(have), len(lost), strings.Join(first(lost, 2), ", "), len(extra), strings.Join(first(extra, 2), ", "))
+		len(want), len(have), len(lost), strings.Join(First(lost, 2), ", "), len(extra), strings.Join(First(extra, 2), ", "))
 }
 
 // candidateOrder reports whether the candidates that arrived came in the order they were
@@ -120,7 +121,7 @@ func missing(sent []json.RawMessage, got []Msg) int {
 	have := map[string]int{}
 	for _, m := range got {
 		w, _, _ := m.Decode().WebRTC()
-		have[candidateKey(w.Candidate)]++
+		have[CandidateKey(w.Candidate)]++
 	}
 	n := 0
 	for _, p := range sent {
@@ -128,7 +129,7 @@ func missing(sent []json.RawMessage, got []Msg) int {
 			WebRTC spec.WebRTCPayload `json:"webrtc"`
 		}
 		_ = json.Unmarshal(p, &pl)
-		k := candidateKey(pl.WebRTC.Candidate)
+		k := CandidateKey(pl.WebRTC.Candidate)
 		if have[k] > 0 {
 			have[k]--
 		} else {
@@ -153,7 +154,7 @@ var _ = Describe("ICE exchange", Area("ice"), func() {
 			e := NewEnv(ctx, WithConnector())
 			bob := e.Party("bob", sh.O())
 			alice := e.Party("alice", sh.O())
-			out, _ := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+			out, _ := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
 			var sent []json.RawMessage
 			for _, set := range []string{"host-ipv4-udp", "host-ipv6", "mdns-host", "srflx", "relay", "tcp-host", "end-of-candidates"} {
 				ps, err := fixtures.CandidatePayloads(set)
@@ -171,11 +172,11 @@ var _ = Describe("ICE exchange", Area("ice"), func() {
 			}
 			var altered []string
 			for i, k := range receivedKeys(got) {
-				if p, ok := byKey[k]; ok && !payloadEqual(p, got[i].Decode().Payload) {
-					altered = append(altered, fmt.Sprintf("#%d sent %s, received %s", i, p, brief(got[i].Decode().Payload)))
+				if p, ok := byKey[k]; ok && !PayloadEqual(p, got[i].Decode().Payload) {
+					altered = append(altered, fmt.Sprintf("#%d sent %s, received %s", i, p, Brief(got[i].Decode().Payload)))
 				}
 			}
-			Check("ICE-004", len(altered) == 0, "every candidate payload unchanged", "%s", strings.Join(first(altered, 2), "; "))
+			Check("ICE-004", len(altered) == 0, "every candidate payload unchanged", "%s", strings.Join(First(altered, 2), "; "))
 		}, SpecTimeout(time.Minute))
 	}
 })
@@ -188,19 +189,19 @@ func trickleBothWays(e *Env, bob, alice *Party) {
 	Harness(err, "fixture")
 	calleeSet, err := fixtures.CandidatePayloads("callee-full")
 	Harness(err, "fixture")
-	Harness(errIf(len(callerSet) < 20 || len(calleeSet) < 20, "candidate fixtures smaller than 20"), "fixture")
+	Harness(ErrIf(len(callerSet) < 20 || len(calleeSet) < 20, "candidate fixtures smaller than 20"), "fixture")
 
-	out := alice.Call(bob.ID(), mustOffer("chrome-av-offer"))
+	out := alice.Call(bob.ID(), MustOffer("chrome-av-offer"))
 	half := len(callerSet) / 2
 	sendAll(e, out, callerSet[:half]) // before the callee even answered
 	inv := bob.Invite("SESS-002")
-	c, cancel := e.opCtx()
+	c, cancel := e.OpContext()
 	defer cancel()
 	Harness(inv.Pranswer(c, endpoint.PranswerOptions{}), "pranswer")
 	alice.Need("SESS-005", "PRANSWER at alice", And(IsMethod(spec.MethodPranswer), InSession(out.ID())))
 	calleeHalf := len(calleeSet) / 2
 	sendAll(e, inv.Session(), calleeSet[:calleeHalf]) // callee trickles before its answer
-	in, err := inv.Accept(c, mustAnswer("chrome-av-offer"))
+	in, err := inv.Accept(c, MustAnswer("chrome-av-offer"))
 	Harness(err, "accept")
 	_, err = alice.Await(out)
 	Harness(err, "await answer")
@@ -239,5 +240,5 @@ func trickleBothWays(e *Env, bob, alice *Party) {
 			wrongTopic = append(wrongTopic, m.Topic)
 		}
 	}
-	e.CheckSoft("MSG-002", len(wrongTopic) == 0, "candidate MESSAGEs at topics ending in /"+alice.ID(), "%s", strings.Join(first(wrongTopic, 3), "; "))
+	e.CheckSoft("MSG-002", len(wrongTopic) == 0, "candidate MESSAGEs at topics ending in /"+alice.ID(), "%s", strings.Join(First(wrongTopic, 3), "; "))
 }

@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	"github.com/onsi/gomega"
 
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -19,11 +20,11 @@ var _ = Describe("In-session messages", Area("messages"), func() {
 		e := NewEnv(ctx, WithConnector())
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
-		out, in := e.Connected(alice, bob, mustOffer("chrome-datachannel-offer"), mustAnswer("chrome-datachannel-offer"))
-		chat := mustChat("hello, alice")
+		out, in := e.Connected(alice, bob, MustOffer("chrome-datachannel-offer"), MustAnswer("chrome-datachannel-offer"))
+		chat := MustChat("hello, alice")
 		m := &spec.Message{Method: spec.MethodMessage, FromTopic: bob.Address(), SigSessID: in.ID(), Payload: chat,
 			Extra: map[string]json.RawMessage{"x-harness": json.RawMessage(`{"n":1,"s":"kept"}`)}}
-		Harness(bob.sendRaw(spec.Join(in.PeerTopic(), bob.ID()), m), "send")
+		Harness(bob.SendRaw(spec.Join(in.PeerTopic(), bob.ID()), m), "send")
 		got := alice.Expect("MSG-002", "bob's MESSAGE at alice", And(IsMethod(spec.MethodMessage), InSession(out.ID())))
 		d := got.Decode()
 		That("MSG-002", got.Sender(), gomega.Equal(bob.ID()), "at a topic ending in /"+bob.ID())
@@ -35,10 +36,10 @@ var _ = Describe("In-session messages", Area("messages"), func() {
 		e := NewEnv(ctx, WithConnector())
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
-		out, in := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
-		c, cancel := e.opCtx()
+		out, in := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
+		c, cancel := e.OpContext()
 		defer cancel()
-		reoffer, reanswer := mustOffer("chrome-av-offer"), mustAnswer("chrome-av-offer")
+		reoffer, reanswer := MustOffer("chrome-av-offer"), MustAnswer("chrome-av-offer")
 		Harness(out.Send(c, reoffer), "send")
 		m := bob.Expect("MSG-002", "the renegotiation offer at bob", And(IsMethod(spec.MethodMessage), InSession(in.ID())))
 		That("MSG-002", m.Decode().Payload, EqualPayload(reoffer), "the offer unchanged")
@@ -51,18 +52,18 @@ var _ = Describe("In-session messages", Area("messages"), func() {
 		e := NewEnv(ctx, WithConnector())
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
-		out, in := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+		out, in := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
 		ghost := uuid.NewString()
 		ghostTID := uuid.NewString()
 		connTopic := spec.Join(in.PeerTopic(), bob.ID())
-		skipIfDirect(in.PeerTopic(), alice.Address(), "bob's messages go to alice's inbox, not to a connector")
+		SkipIfDirect(in.PeerTopic(), alice.Address(), "bob's messages go to alice's inbox, not to a connector")
 		for _, m := range []*spec.Message{
-			{Method: spec.MethodMessage, FromTopic: bob.Address(), SigSessID: ghost, Payload: mustChat("to nobody")},
+			{Method: spec.MethodMessage, FromTopic: bob.Address(), SigSessID: ghost, Payload: MustChat("to nobody")},
 			{Method: spec.MethodPranswer, FromTopic: bob.Address(), SigSessID: ghost, TransID: ghostTID, Protocols: []string{spec.ProtoWebRTC}},
 			{Method: spec.MethodResponse, Orig: spec.MethodStartSession, Result: spec.ResultSuccess, FromTopic: bob.Address(),
-				SigSessID: ghost, TransID: ghostTID, Protocols: []string{spec.ProtoWebRTC}, Payload: mustAnswer("chrome-audio-offer")},
+				SigSessID: ghost, TransID: ghostTID, Protocols: []string{spec.ProtoWebRTC}, Payload: MustAnswer("chrome-audio-offer")},
 		} {
-			Harness(bob.sendRaw(connTopic, m), "send")
+			Harness(bob.SendRaw(connTopic, m), "send")
 		}
 		stray := func(m Msg) bool {
 			d := m.Decode()
@@ -74,9 +75,9 @@ var _ = Describe("In-session messages", Area("messages"), func() {
 			return stray(m) && d.Method != spec.MethodResponse // a FAILURE answer to bob is tolerated
 		})
 		// The real session is unaffected.
-		c, cancel := e.opCtx()
+		c, cancel := e.OpContext()
 		defer cancel()
-		Harness(out.Send(c, mustChat("still here")), "send")
+		Harness(out.Send(c, MustChat("still here")), "send")
 		bob.Need("MSG-002", "the live session still relays", And(IsMethod(spec.MethodMessage), InSession(in.ID())))
 	}, SpecTimeout(time.Minute))
 })

@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -20,7 +21,7 @@ var _ = Describe("Call queues", Area("queues"), func() {
 
 		It(sh.In("delivers each START_SESSION published behind a queue's advertised filter to exactly one agent"), Req("QUE-002", "QUE-001"), func(ctx SpecContext) {
 			e := NewEnv(ctx, WithConnector())
-			needs(e, FeatureQueues)
+			Needs(e, FeatureQueues)
 			queue := advertisedQueue(e)
 			// Every agent joins through the advertised topic as given, as rtcomm.js does.
 			agents := joinAgents(e, queue, sh.O(), sh.O(), sh.O())
@@ -28,20 +29,20 @@ var _ = Describe("Call queues", Area("queues"), func() {
 			behind := spec.QueueTopic(queue.Topic) // where a caller (or the connector) publishes
 			var ids []string
 			for range 6 {
-				ids = append(ids, alice.Call(queue.EndpointID, mustOffer("chrome-audio-offer"), endpoint.WithTopic(behind)).ID())
+				ids = append(ids, alice.Call(queue.EndpointID, MustOffer("chrome-audio-offer"), endpoint.WithTopic(behind)).ID())
 			}
 			checkOneAgentEach(e, agents, ids, queue)
 		}, SpecTimeout(time.Minute))
 
 		It(sh.In("routes calls to the queue ID through the connector to exactly one agent each"), Req("QUE-002", "QUE-001"), func(ctx SpecContext) {
 			e := NewEnv(ctx, WithConnector())
-			needs(e, FeatureQueues)
+			Needs(e, FeatureQueues)
 			queue := advertisedQueue(e)
 			agents := joinAgents(e, queue, sh.O(), sh.O(), sh.O())
 			alice := e.Party("alice", sh.O())
 			var ids []string
 			for range 4 {
-				ids = append(ids, alice.Call(queue.EndpointID, mustOffer("chrome-audio-offer")).ID()) // to the connector topic
+				ids = append(ids, alice.Call(queue.EndpointID, MustOffer("chrome-audio-offer")).ID()) // to the connector topic
 			}
 			checkOneAgentEach(e, agents, ids, queue)
 		}, SpecTimeout(time.Minute))
@@ -62,7 +63,7 @@ func advertisedQueue(e *Env) spec.Queue {
 			}
 		}
 	}
-	Check("QUE-001", queue.Topic != "", "the queue "+quoteList(e.Queues())+" advertised with a topic", "%s", briefJSON(resp.Services))
+	Check("QUE-001", queue.Topic != "", "the queue "+QuoteList(e.Queues())+" advertised with a topic", "%s", BriefJSON(resp.Services))
 	err := spec.ValidateFilter(spec.QueueFilter(queue.Topic))
 	Check("QUE-001", err == nil, "the advertised topic a subscription filter an agent uses as given", "%q: %v", queue.Topic, err)
 	return queue
@@ -76,7 +77,7 @@ func joinAgents(e *Env, queue spec.Queue, opts ...PartyOptions) []*Party {
 	for i, o := range opts {
 		o.NoRegister = true // an agent needs no presence to take queued calls
 		a := e.Party(fmt.Sprintf("agent%d", i), o)
-		c, cancel := e.opCtx()
+		c, cancel := e.OpContext()
 		Harness(a.JoinQueue(c, queue.Topic), "agent joins the queue through "+queue.Topic)
 		cancel()
 		agents = append(agents, a)

@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -15,8 +16,8 @@ import (
 var _ = Describe("Registration", Area("registration"), func() {
 	for _, sh := range Shapes {
 
-		offer := func() []byte { return mustOffer("chrome-audio-offer") }
-		answer := func() []byte { return mustAnswer("chrome-audio-offer") }
+		offer := func() []byte { return MustOffer("chrome-audio-offer") }
+		answer := func() []byte { return MustAnswer("chrome-audio-offer") }
 
 		It(sh.In("routes a call to an endpoint registered with a retained DOCUMENT, at the address the DOCUMENT names"), Req("REG-001", "REG-005"), func(ctx SpecContext) {
 			e := NewEnv(ctx, WithConnector())
@@ -41,7 +42,7 @@ var _ = Describe("Registration", Area("registration"), func() {
 				doc, ok := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return m.Retained && len(m.Payload) > 0 })
 				Check("REG-001", ok && doc.Decode() != nil && doc.Decode().Method == spec.MethodDocument,
 					b.role+"'s retained DOCUMENT at "+bob.Presence(), "%s", mon.Inbox().Summary())
-				Check("REG-005", reachable(e, alice, bob, "REG-005"),
+				Check("REG-005", Reachable(e, alice, bob, "REG-005"),
 					"START_SESSION for "+b.role+" delivered at the address of its DOCUMENT ("+bob.Address()+")", "nothing arrived within %s; it received %s", e.Reply(), bob.Inbox().Summary())
 			}
 		}, SpecTimeout(time.Minute))
@@ -61,7 +62,7 @@ var _ = Describe("Registration", Area("registration"), func() {
 			}}))
 			// The call goes to the newcomer (REG-006) before anything is said about DOCUMENT_REPLACED.
 			alice := e.Party("alice", sh.O())
-			Check("REG-006", reachable(e, alice, newer, "REG-006"), "the call goes to the newer registration",
+			Check("REG-006", Reachable(e, alice, newer, "REG-006"), "the call goes to the newer registration",
 				"the newer bob got nothing; the older received %s", older.Inbox().Summary())
 			older.ExpectNone("REG-006", "nothing for the replaced registration", IsMethod(spec.MethodStartSession))
 			replaced := older.Expect("REG-007", "DOCUMENT_REPLACED at the older registrant's address "+older.Address(), IsMethod(spec.MethodDocumentReplaced))
@@ -74,14 +75,14 @@ var _ = Describe("Registration", Area("registration"), func() {
 				"DOCUMENT_REPLACED at <old address>/<connector ID> (one level, not "+id+")", "at %s", replaced.Topic)
 			d := replaced.Decode()
 			Check("REG-007", d != nil && d.TransID == "" && d.SigSessID == "", "DOCUMENT_REPLACED without transID and sigSessID",
-				"%s", brief(replaced.Payload))
+				"%s", Brief(replaced.Payload))
 			newer.ExpectNone("REG-007", "no DOCUMENT_REPLACED for the newer registrant", IsMethod(spec.MethodDocumentReplaced))
 		}, SpecTimeout(time.Minute))
 
 		It(sh.In("does not send DOCUMENT_REPLACED when an endpoint re-publishes its DOCUMENT from the same address"), Req("REG-006", "REG-007"), func(ctx SpecContext) {
 			e := NewEnv(ctx, WithConnector())
 			bob := e.Party("bob", sh.O())
-			c, cancel := e.opCtx()
+			c, cancel := e.OpContext()
 			defer cancel()
 			opts := []endpoint.RegisterOption{endpoint.WithState("busy")}
 			if e.Decl.Profile == ProfileStrict {
@@ -90,7 +91,7 @@ var _ = Describe("Registration", Area("registration"), func() {
 			Harness(bob.Register(c, opts...), "re-register")
 			bob.ExpectNone("REG-007", "no DOCUMENT_REPLACED for a re-registration from the same address", IsMethod(spec.MethodDocumentReplaced))
 			alice := e.Party("alice", sh.O())
-			Check("REG-006", reachable(e, alice, bob, "REG-006"), "bob stays reachable after re-registering",
+			Check("REG-006", Reachable(e, alice, bob, "REG-006"), "bob stays reachable after re-registering",
 				"nothing arrived; bob received %s", bob.Inbox().Summary())
 		}, SpecTimeout(time.Minute))
 
@@ -122,7 +123,7 @@ var _ = Describe("Registration", Area("registration"), func() {
 			}
 			time.Sleep(e.Quiet()) // the goodbye lands
 			alice := e.Party("alice", sh.O())
-			Check("REG-009", reachable(e, alice, newer, "REG-009"), "the newcomer is still reachable",
+			Check("REG-009", Reachable(e, alice, newer, "REG-009"), "the newcomer is still reachable",
 				"the call did not reach the newer bob; he received %s", newer.Inbox().Summary())
 		}, SpecTimeout(time.Minute))
 
@@ -137,7 +138,7 @@ var _ = Describe("Registration", Area("registration"), func() {
 			// The call below must follow the will: wait until the broker has published it (the
 			// connector, subscribed before the monitor, gets it no later than the call).
 			_, willSeen := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return len(m.Payload) == 0 })
-			Harness(errIf(!willSeen, "the broker published no will for bob"), "harness: wait for bob's will (BRK-002)")
+			Harness(ErrIf(!willSeen, "the broker published no will for bob"), "harness: wait for bob's will (BRK-002)")
 			select {
 			case <-out.Done():
 				_, stopped := out.Err().(*endpoint.Stopped)
@@ -161,7 +162,7 @@ var _ = Describe("Registration", Area("registration"), func() {
 			older := e.Party("bob-old", sh.O(PartyOptions{ID: id, Configure: silent}))
 			newer := e.Party("bob-new", sh.O(PartyOptions{ID: id, Configure: silent}))
 			older.Need("REG-007", "DOCUMENT_REPLACED for the older registrant", IsMethod(spec.MethodDocumentReplaced))
-			c, cancel := e.opCtx()
+			c, cancel := e.OpContext()
 			defer cancel()
 			Harness(newer.Unregister(c), "unregister")
 			time.Sleep(e.Quiet())
@@ -180,10 +181,10 @@ var _ = Describe("Registration", Area("registration"), func() {
 			e := NewEnv(ctx, WithConnector())
 			bob := e.Party("bob", sh.O())
 			alice := e.Party("alice", sh.O())
-			c, cancel := e.opCtx()
+			c, cancel := e.OpContext()
 			defer cancel()
 			Harness(bob.Unregister(c), "unregister")
-			e.settle()
+			e.Settle()
 			time.Sleep(e.Quiet() / 4)
 			s := alice.Call(bob.ID(), offer())
 			_, err := alice.Await(s)
@@ -204,7 +205,7 @@ var _ = Describe("Registration", Area("registration"), func() {
 			inv := bobB.Invite("REG-010")
 			Check("REG-010", inv != nil, "the app2 call reaches bob's app2 registration", "nothing")
 			bobA.ExpectNone("REG-010", "the app2 call does not reach bob's app1 registration", IsMethod(spec.MethodStartSession))
-			c, cancel := e.opCtx()
+			c, cancel := e.OpContext()
 			defer cancel()
 			Harness(inv.Reject(c, "test over"), "reject")
 			_, _ = alice.Await(s)
@@ -222,7 +223,7 @@ var _ = Describe("Registration", Area("registration"), func() {
 				seen[d.Sender()] = true
 			}
 			Check("REG-001", seen[alice.ID()] && seen[bob.ID()], "retained DOCUMENTs of alice and bob in presence", "%v", docs)
-			c, cancel := e.opCtx()
+			c, cancel := e.OpContext()
 			defer cancel()
 			Harness(bob.Unregister(c), "unregister")
 			_, ok := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return m.Topic == e.Topics.Sphere(bob.ID()) && len(m.Payload) == 0 })
@@ -237,29 +238,12 @@ var _ = Describe("Registration", Area("registration"), func() {
 		bobTopic := e.Party("bob", PartyOptions{Configure: viaClient, Register: []endpoint.RegisterOption{endpoint.WithStrictDocument()}})
 		carolAddr := e.Party("carol", PartyOptions{Configure: viaClient, Register: []endpoint.RegisterOption{endpoint.WithAddressField(endpoint.AddressTopicField)}})
 		alice := e.Party("alice", PartyOptions{})
-		Check("REG-005", reachable(e, alice, bobTopic, "REG-005"), "a call reaches bob, registered with `topic`",
+		Check("REG-005", Reachable(e, alice, bobTopic, "REG-005"), "a call reaches bob, registered with `topic`",
 			"nothing arrived; bob received %s", bobTopic.Inbox().Summary())
-		Check("REG-005", reachable(e, alice, carolAddr, "REG-005"), "a call reaches carol, registered with `addressTopic`",
+		Check("REG-005", Reachable(e, alice, carolAddr, "REG-005"), "a call reaches carol, registered with `addressTopic`",
 			"nothing arrived; carol received %s", carolAddr.Inbox().Summary())
 	}, SpecTimeout(time.Minute))
 })
-
-// reachable calls callee from caller and reports whether the START_SESSION arrived at the
-// callee (the connector found its registration), rejecting it to end the call.
-func reachable(e *Env, caller, callee *Party, req string) bool {
-	GinkgoHelper()
-	s := caller.Call(callee.ID(), mustOffer("chrome-audio-offer"))
-	select {
-	case inv := <-callee.Incoming():
-		ctx, cancel := e.opCtx()
-		defer cancel()
-		Harness(inv.Reject(ctx, "test over"), "reject")
-		_, _ = caller.Await(s)
-		return true
-	case <-time.After(e.Reply()):
-		return false
-	}
-}
 
 // replacedGoodbye is when rtcomm.js's replaced client clears its presence after
 // DOCUMENT_REPLACED: no sooner than about 500 ms (PROTOCOL.md), here with scheduling margin.

@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 
 	"github.com/rtcomm-harness/rtcomm-harness/fixtures"
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -27,10 +28,10 @@ func badInputs(keep func(fixtures.BadInput) bool) []fixtures.BadInput {
 // call right after succeeds (ROB-001).
 func robustnessRun(e *Env, req string, inputs []fixtures.BadInput) {
 	GinkgoHelper()
-	Harness(errIf(len(inputs) == 0, "no bad inputs selected"), "fixtures")
+	Harness(ErrIf(len(inputs) == 0, "no bad inputs selected"), "fixtures")
 	bob := e.Party("bob", PartyOptions{NoValidate: true})
 	alice := e.Prober("alice")
-	alice.opts.Quiet = true // the corpus is large; the wiretap keeps the trace
+	alice.Options().Quiet = true // the corpus is large; the wiretap keeps the trace
 	connTopic := e.Topics.Connector()
 	_, resp := alice.Answer("SQ-002", alice.Query())
 	if s, ok := resp.Services[spec.ServiceConnector]; ok && s.Topic != "" {
@@ -78,15 +79,15 @@ func robustnessRun(e *Env, req string, inputs []fixtures.BadInput) {
 		case !ok:
 			bad = append(bad, b.Name+": no answer")
 		case d.Result != spec.ResultFailure || strings.TrimSpace(d.Reason) == "":
-			bad = append(bad, fmt.Sprintf("%s: %s", b.Name, describe(d)))
+			bad = append(bad, fmt.Sprintf("%s: %s", b.Name, MessageString(d)))
 		}
 	}
 	if len(want) > 0 {
 		Check(req, len(bad) == 0, fmt.Sprintf("RESPONSE FAILURE with a reason and the input's transID for each of %d inputs", len(want)),
-			"%s", strings.Join(first(bad, 6), "; "))
+			"%s", strings.Join(First(bad, 6), "; "))
 	}
 	leaked := bob.Inbox().Collect(e.Ctx, e.Quiet(), 0, After(mark))
-	Check("ROB-001", len(leaked) == 0, "no bad input forwarded to the callee "+bob.ID(), "%d message(s): %v", len(leaked), first(msgStrings(leaked), 3))
+	Check("ROB-001", len(leaked) == 0, "no bad input forwarded to the callee "+bob.ID(), "%d message(s): %v", len(leaked), First(MsgStrings(leaked), 3))
 	// The connector itself still serves: a fresh client's SERVICE_QUERY is answered (a call
 	// alone would not show it: without a connector, endpoints fall back to peer-to-peer).
 	dave := e.Prober("dave")
@@ -95,25 +96,17 @@ func robustnessRun(e *Env, req string, inputs []fixtures.BadInput) {
 	Check("ROB-001", serving, "the connector still answers a SERVICE_QUERY after the bad inputs", "%s", dave.Inbox().Summary())
 	// A healthy call right after must succeed, from a fresh client.
 	carol := e.Party("carol", PartyOptions{})
-	out := carol.Call(bob.ID(), mustOffer("chrome-audio-offer"))
+	out := carol.Call(bob.ID(), MustOffer("chrome-audio-offer"))
 	inv := bob.Invite("ROB-001")
-	c, cancel := e.opCtx()
+	c, cancel := e.OpContext()
 	defer cancel()
-	_, err := inv.Accept(c, mustAnswer("chrome-audio-offer"))
+	_, err := inv.Accept(c, MustAnswer("chrome-audio-offer"))
 	Harness(err, "accept")
 	_, err = carol.Await(out)
 	Check("ROB-001", err == nil, "a healthy call right after the bad inputs succeeds", "%v", err)
 	if len(oversized) > 0 {
 		AddReportEntry("oversized inputs sent on their own connection (beyond the declared limit)", strings.Join(oversized, ", "))
 	}
-}
-
-func msgStrings(ms []Msg) []string {
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.String()
-	}
-	return out
 }
 
 // Robustness (fixtures bad-input corpus, MANIFEST.yaml "bad").

@@ -8,6 +8,7 @@ import (
 	"github.com/onsi/gomega"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -41,20 +42,20 @@ var _ = Describe("Sessions with rtcomm.js-shaped parties", Area("sessions"), fun
 		bob := e.Party("bob", JS())
 		alice := e.Party("alice", JS())
 		carol := e.Party("carol", JS())
-		out := alice.Call(bob.ID(), mustOffer("chrome-av-offer"))
+		out := alice.Call(bob.ID(), MustOffer("chrome-av-offer"))
 		inv := bob.Invite("SESS-002")
 		That("SESS-002", inv.Caller(), gomega.Equal(alice.ID()), "START_SESSION at a topic ending in /"+alice.ID())
 		// rtcomm.js PRANSWERs twice (no payload, then {type: pranswer, sdp: ""}): both reach alice.
 		for i := 0; i < 2; i++ {
 			pm := alice.Expect("SESS-005", "both PRANSWERs at alice", And(IsMethod(spec.MethodPranswer), InSession(out.ID())))
 			That("SESS-005", pm.Sender(), gomega.Equal(bob.ID()), "PRANSWER at a topic ending in /"+bob.ID())
-			if !routeOnly(e) { // route-only forwards with the callee's own fromTopic (SESS-006 n/a)
+			if !RouteOnly(e) { // route-only forwards with the callee's own fromTopic (SESS-006 n/a)
 				That("SESS-006", pm.Decode().FromTopic, gomega.Not(gomega.Equal(bob.Address())), "PRANSWER fromTopic rewritten to the connector's")
 			}
 		}
-		c, cancel := e.opCtx()
+		c, cancel := e.OpContext()
 		defer cancel()
-		cands := mustCandidates("caller-full")[:3]
+		cands := MustCandidates("caller-full")[:3]
 		for _, cd := range cands { // held until the PRANSWER, then sent with the START_SESSION's transID
 			Harness(out.SendCandidate(c, cd), "candidate")
 		}
@@ -64,15 +65,15 @@ var _ = Describe("Sessions with rtcomm.js-shaped parties", Area("sessions"), fun
 			That("ICE-005", candidateLine(m), gomega.Equal(cd.Candidate), "candidates in the order sent")
 		}
 		// A second call to bob while he is in one: rtcomm.js answers FAILURE "Busy".
-		busy := carol.Call(bob.ID(), mustOffer("chrome-audio-offer"))
+		busy := carol.Call(bob.ID(), MustOffer("chrome-audio-offer"))
 		_, err := carol.Await(busy)
 		var rej *endpoint.Rejected
 		Check("SESS-004", asRejected(err, &rej) && rej.Reason == "Busy", "bob's FAILURE \"Busy\" relayed to carol", "%v", err)
-		in, err := inv.Accept(c, mustAnswer("chrome-av-offer")) // RESPONSE with fromTopic null
+		in, err := inv.Accept(c, MustAnswer("chrome-av-offer")) // RESPONSE with fromTopic null
 		Harness(err, "accept")
 		resp, err := alice.Await(out)
-		Check("SESS-004", err == nil && payloadEqual(resp.Payload, mustAnswer("chrome-av-offer")), "the answer relayed to alice unchanged", "%v", err)
-		for _, cd := range mustCandidates("callee-full")[:2] {
+		Check("SESS-004", err == nil && PayloadEqual(resp.Payload, MustAnswer("chrome-av-offer")), "the answer relayed to alice unchanged", "%v", err)
+		for _, cd := range MustCandidates("callee-full")[:2] {
 			Harness(in.SendCandidate(c, cd), "candidate")
 			m := alice.Expect("ICE-002", "bob's candidate after the answer at alice", And(IsMethod(spec.MethodMessage), InSession(out.ID())))
 			That("ICE-002", candidateLine(m), gomega.Equal(cd.Candidate), "candidate unchanged")
@@ -86,21 +87,21 @@ var _ = Describe("Referral with rtcomm.js-shaped parties", Area("referral"), fun
 
 	It("completes 3PCC with an rtcomm.js caller, which answers the REFER only after the referred session is answered", Req("REF-003", "REF-005", "REF-006"), func(ctx SpecContext) {
 		e := NewEnv(ctx, WithConnector())
-		needs(e, Feature3PCC)
+		Needs(e, Feature3PCC)
 		bob := e.Party("bob", JS())
 		alice := e.Party("alice", JS())
-		ctl := newController(e)
-		tid, ref, inv := referredCall(e, ctl, alice, bob) // alice answers the REFER only after bob does
-		c, cancel := e.opCtx()
+		ctl := NewController(e)
+		tid, ref, inv := ReferredCall(e, ctl, alice, bob) // alice answers the REFER only after bob does
+		c, cancel := e.OpContext()
 		defer cancel()
 		Check("REF-006", inv.Message().SigSessID == ref.Details().SessionID, "the referred session uses details.sessionID",
 			"%q vs %q", inv.Message().SigSessID, ref.Details().SessionID)
-		_, err := inv.Accept(c, mustAnswer("chrome-audio-offer"))
+		_, err := inv.Accept(c, MustAnswer("chrome-audio-offer"))
 		Harness(err, "accept")
-		am, ok := ctl.answer(e, tid)
+		am, ok := ctl.Response(e, tid)
 		a := am.Decode()
-		Check("REF-005", ok && am.Topic == ctl.from && a.Result == spec.ResultSuccess && a.TransID == tid,
-			"SUCCESS with transID "+tid+" at "+ctl.from+" though the REFER is answered after the session", "%s", ctl.Inbox().Summary())
+		Check("REF-005", ok && am.Topic == ctl.From && a.Result == spec.ResultSuccess && a.TransID == tid,
+			"SUCCESS with transID "+tid+" at "+ctl.From+" though the REFER is answered after the session", "%s", ctl.Inbox().Summary())
 	}, SpecTimeout(2*time.Minute))
 })
 
@@ -113,7 +114,7 @@ var _ = Describe("Registration with rtcomm.js-shaped parties", Area("registratio
 		alice := e.Party("alice", JS())
 		reach := func(p *Party, req, expected string) {
 			GinkgoHelper()
-			Check(req, reachable(e, alice, p, req), expected, "nothing arrived; %s received %s", p.Role, p.Inbox().Summary())
+			Check(req, Reachable(e, alice, p, req), expected, "nothing arrived; %s received %s", p.Role, p.Inbox().Summary())
 		}
 		reach(older, "REG-006", "a call reaches bob registered in the presence group agents")
 		newer := e.Party("bob-new", PartyOptions{ID: id, Shape: endpoint.ShapeRtcommJS, PresenceGroup: "agents"})
@@ -122,17 +123,17 @@ var _ = Describe("Registration with rtcomm.js-shaped parties", Area("registratio
 		select {
 		case <-older.Done():
 		case <-time.After(e.Reply()):
-			Harness(errNoAnswer, "the replaced rtcomm.js-shaped party did not reset")
+			Harness(ErrNoAnswer, "the replaced rtcomm.js-shaped party did not reset")
 		}
 		if e.Decl.Profile == ProfileClient {
 			time.Sleep(e.Quiet())
 			reach(newer, "REG-009", "the newcomer stays reachable after the replaced client cleared its presence topic")
 		}
-		c, cancel := e.opCtx()
+		c, cancel := e.OpContext()
 		defer cancel()
 		Harness(newer.Endpoint.Unregister(c), "unregister") // the empty retained message on sphere/agents/<id>
 		time.Sleep(e.Quiet())
-		gone := alice.Call(id, mustOffer("chrome-audio-offer"))
+		gone := alice.Call(id, MustOffer("chrome-audio-offer"))
 		_, err := alice.Await(gone)
 		var rej *endpoint.Rejected
 		Check("REG-008", asRejected(err, &rej), "a call to the unregistered bob answered FAILURE", "%v", err)

@@ -6,6 +6,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -24,21 +25,21 @@ var _ = Describe("Scheme routing", Area("schemes"), func() {
 				}
 			}
 		}
-		Harness(errIf(scheme == "", "no service advertises a scheme"), "service query")
+		Harness(ErrIf(scheme == "", "no service advertises a scheme"), "service query")
 		gw := e.MustConnect("SCH-001", "gateway", ConnOptions{Validate: true})
 		Harness(gw.Subscribe(topic+"/#", 0), "gateway subscribes")
 		e.Watch(topic + "/#")
 		alice := e.Party("alice", PartyOptions{})
 		bob := e.Party("bob", PartyOptions{})
 		target := scheme + ":bob-" + e.Tag + "@example.com"
-		s := alice.Call(target, mustOffer("chrome-audio-offer"))
-		m, ok := gw.Inbox().Await(e.Ctx, e.Reply(), isStartSession(s.ID()))
+		s := alice.Call(target, MustOffer("chrome-audio-offer"))
+		m, ok := gw.Inbox().Await(e.Ctx, e.Reply(), IsStartSession(s.ID()))
 		Check("SCH-001", ok, "START_SESSION for "+target+" at the gateway topic "+topic, "%s", gw.Inbox().Summary())
 		Check("SCH-001", strings.HasPrefix(m.Topic, topic+"/") && m.Decode().ToEndpointID == target, "at "+topic+"/..., toEndpointID "+target,
-			"%s at %s", brief(m.Payload), m.Topic)
-		plain := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
-		bob.Expect("SCH-001", "a call to a plain ID goes to the callee", isStartSession(plain.ID()))
-		stray := gw.Inbox().Collect(e.Ctx, e.Quiet(), 1, isStartSession(plain.ID()))
+			"%s at %s", Brief(m.Payload), m.Topic)
+		plain := alice.Call(bob.ID(), MustOffer("chrome-audio-offer"))
+		bob.Expect("SCH-001", "a call to a plain ID goes to the callee", IsStartSession(plain.ID()))
+		stray := gw.Inbox().Collect(e.Ctx, e.Quiet(), 1, IsStartSession(plain.ID()))
 		Check("SCH-001", len(stray) == 0, "the plain call does not reach the gateway", "%v", stray)
 		_ = spec.Version
 	}, SpecTimeout(time.Minute))

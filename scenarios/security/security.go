@@ -11,6 +11,7 @@ import (
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -30,18 +31,18 @@ var _ = Describe("Security", Area("identity"), Label(LabelSecurity), Serial, fun
 		e := NewEnv(ctx, OnSecureListener(), WithConnector())
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
-		out, in := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
-		c, cancel := e.opCtx()
+		out, in := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
+		c, cancel := e.OpContext()
 		defer cancel()
-		Harness(out.Send(c, mustChat("over a secured broker")), "send")
+		Harness(out.Send(c, MustChat("over a secured broker")), "send")
 		bob.Expect("ID-005", "an authenticated endpoint's message to its peer is delivered", And(IsMethod(spec.MethodMessage), InSession(in.ID())))
 	}, SpecTimeout(time.Minute))
 
 	It("refuses anonymous clients, unknown users and wrong passwords", Req("ID-007"), func(ctx SpecContext) {
 		e := NewEnv(ctx, OnSecureListener())
 		alice := e.ID("alice")
-		cred, ok := e.identity(alice)
-		Harness(errIf(!ok, "no credentials for "+alice), "harness: secure identity")
+		cred, ok := e.IdentityOf(alice)
+		Harness(ErrIf(!ok, "no credentials for "+alice), "harness: secure identity")
 		transports := []bool{false}
 		if e.Target.URL(true, true) != "" {
 			transports = append(transports, true)
@@ -75,8 +76,8 @@ var _ = Describe("Security", Area("identity"), Label(LabelSecurity), Serial, fun
 		bob := e.Party("bob", PartyOptions{})
 		alice := e.Party("alice", PartyOptions{})
 		mallory := e.Prober("mallory")
-		spoofed := &spec.Message{Method: spec.MethodStartSession, FromTopic: mallory.Addr, TransID: randomUUID(), SigSessID: randomUUID(),
-			ToEndpointID: bob.ID(), Protocols: []string{spec.ProtoWebRTC}, Payload: mustOffer("chrome-audio-offer")}
+		spoofed := &spec.Message{Method: spec.MethodStartSession, FromTopic: mallory.Addr, TransID: RandomUUID(), SigSessID: RandomUUID(),
+			ToEndpointID: bob.ID(), Protocols: []string{spec.ProtoWebRTC}, Payload: MustOffer("chrome-audio-offer")}
 		// Straight into bob's inbox, and via the connector, both claiming to be alice.
 		Harness(mallory.Send(spec.Join(bob.Address(), alice.ID()), spoofed), "publish")
 		Harness(mallory.Send(spec.Join(alice.ConnectorTopic(), alice.ID()), spoofed), "publish")
@@ -104,11 +105,11 @@ var _ = Describe("Security", Area("identity"), Label(LabelSecurity), Serial, fun
 			granted = append(granted, f)
 			listening = append(listening, c)
 		}
-		out := bob.Call(alice.ID(), mustOffer("chrome-audio-offer"))
-		alice.Need("SESS-002", "bob's call reaches alice", isStartSession(out.ID()))
+		out := bob.Call(alice.ID(), MustOffer("chrome-audio-offer"))
+		alice.Need("SESS-002", "bob's call reaches alice", IsStartSession(out.ID()))
 		var leaked []Msg
 		for _, c := range listening {
-			leaked = append(leaked, c.Inbox().Collect(e.Ctx, e.Quiet(), 1, func(m Msg) bool { return underTopic(m.Topic, alice.Address()) })...)
+			leaked = append(leaked, c.Inbox().Collect(e.Ctx, e.Quiet(), 1, func(m Msg) bool { return UnderTopic(m.Topic, alice.Address()) })...)
 		}
 		Check("ID-005", len(leaked) == 0, "mallory receives nothing of alice's inbox",
 			"granted %v; mallory received %v", granted, leaked)
@@ -148,8 +149,8 @@ var _ = Describe("Security", Area("identity"), Label(LabelSecurity), Serial, fun
 		_, present := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return m.Topic == sphere && m.Retained && len(m.Payload) > 0 })
 		Check("ID-008", present, "alice's retained DOCUMENT still at "+sphere, "gone: %s", mon.Inbox().Summary())
 		// And the connector still routes to her.
-		out := bob.Call(alice.ID(), mustOffer("chrome-audio-offer"))
-		alice.Expect("ID-008", "a call to alice still reaches her", isStartSession(out.ID()))
+		out := bob.Call(alice.ID(), MustOffer("chrome-audio-offer"))
+		alice.Expect("ID-008", "a call to alice still reaches her", IsStartSession(out.ID()))
 	}, SpecTimeout(time.Minute))
 
 	It("lets no endpoint fire events", Req("ID-009"), func(ctx SpecContext) {
@@ -163,7 +164,7 @@ var _ = Describe("Security", Area("identity"), Label(LabelSecurity), Serial, fun
 			Harness(subErr, "subscribe events")
 		}
 		m := e.MustConnect("ID-009", "mallory", ConnOptions{AsID: mallory, MQTT31: true})
-		forged := randomUUID()
+		forged := RandomUUID()
 		ev := fmt.Sprintf(`{"method":"RTCOMM_EVENT_FIRED","rtcommVer":"v1.0.0","timestamp":"%s","appContext":"rtcomm","sigSessID":"%s"}`,
 			time.Now().UTC().Format(time.RFC3339), forged)
 		// Topics that end in mallory's own ID (the last-level rule alone would let them
@@ -182,7 +183,7 @@ var _ = Describe("Security", Area("identity"), Label(LabelSecurity), Serial, fun
 		if subErr == nil && e.Decl.Claims(FeatureEvents) {
 			// The control: a genuine event reaches the same monitor, so the silence about
 			// the forged ones means they were dropped, not that the monitor is deaf.
-			e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+			e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
 			_, ok := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool {
 				return strings.HasPrefix(m.Topic, e.Topics.Events()+"/session/started/") && !isForged(m)
 			})
@@ -207,7 +208,7 @@ func otherPassword(e *Env, id string) string {
 // generateClientID: 22 characters from 0-9 and A-Y).
 func rtcommJSClientID() string {
 	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXY"
-	b := []byte(strings.ReplaceAll(randomUUID()+randomUUID(), "-", ""))[:22]
+	b := []byte(strings.ReplaceAll(RandomUUID()+RandomUUID(), "-", ""))[:22]
 	for i := range b {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
@@ -227,7 +228,7 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		mallory := e.ID("mallory")
 		mon := e.MustConnect("ID-010", "presence monitor", ConnOptions{AsID: bob.ID()})
 		Harness(mon.Subscribe(e.Topics.Sphere(alice.ID()), 0), "subscribe alice's presence")
-		out, in := e.Connected(bob, alice, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+		out, in := e.Connected(bob, alice, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
 		victimID := alice.Client().ID()
 		transports := []bool{false}
 		if e.Target.URL(true, true) != "" {
@@ -252,9 +253,9 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		}
 		cleared := mon.Inbox().Collect(e.Ctx, e.Quiet(), 1, func(m Msg) bool { return len(m.Payload) == 0 })
 		e.CheckSoft("ID-010", len(cleared) == 0, "alice's will is not fired: no empty message on her presence topic", "%v", cleared)
-		c, cancel := e.opCtx()
+		c, cancel := e.OpContext()
 		defer cancel()
-		Harness(out.Send(c, mustChat("are you still there?")), "send")
+		Harness(out.Send(c, MustChat("are you still there?")), "send")
 		alice.Expect("ID-010", "alice, still connected, receives bob's next message in their call", And(IsMethod(spec.MethodMessage), InSession(in.ID())))
 	}, SpecTimeout(2*time.Minute))
 
@@ -266,7 +267,7 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		Harness(a.Subscribe(e.Topics.InboxFilter(alice), 1), "subscribe alice's inbox at QoS 1")
 		a.Close()
 		b := e.MustConnect("ID-011", "bob", ConnOptions{AsID: bob})
-		secret := "for alice only " + randomUUID()
+		secret := "for alice only " + RandomUUID()
 		Harness(b.Publish(spec.Join(e.Topics.Inbox(alice), bob), 1, false, []byte(secret)), "queue a QoS 1 message for alice")
 		isSecret := func(m Msg) bool { return strings.Contains(string(m.Payload), secret) }
 		var stolen []Msg
@@ -280,7 +281,7 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		// The control: the queue existed, and alice still gets it.
 		back := e.MustConnect("ID-011", "alice resuming", ConnOptions{AsID: alice, ClientID: cid, Persistent: true})
 		_, ok := back.Inbox().Await(e.Ctx, e.Reply(), isSecret)
-		Harness(errIf(!ok, "the broker delivered no queued message to alice's resumed persistent session, so this scenario cannot tell"), "control")
+		Harness(ErrIf(!ok, "the broker delivered no queued message to alice's resumed persistent session, so this scenario cannot tell"), "control")
 		back.Close()
 	}, SpecTimeout(time.Minute))
 
@@ -325,8 +326,8 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		time.Sleep(time.Second) // let the attack run for a while first
 		_, q := mallory.Answer("ID-012", mallory.Query())
 		Check("ID-012", q != nil && q.Result == spec.ResultSuccess, "the connector still answers a SERVICE_QUERY", "%v", q)
-		out := bob.Call(alice.ID(), mustOffer("chrome-audio-offer"))
-		alice.Expect("ID-012", "the connector still routes bob's call to alice", isStartSession(out.ID()))
+		out := bob.Call(alice.ID(), MustOffer("chrome-audio-offer"))
+		alice.Expect("ID-012", "the connector still routes bob's call to alice", IsStartSession(out.ID()))
 	}, SpecTimeout(time.Minute))
 
 	It("registers a DOCUMENT only with the registrant's own inbox as address", Req("ID-013"), func(ctx SpecContext) {
@@ -341,13 +342,13 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 				state, alice.Address(), alice.Address())
 			Harness(mallory.Publish(e.Topics.Sphere(mallory.ID), 1, true, []byte(doc)), "publish mallory's DOCUMENT")
 		}
-		e.settle()
-		s := bob.Call(mallory.ID, mustOffer("chrome-audio-offer"))
+		e.Settle()
+		s := bob.Call(mallory.ID, MustOffer("chrome-audio-offer"))
 		alice.ExpectNone("ID-013", "nothing addressed to mallory reaches alice's inbox (no START_SESSION, no DOCUMENT_REPLACED)",
 			func(m Msg) bool { return InSession(s.ID())(m) || IsMethod(spec.MethodDocumentReplaced)(m) })
 		// The control: alice's own registration still works.
-		out := bob.Call(alice.ID(), mustOffer("chrome-audio-offer"))
-		alice.Expect("ID-013", "bob's call to alice reaches her", isStartSession(out.ID()))
+		out := bob.Call(alice.ID(), MustOffer("chrome-audio-offer"))
+		alice.Expect("ID-013", "bob's call to alice reaches her", IsStartSession(out.ID()))
 		Harness(mallory.Publish(e.Topics.Sphere(mallory.ID), 1, true, nil), "clear mallory's presence")
 	}, SpecTimeout(time.Minute))
 
@@ -361,22 +362,22 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 			topic string
 			m     *spec.Message
 		}{
-			{spec.Join(e.Topics.Management(), mallory.ID), &spec.Message{Method: spec.MethodServiceQuery, TransID: randomUUID(), FromTopic: foreign}},
-			{spec.Join(e.Topics.Connector(), mallory.ID), &spec.Message{Method: spec.MethodStartSession, TransID: randomUUID(), SigSessID: randomUUID(),
-				FromTopic: foreign, ToEndpointID: "nobody-" + e.Tag, Protocols: []string{spec.ProtoWebRTC}, Payload: mustOffer("chrome-audio-offer")}},
+			{spec.Join(e.Topics.Management(), mallory.ID), &spec.Message{Method: spec.MethodServiceQuery, TransID: RandomUUID(), FromTopic: foreign}},
+			{spec.Join(e.Topics.Connector(), mallory.ID), &spec.Message{Method: spec.MethodStartSession, TransID: RandomUUID(), SigSessID: RandomUUID(),
+				FromTopic: foreign, ToEndpointID: "nobody-" + e.Tag, Protocols: []string{spec.ProtoWebRTC}, Payload: MustOffer("chrome-audio-offer")}},
 		}
 		if e.Decl.Claims(Feature3PCC) {
 			sends = append(sends, struct {
 				topic string
 				m     *spec.Message
-			}{spec.Join(e.Topics.CallControl(), mallory.ID), &spec.Message{Method: spec.Method3PCCPlaceCall, TransID: randomUUID(),
+			}{spec.Join(e.Topics.CallControl(), mallory.ID), &spec.Message{Method: spec.Method3PCCPlaceCall, TransID: RandomUUID(),
 				CallerEndpoint: alice.ID(), CalleeEndpoint: "nobody-" + e.Tag, FromTopic: foreign}})
 		}
 		for _, s := range sends {
 			Harness(mallory.Send(s.topic, s.m), "publish "+string(s.m.Method))
 		}
 		bob.ExpectNone("ID-014", "nothing the connector answers to mallory lands in bob's inbox at "+foreign,
-			func(m Msg) bool { return underTopic(m.Topic, foreign) })
+			func(m Msg) bool { return UnderTopic(m.Topic, foreign) })
 		// The control: her own inbox is answered.
 		_, q := mallory.Answer("ID-014", mallory.Query())
 		Check("ID-014", q != nil && q.Result == spec.ResultSuccess, "mallory's SERVICE_QUERY from her own inbox is answered", "%v", q)
@@ -391,7 +392,7 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		alice := e.Party("alice", PartyOptions{})
 		mallory := e.Prober("mallory")
 		place := func(p *Prober, sid string) string {
-			tid := randomUUID()
+			tid := RandomUUID()
 			Harness(p.Send(spec.Join(e.Topics.CallControl(), p.ID), &spec.Message{Method: spec.Method3PCCPlaceCall, TransID: tid,
 				CallerEndpoint: alice.ID(), CalleeEndpoint: bob.ID(), FromTopic: p.Addr, SessionID: sid}), "publish 3PCC_PLACE_CALL")
 			return tid
@@ -406,10 +407,10 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		Harness(err, "connect the call controller")
 		ctl.Conn = c
 		Harness(c.Subscribe(ctl.Addr+"/#", 0), "subscribe the controller's inbox")
-		tid := place(ctl, randomUUID())
+		tid := place(ctl, RandomUUID())
 		alice.Expect("ID-015", "the call controller's request reaches alice as a REFER", IsMethod(spec.MethodRefer))
 		// alice ignores the REFER and calls bob on her own: an unrelated session.
-		e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+		e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
 		got := c.Inbox().Collect(e.Ctx, e.Quiet(), 1, func(m Msg) bool {
 			d := m.Decode()
 			return IsResponse(spec.Method3PCCPlaceCall, tid)(m) && d.Result == spec.ResultSuccess
@@ -421,7 +422,7 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		e := NewEnv(ctx, OnSecureListener())
 		alice, mallory := e.ID("alice"), e.ID("mallory")
 		m := e.MustConnect("ID-016", "mallory", ConnOptions{AsID: mallory})
-		sticky := "sticky " + randomUUID()
+		sticky := "sticky " + RandomUUID()
 		topic := spec.Join(e.Topics.Inbox(alice), mallory) // allowed: it ends in mallory's ID
 		Harness(m.Publish(topic, 1, true, []byte(sticky)), "publish retained")
 		Harness(m.Publish(spec.Join(e.Topics.Inbox(mallory), mallory), 1, true, []byte(sticky)), "publish retained")
@@ -483,8 +484,8 @@ var _ = Describe("Security: attacks by an authenticated endpoint", Area("identit
 		took := time.Since(start)
 		Check("ID-017", monErr == nil, "bob's SUBSCRIBE during the attack is answered within "+e.Reply().String(),
 			"%v after %s", monErr, took.Round(time.Millisecond))
-		out := bob.Call(alice.ID(), mustOffer("chrome-audio-offer"))
-		alice.Expect("ID-017", "bob's call reaches alice during the attack", isStartSession(out.ID()))
+		out := bob.Call(alice.ID(), MustOffer("chrome-audio-offer"))
+		alice.Expect("ID-017", "bob's call reaches alice during the attack", IsStartSession(out.ID()))
 		var granted int
 		for range 6 {
 			if err := <-done; err == nil {

@@ -6,59 +6,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	"github.com/onsi/gomega"
 
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
-
-// Prober is a raw rtcomm client: an MQTT connection subscribed to its own inbox, sending
-// hand-built messages. Scenarios use it where they need to control every byte.
-type Prober struct {
-	*Conn
-	ID   string
-	Addr string // <path><id>: its address and fromTopic
-}
-
-// Prober connects a raw client for role, subscribed to <path><id>/# (and <path><id>).
-func (e *Env) Prober(role string) *Prober {
-	GinkgoHelper()
-	id := e.ID(role)
-	c, err := e.Connect(id, ConnOptions{Validate: true, AsID: id, MQTT31: true})
-	Harness(err, "harness: connect "+id)
-	p := &Prober{Conn: c, ID: id, Addr: e.Topics.Inbox(id)}
-	Harness(c.Subscribe(p.Addr+"/#", 0), "harness: subscribe inbox")
-	return p
-}
-
-// Query publishes a SERVICE_QUERY at <path>management/<id> and returns its transID.
-func (p *Prober) Query() string {
-	GinkgoHelper()
-	tid := uuid.NewString()
-	Harness(p.Send(spec.Join(p.env.Topics.Management(), p.ID), &spec.Message{
-		Method: spec.MethodServiceQuery, TransID: tid, FromTopic: p.Addr,
-	}), "harness: publish SERVICE_QUERY")
-	return tid
-}
-
-// Answer waits for the RESPONSE to the query with transID tid.
-func (p *Prober) Answer(req, tid string) (Msg, *spec.Message) {
-	GinkgoHelper()
-	m, ok := p.Inbox().Await(p.env.Ctx, p.env.Reply(), IsResponse(spec.MethodServiceQuery, tid))
-	if !ok {
-		precondition(req, "RESPONSE orig SERVICE_QUERY with transID "+tid+" within "+p.env.Reply().String(),
-			"%s", p.Inbox().Summary())
-	}
-	return m, m.Decode()
-}
 
 // sqTransaction is how long rtcomm.js keeps a SERVICE_QUERY transaction open: any answer to
 // it within this window counts (SQ-002).
 const sqTransaction = 5 * time.Second
-
-// underTopic reports whether topic is t or lies below it.
-func underTopic(topic, t string) bool { return topic == t || strings.HasPrefix(topic, t+"/") }
 
 // Service query (PROTOCOL.md, "Service query answer").
 var _ = Describe("Service query", Area("service-query"), func() {
@@ -72,7 +29,7 @@ var _ = Describe("Service query", Area("service-query"), func() {
 		m, ok := alice.Inbox().Await(e.Ctx, e.Reply(), IsMethod(spec.MethodResponse))
 		Check("SQ-002", ok && time.Since(t0) <= 5*time.Second, "an answer within 5 s", "after %s: %s", time.Since(t0).Round(time.Millisecond), alice.Inbox().Summary())
 		resp := m.Decode()
-		Check("SQ-003", underTopic(m.Topic, alice.Addr), "the answer published under fromTopic "+alice.Addr, "at %s", m.Topic)
+		Check("SQ-003", UnderTopic(m.Topic, alice.Addr), "the answer published under fromTopic "+alice.Addr, "at %s", m.Topic)
 		Check("SQ-003", resp.Orig == spec.MethodServiceQuery && resp.TransID == tid, "orig SERVICE_QUERY, transID "+tid,
 			"orig %q, transID %q", resp.Orig, resp.TransID)
 		// rtcomm.js keeps the query's transaction open for its full 5 s and resets itself on any
@@ -107,7 +64,7 @@ var _ = Describe("Service query", Area("service-query"), func() {
 			Check("SQ-004", resp.Result == spec.ResultSuccess, "result SUCCESS", "result %q reason %q", resp.Result, resp.Reason)
 		}
 		svc, ok := resp.Services[spec.ServiceConnector]
-		Check("SQ-005", ok && svc.Topic != "", "services."+spec.ServiceConnector+".topic", "services: %s", briefJSON(resp.Services))
+		Check("SQ-005", ok && svc.Topic != "", "services."+spec.ServiceConnector+".topic", "services: %s", BriefJSON(resp.Services))
 		if e.Decl.Profile == ProfileStrict {
 			var missing []string
 			for name, v := range map[string]string{"sphereTopic": svc.SphereTopic, "iceURL": svc.IceURL, "eventMonitoringTopic": svc.EventMonitoringTopic} {
@@ -116,7 +73,7 @@ var _ = Describe("Service query", Area("service-query"), func() {
 				}
 			}
 			slices.Sort(missing)
-			Check("SQ-006", len(missing) == 0, "sphereTopic, iceURL and eventMonitoringTopic", "missing %v in %s", missing, briefJSON(svc))
+			Check("SQ-006", len(missing) == 0, "sphereTopic, iceURL and eventMonitoringTopic", "missing %v in %s", missing, BriefJSON(svc))
 		}
 		// The advertised topic is where calls go: a call published there reaches the connector.
 		Check("SQ-005", strings.HasPrefix(e.Topics.Resolve(svc.Topic), e.Path), "the connector topic lies under (or relative to) the topic path "+e.Path,
@@ -145,7 +102,7 @@ var _ = Describe("Service query", Area("service-query"), func() {
 		alice := e.Prober("alice")
 		_, resp := alice.Answer("SQ-002", alice.Query())
 		svc, ok := resp.Services[spec.ServiceCallControl]
-		Check("REF-007", ok && svc.Topic != "", spec.ServiceCallControl+" with a topic", "services: %s", briefJSON(resp.Services))
+		Check("REF-007", ok && svc.Topic != "", spec.ServiceCallControl+" with a topic", "services: %s", BriefJSON(resp.Services))
 	}, SpecTimeout(time.Minute))
 
 	It("advertises RTCOMM_CALL_QUEUE_SERVICE with each queue's endpointID and topic", Req("QUE-001"), func(ctx SpecContext) {
@@ -166,8 +123,8 @@ var _ = Describe("Service query", Area("service-query"), func() {
 				bad = append(bad, "queue "+q+" not listed")
 			}
 		}
-		Check("QUE-001", ok && len(svc.Queues) > 0 && len(bad) == 0, "queues listed with endpointID and topic, including "+quoteList(e.Queues()),
-			"%s; services: %s", strings.Join(bad, "; "), briefJSON(resp.Services))
+		Check("QUE-001", ok && len(svc.Queues) > 0 && len(bad) == 0, "queues listed with endpointID and topic, including "+QuoteList(e.Queues()),
+			"%s; services: %s", strings.Join(bad, "; "), BriefJSON(resp.Services))
 	}, SpecTimeout(time.Minute))
 
 	It("advertises scheme routes with schemes and a topic", Req("SQ-008"), func(ctx SpecContext) {
@@ -196,6 +153,6 @@ var _ = Describe("Service query", Area("service-query"), func() {
 			}
 		}
 		Check("SQ-008", len(bad) == 0, "every service with schemes carries a topic; declared schemes advertised",
-			"%s; services: %s", strings.Join(bad, "; "), briefJSON(resp.Services))
+			"%s; services: %s", strings.Join(bad, "; "), BriefJSON(resp.Services))
 	}, SpecTimeout(time.Minute))
 })

@@ -9,13 +9,9 @@ import (
 	"github.com/onsi/gomega"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
+	. "github.com/rtcomm-harness/rtcomm-harness/scenarios/framework" //nolint:revive
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
-
-// isStartSession matches START_SESSION with sigSessID.
-func isStartSession(sigSessID string) Match {
-	return And(IsMethod(spec.MethodStartSession), InSession(sigSessID))
-}
 
 // relayedInPath reports whether the connector stays in the signaling path: the
 // START_SESSION it forwarded carries its own fromTopic instead of the caller's address.
@@ -31,25 +27,25 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 			e := NewEnv(ctx, WithConnector())
 			bob := e.Party("bob", sh.O())
 			alice := e.Party("alice", sh.O())
-			offer := mustOffer("chrome-av-offer")
+			offer := MustOffer("chrome-av-offer")
 			out := alice.Call(bob.ID(), offer, endpoint.WithProtocols(spec.ProtoWebRTC, spec.ProtoChat))
 			sent := out.Start()
-			m := bob.Expect("SESS-002", "START_SESSION at "+bob.Address()+"/"+alice.ID(), isStartSession(sent.SigSessID))
+			m := bob.Expect("SESS-002", "START_SESSION at "+bob.Address()+"/"+alice.ID(), IsStartSession(sent.SigSessID))
 			got := m.Decode()
 			That("SESS-002", m.Topic, gomega.HavePrefix(bob.Address()+"/"), "delivered under bob's address "+bob.Address())
 			That("ID-004", m.Sender(), gomega.Equal(alice.ID()), "last topic level = the caller's ID "+alice.ID())
 			That("SESS-002", got.TransID, gomega.Equal(sent.TransID), "transID "+sent.TransID+" unchanged")
 			That("SESS-002", got.Payload, EqualPayload(sent.Payload), "the offer payload unchanged")
-			That("SESS-002", got.Protocols, gomega.Equal(sent.Protocols), "protocols "+quoteList(sent.Protocols)+" unchanged")
+			That("SESS-002", got.Protocols, gomega.Equal(sent.Protocols), "protocols "+QuoteList(sent.Protocols)+" unchanged")
 			That("SESS-002", got.ToEndpointID, gomega.Or(gomega.BeEmpty(), gomega.Equal(bob.ID())), "toEndpointID (if kept) still "+bob.ID())
 			// Exactly once: rtcomm.js answers a second copy "Busy" and so rejects its own call.
-			dups := bob.Inbox().Collect(e.Ctx, e.Quiet(), 0, isStartSession(sent.SigSessID))
+			dups := bob.Inbox().Collect(e.Ctx, e.Quiet(), 0, IsStartSession(sent.SigSessID))
 			Check("SESS-002", len(dups) == 0, "the START_SESSION delivered to "+bob.ID()+" exactly once",
-				"%d further cop(ies): %v", len(dups), first(msgStrings(dups), 2))
+				"%d further cop(ies): %v", len(dups), First(MsgStrings(dups), 2))
 			inv := bob.Invite("SESS-002")
-			c, cancel := e.opCtx()
+			c, cancel := e.OpContext()
 			defer cancel()
-			_, err := inv.Accept(c, mustAnswer("chrome-av-offer"))
+			_, err := inv.Accept(c, MustAnswer("chrome-av-offer"))
 			Harness(err, "accept")
 			_, err = alice.Await(out)
 			Check("SESS-004", err == nil, "the call is answered", "%v", err)
@@ -59,10 +55,10 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 			e := NewEnv(ctx, WithConnector())
 			bob := e.Party("bob", sh.O())
 			alice := e.Party("alice", sh.O())
-			out := alice.Call(bob.ID(), mustOffer("firefox-av-offer"))
+			out := alice.Call(bob.ID(), MustOffer("firefox-av-offer"))
 			inv := bob.Invite("SESS-002")
 			hold, pos := 20, 2
-			c, cancel := e.opCtx()
+			c, cancel := e.OpContext()
 			defer cancel()
 			isPranswer := And(IsMethod(spec.MethodPranswer), InSession(out.ID()))
 			if sh.JS() {
@@ -76,15 +72,15 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 			pr := pm.Decode()
 			That("SESS-005", pm.Sender(), gomega.Equal(bob.ID()), "PRANSWER at a topic ending in /"+bob.ID())
 			Check("SESS-005", pr.HoldTimeout != nil && *pr.HoldTimeout == hold && pr.QueuePosition != nil && *pr.QueuePosition == pos,
-				"holdTimeout 20 and queuePosition 2 unchanged", "%s", describe(pr))
-			answer := mustAnswer("firefox-av-offer")
+				"holdTimeout 20 and queuePosition 2 unchanged", "%s", MessageString(pr))
+			answer := MustAnswer("firefox-av-offer")
 			_, err := inv.Accept(c, answer)
 			Harness(err, "accept")
 			rm := alice.Expect("SESS-004", "RESPONSE SUCCESS at alice", IsResponse(spec.MethodStartSession, out.TransID()))
 			r := rm.Decode()
 			That("SESS-004", rm.Sender(), gomega.Equal(bob.ID()), "RESPONSE at a topic ending in /"+bob.ID())
-			Check("SESS-004", r.Result == spec.ResultSuccess && r.SigSessID == out.ID() && payloadEqual(r.Payload, answer),
-				"result SUCCESS, sigSessID "+out.ID()+", the answer payload unchanged", "%s", describe(r))
+			Check("SESS-004", r.Result == spec.ResultSuccess && r.SigSessID == out.ID() && PayloadEqual(r.Payload, answer),
+				"result SUCCESS, sigSessID "+out.ID()+", the answer payload unchanged", "%s", MessageString(r))
 		}, SpecTimeout(time.Minute))
 
 		It(sh.In("relays the callee's rejection as RESPONSE FAILURE with its reason"), Req("SESS-004"), func(ctx SpecContext) {
@@ -92,33 +88,33 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 			alice := e.Party("alice", sh.O())
 			// rtcomm.js rejects with fromTopic null, payload null and its protocols (SigSession.js respond).
 			bob := e.Party("bob", sh.O())
-			out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
+			out := alice.Call(bob.ID(), MustOffer("chrome-audio-offer"))
 			inv := bob.Invite("SESS-002")
-			c, cancel := e.opCtx()
+			c, cancel := e.OpContext()
 			defer cancel()
 			Harness(inv.Reject(c, "busy here"), "reject")
 			rm := alice.Expect("SESS-004", "RESPONSE FAILURE at alice", IsResponse(spec.MethodStartSession, out.TransID()))
 			r := rm.Decode()
 			Check("SESS-004", rm.Sender() == bob.ID() && r.Result == spec.ResultFailure && r.Reason == "busy here" && r.SigSessID == out.ID(),
-				"FAILURE with reason \"busy here\" and sigSessID "+out.ID()+" at a topic ending in /"+bob.ID(), "%s at %s", describe(r), rm.Topic)
+				"FAILURE with reason \"busy here\" and sigSessID "+out.ID()+" at a topic ending in /"+bob.ID(), "%s at %s", MessageString(r), rm.Topic)
 		}, SpecTimeout(time.Minute))
 
 		It(sh.In("answers a call to an unregistered callee with RESPONSE FAILURE and a reason"), Req("SESS-003"), func(ctx SpecContext) {
 			e := NewEnv(ctx, WithConnector())
 			alice := e.Party("alice", sh.O())
 			nobody := e.ID("nobody")
-			out := alice.Call(nobody, mustOffer("chrome-audio-offer"))
+			out := alice.Call(nobody, MustOffer("chrome-audio-offer"))
 			rm := alice.Expect("SESS-003", "RESPONSE FAILURE for a call to "+nobody, IsResponse(spec.MethodStartSession, out.TransID()))
 			r := rm.Decode()
 			Check("SESS-003", r.Result == spec.ResultFailure && strings.TrimSpace(r.Reason) != "", "result FAILURE with a reason",
-				"%s", describe(r))
+				"%s", MessageString(r))
 		}, SpecTimeout(time.Minute))
 
 		It(sh.In("rewrites fromTopic to its own topic on every message it relays when it stays in the path"), Req("SESS-006"), func(ctx SpecContext) {
 			e := NewEnv(ctx, WithConnector())
 			bob := e.Party("bob", sh.O())
 			alice := e.Party("alice", sh.O())
-			out, in := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
+			out, in := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
 			var start *spec.Message
 			for _, m := range bob.Inbox().All() {
 				if d := m.Decode(); d != nil && d.Method == spec.MethodStartSession {
@@ -128,10 +124,10 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 			if !relayedInPath(start, alice.Address()) {
 				NotApplicable("the connector forwards START_SESSION with the caller's fromTopic: it does not stay in the path")
 			}
-			c, cancel := e.opCtx()
+			c, cancel := e.OpContext()
 			defer cancel()
-			Harness(in.Send(c, mustChat("hello from bob")), "send")
-			Harness(out.Send(c, mustChat("hello from alice")), "send")
+			Harness(in.Send(c, MustChat("hello from bob")), "send")
+			Harness(out.Send(c, MustChat("hello from alice")), "send")
 			alice.Need("MSG-002", "bob's MESSAGE at alice", And(IsMethod(spec.MethodMessage), InSession(out.ID())))
 			bob.Need("MSG-002", "alice's MESSAGE at bob", And(IsMethod(spec.MethodMessage), InSession(out.ID())))
 			var leaks []string
@@ -160,30 +156,30 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 			}
 			bob := e.Party("bob", sh.O())
 			alice := e.Party("alice", sh.O())
-			out, in := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
-			c, cancel := e.opCtx()
+			out, in := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
+			c, cancel := e.OpContext()
 			defer cancel()
-			Harness(out.Send(c, mustChat("no transID here")), "send")
+			Harness(out.Send(c, MustChat("no transID here")), "send")
 			m := bob.Need("MSG-002", "alice's MESSAGE at bob", And(IsMethod(spec.MethodMessage), InSession(in.ID())))
-			Check("SESS-007", m.Decode().TransID == "", "the relayed MESSAGE without transID", "%s", brief(m.Payload))
+			Check("SESS-007", m.Decode().TransID == "", "the relayed MESSAGE without transID", "%s", Brief(m.Payload))
 			Harness(out.Stop(c, "bye"), "stop")
 			sm := bob.Need("SESS-008", "STOP_SESSION at bob", And(IsMethod(spec.MethodStopSession), InSession(in.ID())))
-			Check("SESS-007", sm.Decode().TransID == "", "the relayed STOP_SESSION without transID", "%s", brief(sm.Payload))
+			Check("SESS-007", sm.Decode().TransID == "", "the relayed STOP_SESSION without transID", "%s", Brief(sm.Payload))
 		}, SpecTimeout(time.Minute))
 
 		It(sh.In("routes STOP_SESSION from the caller to the callee and answers nothing"), Req("SESS-008", "SESS-011", "SESS-012"), func(ctx SpecContext) {
 			e := NewEnv(ctx, WithConnector())
 			bob := e.Party("bob", sh.O())
 			alice := e.Party("alice", sh.O())
-			out, in := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
-			c, cancel := e.opCtx()
+			out, in := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
+			c, cancel := e.OpContext()
 			defer cancel()
 			mark := alice.Inbox().Mark()
 			Harness(out.Stop(c, "hang up"), "stop")
 			sm := bob.Expect("SESS-008", "STOP_SESSION at bob", And(IsMethod(spec.MethodStopSession), InSession(in.ID())))
 			// rtcomm.js sends no reason (SigSession.js stop); a reason sent is relayed.
 			Check("SESS-008", sm.Sender() == alice.ID() && (sh.JS() || sm.Decode().Reason == "hang up"), "STOP_SESSION from "+alice.ID()+" (with its reason, if it gave one)",
-				"%s at %s", brief(sm.Payload), sm.Topic)
+				"%s at %s", Brief(sm.Payload), sm.Topic)
 			alice.ExpectNone("SESS-008", "no reply to STOP_SESSION", And(After(mark), InSession(out.ID())))
 		}, SpecTimeout(time.Minute))
 
@@ -191,8 +187,8 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 			e := NewEnv(ctx, WithConnector())
 			bob := e.Party("bob", sh.O())
 			alice := e.Party("alice", sh.O())
-			out, in := e.Connected(alice, bob, mustOffer("chrome-audio-offer"), mustAnswer("chrome-audio-offer"))
-			c, cancel := e.opCtx()
+			out, in := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
+			c, cancel := e.OpContext()
 			defer cancel()
 			mark := bob.Inbox().Mark()
 			Harness(in.Stop(c, "callee hangs up"), "stop")
@@ -203,13 +199,13 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 
 		It(sh.In("reaps a session not answered within the PRANSWER's holdTimeout, no sooner, with FAILURE and a reason"), Req("SESS-009"), func(ctx SpecContext) {
 			e := NewEnv(ctx, WithConnector())
-			skipUnlessInPath(e, "only a connector in the path sees the PRANSWER and the answer")
+			SkipUnlessInPath(e, "only a connector in the path sees the PRANSWER and the answer")
 			bob := e.Party("bob", sh.O())
 			alice := e.Party("alice", sh.O())
-			out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
+			out := alice.Call(bob.ID(), MustOffer("chrome-audio-offer"))
 			inv := bob.Invite("SESS-002")
 			const hold = 2
-			c, cancel := e.opCtx()
+			c, cancel := e.OpContext()
 			defer cancel()
 			Harness(inv.Pranswer(c, endpoint.PranswerOptions{HoldTimeout: ptr(hold)}), "pranswer")
 			alice.Need("SESS-005", "PRANSWER at alice", And(IsMethod(spec.MethodPranswer), InSession(out.ID())))
@@ -220,7 +216,7 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 			Check("SESS-009", ok, fmt.Sprintf("RESPONSE FAILURE to alice about %d s after the PRANSWER", hold), "%s", alice.Inbox().Summary())
 			r := m.Decode()
 			Check("SESS-009", r.Result == spec.ResultFailure && strings.TrimSpace(r.Reason) != "", "the reaped call ends in FAILURE with a reason",
-				"%s", describe(r))
+				"%s", MessageString(r))
 			// A callee may answer until the declared timeout: reaping at a fraction of it drops live calls.
 			Check("SESS-009", waited >= hold*time.Second*8/10, fmt.Sprintf("no reaping before the %d s holdTimeout", hold),
 				"FAILURE %s after the PRANSWER", waited.Round(time.Millisecond))
@@ -236,13 +232,13 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 			// Without PRANSWER the final timeout is 30 s; a callee that takes its time (here
 			// ringRing, within rtcomm.js's 5 s wait for a first reply) must still get through. A
 			// reaper at a tenth of 30 s drops it.
-			out := alice.Call(bob.ID(), mustOffer("chrome-audio-offer"))
+			out := alice.Call(bob.ID(), MustOffer("chrome-audio-offer"))
 			inv := bob.Invite("SESS-002")
 			time.Sleep(ringRing)
-			c, cancel := e.opCtx()
+			c, cancel := e.OpContext()
 			defer cancel()
 			// A reaped call cannot be accepted any more: that is the violation, not a harness error.
-			_, err := inv.Accept(c, mustAnswer("chrome-audio-offer"))
+			_, err := inv.Accept(c, MustAnswer("chrome-audio-offer"))
 			if err == nil {
 				_, err = alice.Await(out)
 			}
@@ -251,13 +247,13 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 			const hold = 4
 			dave := e.Party("dave", sh.O())
 			carol := e.Party("carol", sh.O())
-			out2 := carol.Call(dave.ID(), mustOffer("chrome-audio-offer"))
+			out2 := carol.Call(dave.ID(), MustOffer("chrome-audio-offer"))
 			inv2 := dave.Invite("SESS-002")
 			Harness(inv2.Pranswer(c, endpoint.PranswerOptions{HoldTimeout: ptr(hold)}), "pranswer")
 			time.Sleep(hold * time.Second / 2)
-			c2, cancel2 := e.opCtx()
+			c2, cancel2 := e.OpContext()
 			defer cancel2()
-			_, err = inv2.Accept(c2, mustAnswer("chrome-audio-offer"))
+			_, err = inv2.Accept(c2, MustAnswer("chrome-audio-offer"))
 			if err == nil {
 				_, err = carol.Await(out2)
 			}
@@ -271,11 +267,3 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 const ringRing = 4 * time.Second
 
 func ptr[T any](v T) *T { return &v }
-
-// mustChat builds a chat payload.
-func mustChat(text string) []byte {
-	GinkgoHelper()
-	p, err := spec.NewPayload(map[string]any{spec.ProtoChat: spec.ChatPayload{Message: text, From: "harness"}})
-	Harness(err, "chat payload")
-	return p
-}
