@@ -1,3 +1,4 @@
+// Package broker holds the conformance specs of the broker capabilities rtcomm needs (area broker), checked with plain MQTT clients.
 package broker
 
 import (

@@ -1,3 +1,4 @@
+// Package events holds the conformance specs of the connector's event topics (area events).
 package events
 
 import (

@@ -1,3 +1,4 @@
+// Package format holds the conformance specs of the message format the target sends and accepts (area format).
 package format
 
 import (

@@ -1,3 +1,4 @@
+// Package ice holds the conformance specs of the ICE candidate exchange (area ice).
 package ice
 
 import (

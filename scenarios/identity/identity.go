@@ -1,3 +1,4 @@
+// Package identity holds the conformance specs of endpoint identity: who may send as whom (area identity).
 package identity
 
 import (

@@ -1,3 +1,4 @@
+// Package messages holds the conformance specs of in-session messages (area messages).
 package messages
 
 import (

@@ -1,3 +1,4 @@
+// Package queues holds the conformance specs of call queues (area queues).
 package queues
 
 import (

@@ -1,3 +1,4 @@
+// Package referral holds the conformance specs of referral and third-party call control (area referral).
 package referral
 
 import (

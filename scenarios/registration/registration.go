@@ -1,3 +1,4 @@
+// Package registration holds the conformance specs of registration: presence documents, the registry, replacement, the will (area registration).
 package registration
 
 import (

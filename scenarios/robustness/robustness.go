@@ -1,3 +1,4 @@
+// Package robustness holds the conformance specs of robustness against the bad-input corpus (area robustness).
 package robustness
 
 import (

@@ -1,3 +1,4 @@
+// Package rtcommjs holds the conformance specs of the session, referral and registration flows with rtcomm.js-shaped parties (areas sessions, referral, registration).
 package rtcommjs
 
 import (

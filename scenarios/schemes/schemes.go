@@ -1,3 +1,4 @@
+// Package schemes holds the conformance specs of scheme routing (area schemes).
 package schemes
 
 import (

@@ -1,3 +1,4 @@
+// Package security holds the conformance specs of the secured listener: authenticated endpoints bound to their IDs (area identity, label security).
 package security
 
 import (

@@ -1,3 +1,4 @@
+// Package servicequery holds the conformance specs of the service query (area service-query).
 package servicequery
 
 import (

@@ -1,3 +1,4 @@
+// Package sessions holds the conformance specs of offer/answer sessions (area sessions).
 package sessions
 
 import (
