@@ -87,7 +87,7 @@ func brokerFaults() []Fault {
 	fault := func(name, desc, req, check string, h *brokerFault) Fault {
 		h.name = name
 		return Fault{Name: name, Description: desc, Breaks: []string{req}, Check: check,
-			apply: withBrokerHooks(func() mqtt.Hook { return h })}
+			hooks: []func() mqtt.Hook{func() mqtt.Hook { return h }}}
 	}
 	return []Fault{
 		fault("forgets-retained", "the broker delivers retained messages live but does not keep them for later subscribers",

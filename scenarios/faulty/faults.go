@@ -32,8 +32,11 @@ type Fault struct {
 	// Labels widen the run beyond the scenarios labelled with Breaks (e.g. an area whose
 	// scenarios exercise a framework check such as ROB-003's retained-state check).
 	Labels []string
-	// apply turns an opened embedded target into the faulty one.
+	// apply turns an opened embedded target into the faulty one (nil: only hooks).
 	apply func(t *scenarios.Target) error
+	// hooks break the broker: the target's open broker is replaced by an embedded one
+	// carrying them (broker faults).
+	hooks []func() mqtt.Hook
 }
 
 // ByName returns one fault.
@@ -47,10 +50,34 @@ func ByName(name string) (Fault, error) {
 }
 
 // Apply turns an opened embedded target into the faulty one.
-func (f Fault) Apply(t *scenarios.Target) error {
+func (f Fault) Apply(t *scenarios.Target) error { return f.ApplyObserved(t) }
+
+// ApplyObserved turns an opened embedded target into the faulty one whose open broker
+// carries the observers (e.g. the passive checker's hook) ahead of any broker fault's
+// hooks, so they see each publish as its client sent it.
+func (f Fault) ApplyObserved(t *scenarios.Target, observers ...mqtt.Hook) error {
 	t.Decl.Name = "faulty: " + f.Name
 	t.Decl.Description = f.Description
-	return f.apply(t)
+	return Observe(t, observers, f.hooks, f.apply)
+}
+
+// Observe replaces the target's open broker by an embedded one carrying the observers
+// and then the hooks (when there are any), then applies apply (when not nil). With a zero
+// Fault it attaches observers to an unmodified target (a baseline).
+func Observe(t *scenarios.Target, observers []mqtt.Hook, hooks []func() mqtt.Hook, apply func(*scenarios.Target) error) error {
+	if len(observers) > 0 || len(hooks) > 0 {
+		all := make([]func() mqtt.Hook, 0, len(observers)+len(hooks))
+		for _, o := range observers {
+			all = append(all, func() mqtt.Hook { return o })
+		}
+		if err := withBrokerHooks(append(all, hooks...)...)(t); err != nil {
+			return err
+		}
+	}
+	if apply == nil {
+		return nil
+	}
+	return apply(t)
 }
 
 // LabelFilter selects the scenarios that name a broken requirement (Ginkgo label filter).

@@ -12,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/faulty"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
 // Environment of a child process (one suite run per process: Ginkgo runs a suite once).
@@ -50,23 +53,63 @@ func TestFaultyChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer target.Close()
-	if name != baseline {
-		f, err := faulty.ByName(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Apply(target); err != nil {
-			t.Fatal(err)
+	// The passive checker rides along inside the open broker (TestCheckerFindsFaults).
+	pc := newPathChecker(target.Decl.TopicPath, spec.Profile(target.Decl.Profile))
+	if name == baseline {
+		err = faulty.Observe(target, []mqtt.Hook{pc}, nil, nil)
+	} else {
+		var f faulty.Fault
+		if f, err = faulty.ByName(name); err == nil {
+			err = f.ApplyObserved(target, pc)
 		}
 	}
-	if _, err := scenarios.Run(t, scenarios.RunOptions{Target: target, OutDir: os.Getenv(envOut),
-		LabelFilter: os.Getenv(envLabels), Succinct: true, NoColor: true, HarnessVersion: "faulty-test"}); err != nil {
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = scenarios.Run(t, scenarios.RunOptions{Target: target, OutDir: os.Getenv(envOut),
+		LabelFilter: os.Getenv(envLabels), Succinct: true, NoColor: true, HarnessVersion: "faulty-test"})
+	if werr := pc.write(os.Getenv(envOut)); werr != nil {
+		t.Error(werr)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-// runChild runs the suite against one target in a child process and returns its verdicts.
-func runChild(t *testing.T, fault string, profile scenarios.Profile, labels string) *verdict.Verdicts {
+// childResult is what one child run produced: the suite's verdicts and the checker's findings.
+type childResult struct {
+	v       *verdict.Verdicts
+	checked *checkerRun
+}
+
+// childRuns caches child runs by fault, profile and labels, so TestFaultyTargetsAreCaught
+// and TestCheckerFindsFaults share them in one process.
+var childRuns sync.Map // key -> *cachedChild
+
+type cachedChild struct {
+	once sync.Once
+	res  childResult
+	ok   bool
+}
+
+// runCached runs the child once per fault, profile and labels in this process.
+func runCached(t *testing.T, fault string, profile scenarios.Profile, labels string) childResult {
+	t.Helper()
+	v, _ := childRuns.LoadOrStore(fault+"|"+string(profile)+"|"+labels, new(cachedChild))
+	c := v.(*cachedChild)
+	c.once.Do(func() {
+		c.res = runChild(t, fault, profile, labels)
+		c.ok = true
+	})
+	if !c.ok {
+		t.Fatalf("%s (%s): the child run failed (see the first test that ran it)", fault, profile)
+	}
+	return c.res
+}
+
+// runChild runs the suite against one target in a child process and returns its verdicts
+// and the checker's findings.
+func runChild(t *testing.T, fault string, profile scenarios.Profile, labels string) childResult {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -80,7 +123,7 @@ func runChild(t *testing.T, fault string, profile scenarios.Profile, labels stri
 	if err != nil {
 		t.Fatalf("%s: no verdicts (%v); child output:\n%s", fault, err, tail(out.String(), 4000))
 	}
-	return v
+	return childResult{v: v, checked: readCheckerRun(dir)}
 }
 
 // TestFaultyTargetsAreCaught runs the suite against the unmodified reference (the baseline,
@@ -110,13 +153,13 @@ func TestFaultyTargetsAreCaught(t *testing.T) {
 	getBaseline := func(t *testing.T, p scenarios.Profile) *verdict.Verdicts {
 		o, _ := onces.LoadOrStore(p, new(sync.Once))
 		o.(*sync.Once).Do(func() {
-			v := runChild(t, baseline, p, "")
+			v := runCached(t, baseline, p, "").v
 			if dirty(v) {
 				// A loaded 2-core machine (make test runs the other packages meanwhile) can
 				// make a timing-sensitive scenario fail once. A real failure of the reference
 				// repeats; say what happened, then judge the second run.
 				t.Logf("baseline (%s): first run not clean, running it again: failed %v, harness errors %v", p, v.Failed(), v.HarnessErrors)
-				v = runChild(t, baseline, p, "")
+				v = runChild(t, baseline, p, "").v
 			}
 			mu.Lock()
 			bases[p] = v
@@ -159,7 +202,7 @@ func TestFaultyTargetsAreCaught(t *testing.T) {
 			if profile == "" {
 				profile = scenarios.ProfileStrict
 			}
-			v := runChild(t, f.Name, profile, f.LabelFilter())
+			v := runCached(t, f.Name, profile, f.LabelFilter()).v
 			b := getBaseline(t, profile)
 			checkSeen := f.Check == ""
 			for _, id := range f.Breaks {

@@ -213,6 +213,7 @@ func (c *Checker) sweep(now time.Time) {
 	}
 	c.swept = now
 	c.prune(now)
+	c.sweepLifecycle(now)
 	for id, q := range c.queries {
 		age := now.Sub(q.req.obs.Time)
 		if q.answers == 0 && age > c.cfg.AnswerTimeout && !q.late {

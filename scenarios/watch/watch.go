@@ -60,6 +60,9 @@ type Config struct {
 	AnswerTimeout time.Duration
 	// StopGrace tolerates relays already in flight when the connector relayed STOP_SESSION.
 	StopGrace time.Duration
+	// FinalTimeout is how long an unanswered session rings before the connector may reap
+	// it when no PRANSWER gave a holdTimeout (SESS-009: 30 s, rtcomm.js SigSession.js).
+	FinalTimeout time.Duration
 	// Trace, when set, receives every observation as a line of trace.jsonl.
 	Trace io.Writer
 }
@@ -82,6 +85,7 @@ type Checker struct {
 	started  map[string]bool   // sigSessID -> a START_SESSION was seen
 	stopped  map[string]time.Time
 	origs    map[origKey][]sent // what endpoints sent, for relay equality
+	life     lifecycle          // registrations, events, reaping (lifecycle.go)
 	findings []Finding
 	passes   map[string]map[string]int // participant -> requirement -> checks that held
 }
@@ -109,6 +113,9 @@ func New(cfg Config) *Checker {
 	if cfg.AnswerTimeout <= 0 {
 		cfg.AnswerTimeout = 5 * time.Second
 	}
+	if cfg.FinalTimeout <= 0 {
+		cfg.FinalTimeout = 30 * time.Second
+	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = time.Second
 	}
@@ -122,7 +129,8 @@ func New(cfg Config) *Checker {
 	}
 	return &Checker{trace: tw, cfg: cfg, topics: t, val: spec.Validator{Topics: t, Profile: cfg.Profile},
 		requests: map[string][]sent{}, queries: map[string]*query{}, started: map[string]bool{},
-		stopped: map[string]time.Time{}, origs: map[origKey][]sent{}, passes: map[string]map[string]int{}}
+		stopped: map[string]time.Time{}, origs: map[origKey][]sent{}, passes: map[string]map[string]int{},
+		life: newLifecycle(t)}
 }
 
 // Config returns the configuration the checker runs with (defaults filled in).
@@ -183,11 +191,18 @@ func (c *Checker) Observe(o Observation) []Finding {
 	m, _ := spec.Decode(o.Payload) // nil for a non-JSON payload: the validator reports it
 	who := c.participant(o, m)
 	judged := c.judges(who, o)
+	vs := c.val.Validate(o.Topic, o.Payload)
+	if len(vs) > 0 && m != nil && strings.HasPrefix(who, ConnectorParticipant) {
+		vs = c.inherited(o, m, vs)
+	}
 	if judged {
-		for _, v := range c.val.Validate(o.Topic, o.Payload) {
+		for _, v := range vs {
 			c.add(Finding{Requirement: v.Requirement, Participant: who, Expected: v.Expected, Actual: v.Actual,
 				Time: o.Time, Evidence: []Observation{o}})
 		}
+	}
+	if len(o.Payload) == 0 && underTopic(o.Topic, c.topics.SphereRoot()) {
+		c.unregistered(o) // a Last Will or an unregister REG-008
 	}
 	if m != nil && len(o.Payload) > 0 {
 		c.crossMessage(sent{obs: o, msg: m, who: who}, judged)
@@ -203,6 +218,24 @@ func (c *Checker) Finish(now time.Time) []Finding {
 	c.swept = time.Time{} // judge now
 	c.sweep(now)
 	return slices.Clone(c.findings[before:])
+}
+
+// inherited drops from a relay's violations those its original already had: a connector
+// that relays faithfully what a party sent (e.g. rtcomm.js's STOP_SESSION without reason,
+// under the strict profile) is not to blame for it; the party is.
+func (c *Checker) inherited(o Observation, m *spec.Message, vs []spec.Violation) []spec.Violation {
+	if m.FromTopic == "" || m.SigSessID == "" {
+		return vs
+	}
+	os := c.origs[origKey{from: spec.Sender(o.Topic), method: string(m.Method), sigSessID: m.SigSessID}]
+	if len(os) == 0 {
+		return vs
+	}
+	had := map[string]bool{}
+	for _, v := range c.val.Validate(os[len(os)-1].obs.Topic, os[len(os)-1].obs.Payload) {
+		had[v.Requirement+"|"+v.Expected] = true
+	}
+	return slices.DeleteFunc(vs, func(v spec.Violation) bool { return had[v.Requirement+"|"+v.Expected] })
 }
 
 // private reports a connector's own marker topic, not rtcomm traffic: the reference
@@ -241,6 +274,10 @@ func (c *Checker) isConnector(o Observation, m *spec.Message) bool {
 	if m == nil {
 		return false
 	}
+	switch m.Method {
+	case spec.MethodDocumentReplaced, spec.MethodEventFired, spec.MethodRefer:
+		return true // only a connector sends these
+	}
 	if m.FromTopic != "" && underTopic(m.FromTopic, c.topics.Connector()) {
 		return true
 	}
@@ -275,6 +312,7 @@ var requestMethods = []spec.Method{spec.MethodServiceQuery, spec.MethodStartSess
 func (c *Checker) crossMessage(s sent, judged bool) {
 	m, o := s.msg, s.obs
 	conn := strings.HasPrefix(s.who, ConnectorParticipant)
+	c.lifecycleRules(s, conn, conn && m.FromTopic != "", judged)
 	if slices.Contains(requestMethods, m.Method) && m.TransID != "" {
 		c.requests[m.TransID] = append(c.requests[m.TransID], s)
 		if m.Method == spec.MethodServiceQuery {

@@ -1,0 +1,341 @@
+package faulty_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/faulty"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// checkerFile is what a child writes next to its verdicts: the passive checker's findings
+// on the run's traffic, seen inside the open broker (serve --check's hook).
+const checkerFile = "checker.json"
+
+// unobservable are the faults the passive checker cannot see, each with the reason; every
+// other fault must give a finding against a requirement it breaks, blamed on the connector.
+// TestCheckerFindsFaults fails when one of these starts giving such a finding: the list
+// stays honest.
+var unobservable = map[string]string{}
+
+// deliberateFinding says why a baseline finding is right ("" when it is a false one): the
+// suite makes endpoints misbehave on purpose. The connector, the reference, is never to
+// blame; in the client profile no party is either, except where a scenario has it speak
+// the written spec's dialect; the strict profile rightly flags the rtcomm.js-shaped
+// parties' documented deviations (REG-003, SESS-012, SESS-014: PROTOCOL.md, "Known
+// differences").
+func deliberateFinding(p scenarios.Profile, r checkerRecord) string {
+	switch {
+	case targetBlamed(r):
+		return ""
+	case strings.HasPrefix(r.Participant, "h"):
+		// The harness's raw MQTT connections (scenarios/env.go: client IDs "h<tag>...") publish
+		// the malformed input of the robustness, format and identity scenarios.
+		return "raw input of a robustness, format or identity scenario"
+	case p == scenarios.ProfileStrict && strings.HasPrefix(r.Participant, "rtc") && slices.Contains([]string{"REG-003", "SESS-012", "SESS-014"}, r.Requirement):
+		return "an rtcomm.js-shaped party's documented deviation, under the strict profile"
+	case p == scenarios.ProfileClient && r.Requirement == "REG-004":
+		return "REG-005's scenario registers with the written spec's topic field"
+	}
+	return ""
+}
+
+// checkerRecord is one finding as a child writes it.
+type checkerRecord struct {
+	Path        string   `json:"path"`
+	Requirement string   `json:"requirement"`
+	Participant string   `json:"participant"`
+	Expected    string   `json:"expected"`
+	Actual      string   `json:"actual"`
+	Evidence    []string `json:"evidence"`
+}
+
+// checkerRun is a child's checker output.
+type checkerRun struct {
+	Observed int             `json:"observed"`
+	Findings []checkerRecord `json:"findings"`
+}
+
+// pathChecker is the checker hook of a whole suite run: every connector scenario runs on a
+// topic path of its own (<topic path>s-<tag>/), so each gets its own checker, as serve
+// --check has one for its one path; what is published right under the topic path (the
+// security scenarios on a stand-in secured listener) gets one more. Broker-only scenarios
+// publish synthetic payloads on private paths (/h-<tag>/): not rtcomm traffic, not judged.
+type pathChecker struct {
+	mqtt.HookBase
+	root    string
+	profile spec.Profile
+
+	mu    sync.Mutex
+	hooks map[string]*watch.Hook
+}
+
+func newPathChecker(root string, p spec.Profile) *pathChecker {
+	return &pathChecker{root: root, profile: p, hooks: map[string]*watch.Hook{}}
+}
+
+// ID names the hook in mochi's hook list.
+func (p *pathChecker) ID() string { return "rtcomm-check-paths" }
+
+// Provides declares what watch.Hook provides.
+func (p *pathChecker) Provides(b byte) bool { return (&watch.Hook{}).Provides(b) }
+
+// hook returns the checker hook of the topic's scenario path (nil when not watched).
+func (p *pathChecker) hook(topic string) *watch.Hook {
+	rest, ok := strings.CutPrefix(topic, p.root)
+	if !ok {
+		return nil
+	}
+	path := p.root
+	if tag, ok := strings.CutPrefix(rest, "s-"); ok {
+		if i := strings.IndexByte(tag, '/'); i > 0 {
+			path = p.root + "s-" + tag[:i] + "/"
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hooks[path]
+	if h == nil {
+		h = &watch.Hook{Checker: watch.New(watch.Config{TopicPath: path, Profile: p.profile, FromStart: true})}
+		p.hooks[path] = h
+	}
+	return h
+}
+
+// OnPublish judges the publish on its path's checker.
+func (p *pathChecker) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if h := p.hook(pk.TopicName); h != nil {
+		return h.OnPublish(cl, pk)
+	}
+	return pk, nil
+}
+
+// OnWillSent judges a Last Will on its path's checker.
+func (p *pathChecker) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	if h := p.hook(pk.TopicName); h != nil {
+		h.OnWillSent(cl, pk)
+	}
+}
+
+// OnDisconnect tells every checker.
+func (p *pathChecker) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	p.mu.Lock()
+	hs := make([]*watch.Hook, 0, len(p.hooks))
+	for _, h := range p.hooks {
+		hs = append(hs, h)
+	}
+	p.mu.Unlock()
+	for _, h := range hs {
+		h.OnDisconnect(cl, err, expire)
+	}
+}
+
+// write finishes every checker and writes their findings to dir/checker.json.
+func (p *pathChecker) write(dir string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var run checkerRun
+	now := time.Now()
+	for path, h := range p.hooks {
+		h.Checker.Finish(now)
+		run.Observed += h.Checker.Observed()
+		for _, f := range h.Checker.Findings() {
+			r := checkerRecord{Path: path, Requirement: f.Requirement, Participant: f.Participant, Expected: f.Expected, Actual: f.Actual}
+			for _, e := range f.Evidence {
+				r.Evidence = append(r.Evidence, e.Topic+" "+brief(e.Payload))
+			}
+			run.Findings = append(run.Findings, r)
+		}
+	}
+	b, err := json.MarshalIndent(run, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, checkerFile), b, 0o644)
+}
+
+func brief(b []byte) string {
+	if len(b) > 160 {
+		return string(b[:157]) + "..."
+	}
+	return string(b)
+}
+
+// readCheckerRun reads a child's checker output (nil when it wrote none).
+func readCheckerRun(dir string) *checkerRun {
+	b, err := os.ReadFile(filepath.Join(dir, checkerFile))
+	if err != nil {
+		return nil
+	}
+	var run checkerRun
+	if json.Unmarshal(b, &run) != nil {
+		return nil
+	}
+	return &run
+}
+
+// targetBlamed reports whether a finding blames the connector (the broker is never named:
+// the checker sees what clients publish, not what the broker does with it).
+func targetBlamed(r checkerRecord) bool {
+	return strings.HasPrefix(r.Participant, watch.ConnectorParticipant)
+}
+
+// caughtBy returns the findings against a requirement the fault breaks, blamed on the target.
+func caughtBy(f faulty.Fault, run *checkerRun) []checkerRecord {
+	var out []checkerRecord
+	for _, r := range run.Findings {
+		if slices.Contains(f.Breaks, r.Requirement) && targetBlamed(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestCheckerFindsFaults runs the fault catalogue with the passive checker inside the
+// open broker (serve --check's hook, one checker per scenario path): the baseline gives no
+// finding at all, every fault not declared unobservable gives a finding against a
+// requirement it breaks blamed on the connector, and no declared-unobservable one does.
+// It shares the child runs of TestFaultyTargetsAreCaught when both run in one process
+// (make faulty).
+func TestCheckerFindsFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the suite once per faulty target (CI: .ci/run)")
+	}
+	faults := faulty.Faults()
+	only := os.Getenv("RTCOMM_FAULTS")
+	if only != "" {
+		faults = slices.DeleteFunc(faults, func(f faulty.Fault) bool { return !slices.Contains(strings.Split(only, ","), f.Name) })
+	}
+	var mu sync.Mutex
+	rows := map[string]string{}
+	t.Cleanup(func() {
+		if *update && only == "" && !t.Failed() {
+			if err := writeCheckerTable(rows); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	for _, p := range []scenarios.Profile{scenarios.ProfileStrict, scenarios.ProfileClient} {
+		t.Run("baseline-"+string(p), func(t *testing.T) {
+			t.Parallel()
+			res := runCached(t, baseline, p, "")
+			if res.checked == nil {
+				t.Fatalf("baseline (%s): the child wrote no checker findings", p)
+			}
+			deliberate := 0
+			for _, r := range res.checked.Findings {
+				if why := deliberateFinding(p, r); why != "" {
+					deliberate++
+					continue
+				}
+				t.Errorf("baseline (%s): %s violated by %s: expected %s, actual %s (%s; evidence %q)", p, r.Requirement, r.Participant, r.Expected, r.Actual, r.Path, r.Evidence)
+			}
+			t.Logf("baseline (%s): %d findings against endpoints the scenarios make misbehave on purpose", p, deliberate)
+			if res.checked.Observed < 1000 {
+				t.Errorf("baseline (%s): expected the suite's traffic judged (>= 1000 publishes), actual %d", p, res.checked.Observed)
+			}
+			t.Logf("baseline (%s): %d publishes judged, %d findings", p, res.checked.Observed, len(res.checked.Findings))
+		})
+	}
+	for _, f := range faults {
+		t.Run(f.Name, func(t *testing.T) {
+			t.Parallel()
+			profile := f.Profile
+			if profile == "" {
+				profile = scenarios.ProfileStrict
+			}
+			res := runCached(t, f.Name, profile, f.LabelFilter())
+			if res.checked == nil {
+				t.Fatalf("%s: the child wrote no checker findings", f.Name)
+			}
+			got := caughtBy(f, res.checked)
+			why, declared := unobservable[f.Name]
+			row := ""
+			switch {
+			case len(got) > 0 && declared:
+				t.Errorf("%s is declared unobservable (%s) but the checker found it: %s by %s: %s; drop it from the list", f.Name, why, got[0].Requirement, got[0].Participant, got[0].Expected)
+			case len(got) > 0:
+				row = fmt.Sprintf("%s by %s: expected %s, actual %s", got[0].Requirement, got[0].Participant, got[0].Expected, got[0].Actual)
+			case declared:
+				row = "not observable: " + why
+			default:
+				var other []string
+				for _, r := range res.checked.Findings {
+					other = append(other, r.Requirement+" by "+r.Participant+": "+r.Expected)
+				}
+				t.Errorf("%s (breaks %v): no checker finding against it blamed on the connector (%d publishes judged; other findings %q)", f.Name, f.Breaks, res.checked.Observed, other)
+			}
+			mu.Lock()
+			rows[f.Name] = row
+			mu.Unlock()
+			t.Logf("%s: %d publishes judged, %d findings; %s", f.Name, res.checked.Observed, len(res.checked.Findings), row)
+		})
+	}
+}
+
+// TestUnobservableFaultsExist keeps the declared list to faults of the catalogue.
+func TestUnobservableFaultsExist(t *testing.T) {
+	for name, why := range unobservable {
+		if _, err := faulty.ByName(name); err != nil {
+			t.Errorf("declared unobservable %s: %v", name, err)
+		}
+		if why == "" {
+			t.Errorf("declared unobservable %s: needs a reason", name)
+		}
+	}
+}
+
+const (
+	checkDoc   = "../../docs/CHECK.md"
+	tableBegin = "<!-- checker-faults:begin (generated by go test ./scenarios/faulty -run TestCheckerFindsFaults -update) -->\n"
+	tableEnd   = "<!-- checker-faults:end -->\n"
+)
+
+// writeCheckerTable rewrites the generated table of docs/CHECK.md from a full run.
+func writeCheckerTable(rows map[string]string) error {
+	doc, err := os.ReadFile(checkDoc)
+	if err != nil {
+		return err
+	}
+	i, j := bytes.Index(doc, []byte(tableBegin)), bytes.Index(doc, []byte(tableEnd))
+	if i < 0 || j < i {
+		return fmt.Errorf("%s: no generated section (%q ... %q)", checkDoc, tableBegin, tableEnd)
+	}
+	names := make([]string, 0, len(rows))
+	for n := range rows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	caught := 0
+	for _, n := range names {
+		if !strings.HasPrefix(rows[n], "not observable") {
+			caught++
+		}
+	}
+	var b bytes.Buffer
+	b.WriteString(tableBegin)
+	fmt.Fprintf(&b, "\nLast full run: %d faults; %d observable by the checker, %d of them caught (a finding against a requirement the fault breaks, blamed on the connector); %d declared not observable.\n\n",
+		len(names), caught, caught, len(names)-caught)
+	b.WriteString("| fault | breaks | the checker's finding, or why it cannot see the fault |\n|---|---|---|\n")
+	for _, n := range names {
+		f, _ := faulty.ByName(n)
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", n, strings.Join(f.Breaks, ", "), cell(rows[n]))
+	}
+	b.WriteString("\n" + tableEnd)
+	out := append(append(append([]byte{}, doc[:i]...), b.Bytes()...), doc[j+len(tableEnd):]...)
+	return os.WriteFile(checkDoc, out, 0o644)
+}

@@ -1,0 +1,163 @@
+package watch_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// feed is a scripted run: publishes at offsets from t0, by MQTT client (the hook's view).
+type feed struct {
+	t  *testing.T
+	c  *watch.Checker
+	t0 time.Time
+}
+
+func newFeed(t *testing.T) *feed {
+	return &feed{t: t, c: watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true}), t0: time.Unix(1_700_000_000, 0)}
+}
+
+func (f *feed) pub(at time.Duration, client, topic, payload string) []watch.Finding {
+	return f.c.Observe(watch.Observation{Topic: topic, Payload: []byte(payload), Client: client, Time: f.t0.Add(at)})
+}
+
+func (f *feed) doc(at time.Duration, client, id, app, addr string) {
+	f.pub(at, client, "/rtcomm/sphere/"+id,
+		fmt.Sprintf(`{"rtcommVer":"v1.0.0","method":"DOCUMENT","type":"ENDPOINT","appContext":%q,"addressTopic":%q,"state":"available","fromTopic":null}`, app, addr))
+}
+
+const replacedMsg = `{"rtcommVer":"v1.0.0","method":"DOCUMENT_REPLACED"}`
+
+// REG-007: a replacement owes the older address a DOCUMENT_REPLACED at <old>/<connector ID>,
+// without transID; none, one elsewhere, or one without a replacement is a finding.
+func TestDocumentReplaced(t *testing.T) {
+	t.Run("sent", func(t *testing.T) {
+		f := newFeed(t)
+		f.doc(0, "a1", "alice", "rtcomm", "/rtcomm/a1")
+		f.doc(time.Second, "a2", "alice", "rtcomm", "/rtcomm/a2")
+		f.pub(1100*time.Millisecond, "conn", "/rtcomm/a1/rtcconn", replacedMsg)
+		if fs := f.c.Finish(f.t0.Add(time.Minute)); len(fs) != 0 || len(f.c.Findings()) != 0 {
+			t.Fatalf("expected no finding, actual %v", f.c.Findings())
+		}
+		if f.c.Passes()["a2"]["REG-007"]+f.c.Passes()["conn"]["REG-007"]+f.c.Passes()[watch.ConnectorParticipant+" (conn)"]["REG-007"] == 0 {
+			t.Errorf("expected the REG-007 check to have held, passes %v", f.c.Passes())
+		}
+	})
+	t.Run("missing", func(t *testing.T) {
+		f := newFeed(t)
+		f.doc(0, "a1", "alice", "rtcomm", "/rtcomm/a1")
+		f.doc(time.Second, "a2", "alice", "rtcomm", "/rtcomm/a2")
+		if fs := f.c.Finish(f.t0.Add(3 * time.Second)); len(fs) != 0 {
+			t.Fatalf("expected no finding before 5 s, actual %v", fs)
+		}
+		if fs := f.c.Finish(f.t0.Add(7 * time.Second)); !hasFinding(fs, "REG-007", watch.ConnectorParticipant) {
+			t.Fatalf("expected REG-007 against the connector, actual %v", fs)
+		}
+	})
+	t.Run("same address is no replacement", func(t *testing.T) {
+		f := newFeed(t)
+		f.doc(0, "a1", "alice", "rtcomm", "/rtcomm/a1")
+		f.doc(time.Second, "a1", "alice", "rtcomm", "/rtcomm/a1")
+		if fs := f.c.Finish(f.t0.Add(time.Minute)); len(fs) != 0 {
+			t.Fatalf("expected no finding, actual %v", fs)
+		}
+	})
+	t.Run("unregistered first", func(t *testing.T) {
+		f := newFeed(t)
+		f.doc(0, "a1", "alice", "rtcomm", "/rtcomm/a1")
+		f.pub(500*time.Millisecond, "", "/rtcomm/sphere/alice", "") // the will
+		f.doc(time.Second, "a2", "alice", "rtcomm", "/rtcomm/a2")
+		if fs := f.c.Finish(f.t0.Add(time.Minute)); len(fs) != 0 {
+			t.Fatalf("expected no finding, actual %v", fs)
+		}
+	})
+	for _, tc := range []struct{ name, topic, payload, req string }{
+		{"at the address itself", "/rtcomm/a1", replacedMsg, "REG-007"},
+		{"with a transID", "/rtcomm/a1/rtcconn", `{"rtcommVer":"v1.0.0","method":"DOCUMENT_REPLACED","transID":"t1"}`, "REG-007"},
+		{"without a replacement", "/rtcomm/b1/rtcconn", replacedMsg, "REG-007"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFeed(t)
+			f.doc(0, "a1", "alice", "rtcomm", "/rtcomm/a1")
+			f.doc(0, "b1", "bob", "rtcomm", "/rtcomm/b1")
+			f.doc(time.Second, "a2", "alice", "rtcomm", "/rtcomm/a2")
+			if fs := f.pub(1100*time.Millisecond, "conn", tc.topic, tc.payload); !hasFinding(fs, tc.req, watch.ConnectorParticipant) {
+				t.Fatalf("expected %s against the connector, actual %v", tc.req, fs)
+			}
+		})
+	}
+	t.Run("across appContexts", func(t *testing.T) {
+		f := newFeed(t)
+		f.doc(0, "b1", "bob", "app-a", "/rtcomm/b1")
+		f.doc(time.Second, "b2", "bob", "app-b", "/rtcomm/b2")
+		if fs := f.pub(1100*time.Millisecond, "conn", "/rtcomm/b1/rtcconn", replacedMsg); !hasFinding(fs, "REG-010", watch.ConnectorParticipant) {
+			t.Fatalf("expected REG-010 against the connector, actual %v", fs)
+		}
+	})
+}
+
+const (
+	startMsg = `{"rtcommVer":"v1.0.0","method":"START_SESSION","transID":"t1","sigSessID":"s1","fromTopic":"/rtcomm/alice","toEndpointID":"bob","protocols":["webrtc"],"payload":{}}`
+	relayMsg = `{"rtcommVer":"v1.0.0","method":"START_SESSION","transID":"t1","sigSessID":"s1","fromTopic":"/rtcomm/connector","toEndpointID":"bob","protocols":["webrtc"],"payload":{}}`
+	failMsg  = `{"rtcommVer":"v1.0.0","method":"RESPONSE","orig":"START_SESSION","transID":"t1","sigSessID":"s1","fromTopic":"/rtcomm/connector","result":"FAILURE","reason":"timeout"}`
+)
+
+func event(action string) string {
+	return fmt.Sprintf(`{"rtcommVer":"v1.0.0","method":"RTCOMM_EVENT_FIRED","timestamp":"2026-12-02T12:00:00.000Z","appContext":"rtcomm","sigSessID":"s1"%s}`,
+		map[bool]string{true: `,"reason":"declined"`}[action == spec.EventFailed])
+}
+
+// EVT-001: an event names a session that happened, caller then callee.
+func TestEventsMatchSessions(t *testing.T) {
+	f := newFeed(t)
+	f.pub(0, "alice", "/rtcomm/connector/alice", startMsg)
+	f.pub(10*time.Millisecond, "conn", "/rtcomm/bob/alice", relayMsg)
+	if fs := f.pub(time.Second, "conn", "/rtcomm/event/session/started/alice/bob", event(spec.EventStarted)); len(fs) != 0 {
+		t.Fatalf("expected no finding on the right event, actual %v", fs)
+	}
+	if fs := f.pub(2*time.Second, "conn", "/rtcomm/event/session/stopped/bob/alice", event(spec.EventStopped)); !hasFinding(fs, "EVT-001", watch.ConnectorParticipant) {
+		t.Fatalf("expected EVT-001 on from and to swapped, actual %v", fs)
+	}
+	other := `{"rtcommVer":"v1.0.0","method":"RTCOMM_EVENT_FIRED","timestamp":"2026-12-02T12:00:00.000Z","appContext":"rtcomm"}`
+	if fs := f.pub(3*time.Second, "conn", "/rtcomm/event/session/started/carol/dave", other); !hasFinding(fs, "EVT-001", watch.ConnectorParticipant) {
+		t.Fatalf("expected EVT-001 on an event of no session, actual %v", fs)
+	}
+}
+
+// SESS-009: the connector's own FAILURE to an unanswered session before its timeout is
+// early reaping, unless the connector is shutting down (its client goes at once).
+func TestEarlyReaping(t *testing.T) {
+	run := func(failAt time.Duration, pranswerHold int, disconnect bool) []watch.Finding {
+		f := newFeed(t)
+		f.pub(0, "alice", "/rtcomm/connector/alice", startMsg)
+		f.pub(10*time.Millisecond, "conn", "/rtcomm/bob/alice", relayMsg)
+		if pranswerHold > 0 {
+			f.pub(100*time.Millisecond, "bob", "/rtcomm/connector/bob",
+				fmt.Sprintf(`{"rtcommVer":"v1.0.0","method":"PRANSWER","transID":"t1","sigSessID":"s1","fromTopic":"/rtcomm/bob","protocols":["webrtc"],"holdTimeout":%d}`, pranswerHold))
+		}
+		f.pub(failAt, "conn", "/rtcomm/alice/bob", failMsg)
+		if disconnect {
+			f.c.Disconnected("conn", f.t0.Add(failAt+20*time.Millisecond))
+		}
+		f.c.Finish(f.t0.Add(failAt + 5*time.Second))
+		return f.c.Findings()
+	}
+	if fs := run(3*time.Second, 0, false); !hasFinding(fs, "SESS-009", watch.ConnectorParticipant) {
+		t.Errorf("reaped after 3 s of a 30 s timeout: expected SESS-009 against the connector, actual %v", fs)
+	}
+	if fs := run(3*time.Second, 0, true); len(fs) != 0 {
+		t.Errorf("a shutdown: expected no finding, actual %v", fs)
+	}
+	if fs := run(30*time.Second, 0, false); len(fs) != 0 {
+		t.Errorf("reaped at 30 s: expected no finding, actual %v", fs)
+	}
+	if fs := run(3200*time.Millisecond, 3, false); len(fs) != 0 {
+		t.Errorf("reaped after the PRANSWER's 3 s holdTimeout: expected no finding, actual %v", fs)
+	}
+	if fs := run(time.Second, 3, false); !hasFinding(fs, "SESS-009", watch.ConnectorParticipant) {
+		t.Errorf("reaped 1 s into a 3 s holdTimeout: expected SESS-009, actual %v", fs)
+	}
+}
