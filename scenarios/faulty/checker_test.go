@@ -116,31 +116,77 @@ func (p *pathChecker) hook(topic string) *watch.Hook {
 	return h
 }
 
+// hooksFor returns the checker of the topic's path, or every checker for a topic outside
+// the topic path (a 3PCC requester's bare client ID: each checker judges only the ones
+// its own requesters named); broker-only paths are not judged.
+func (p *pathChecker) hooksFor(topic string) []*watch.Hook {
+	if h := p.hook(topic); h != nil {
+		return []*watch.Hook{h}
+	}
+	if strings.HasPrefix(topic, "/h-") {
+		return nil
+	}
+	return p.all()
+}
+
+func (p *pathChecker) all() []*watch.Hook {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	hs := make([]*watch.Hook, 0, len(p.hooks))
+	for _, h := range p.hooks {
+		hs = append(hs, h)
+	}
+	return hs
+}
+
 // OnPublish judges the publish on its path's checker.
 func (p *pathChecker) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if h := p.hook(pk.TopicName); h != nil {
-		return h.OnPublish(cl, pk)
+	for _, h := range p.hooksFor(pk.TopicName) {
+		_, _ = h.OnPublish(cl, pk)
 	}
 	return pk, nil
 }
 
 // OnWillSent judges a Last Will on its path's checker.
 func (p *pathChecker) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
-	if h := p.hook(pk.TopicName); h != nil {
+	for _, h := range p.hooksFor(pk.TopicName) {
 		h.OnWillSent(cl, pk)
 	}
 }
 
+// OnSubscribe tells the filter's path's checker (a connector subscribes to its management topic).
+func (p *pathChecker) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	for _, f := range pk.Filters {
+		filter := f.Filter
+		if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
+			_, filter, _ = strings.Cut(rest, "/")
+		}
+		if h := p.hook(filter); h != nil {
+			h.OnSubscribe(cl, packets.Packet{Filters: packets.Subscriptions{f}})
+		}
+	}
+	return pk
+}
+
 // OnDisconnect tells every checker.
 func (p *pathChecker) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	p.mu.Lock()
-	hs := make([]*watch.Hook, 0, len(p.hooks))
-	for _, h := range p.hooks {
-		hs = append(hs, h)
-	}
-	p.mu.Unlock()
-	for _, h := range hs {
+	for _, h := range p.all() {
 		h.OnDisconnect(cl, err, expire)
+	}
+}
+
+// settle waits (at most limit) until nothing any checker waits for is still pending: the
+// fault runs stop a scenario's connector 2 s after a reply failed to come, before the
+// protocol's 5 s have passed, and a checker finished early would judge less than it saw.
+func (p *pathChecker) settle(limit time.Duration) {
+	var due time.Time
+	for _, h := range p.all() {
+		if d := h.Checker.Due(); d.After(due) {
+			due = d
+		}
+	}
+	if wait := time.Until(due); wait > 0 {
+		time.Sleep(min(wait, limit))
 	}
 }
 

@@ -68,6 +68,7 @@ func TestFaultyChild(t *testing.T) {
 	}
 	_, err = scenarios.Run(t, scenarios.RunOptions{Target: target, OutDir: os.Getenv(envOut),
 		LabelFilter: os.Getenv(envLabels), Succinct: true, NoColor: true, HarnessVersion: "faulty-test"})
+	pc.settle(7 * time.Second)
 	if werr := pc.write(os.Getenv(envOut)); werr != nil {
 		t.Error(werr)
 	}

@@ -24,7 +24,18 @@ func (h *Hook) ID() string { return "rtcomm-check" }
 
 // Provides declares exactly the hook methods Hook implements.
 func (h *Hook) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnWillSent || b == mqtt.OnDisconnect
+	return b == mqtt.OnPublish || b == mqtt.OnWillSent || b == mqtt.OnDisconnect || b == mqtt.OnSubscribe
+}
+
+// OnSubscribe tells the checker who subscribes to what: a client that takes SERVICE_QUERYs
+// is a connector, whatever it then publishes (its plain-text or retained mistakes included).
+func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if cl != nil {
+		for _, f := range pk.Filters {
+			h.Checker.Subscribed(cl.ID, f.Filter)
+		}
+	}
+	return pk
 }
 
 // OnPublish judges the publish and lets it through unchanged.

@@ -19,7 +19,9 @@ type regKey struct{ id, app string }
 type registration struct {
 	key          regKey
 	addr, sphere string
+	topicOnly    bool // the address came from `topic` (the written spec), not addressTopic
 	obs          Observation
+	kept         time.Time // an empty message in the replacement's grace left it registered (REG-009)
 }
 
 // replacement is one DOCUMENT that took a pair over from another address: the connector owes
@@ -34,12 +36,43 @@ type replacement struct {
 // session is what the checker knows of one session the connector routes.
 type session struct {
 	caller, to string // the START_SESSION's sender and toEndpointID
+	answerer   string // who sent the callee's first PRANSWER or RESPONSE (a queue's agent)
 	start      Observation
 	forwarded  bool   // the connector relayed the START_SESSION
+	inPath     bool   // ... with its own fromTopic: it stays in the path (SESS-006)
 	fwdClient  string // MQTT client that relayed it (hook only)
+	fwdWho     string // the participant that relayed it
 	answered   bool   // the callee sent its final RESPONSE
-	ended      bool   // a party stopped it, or left
+	answeredAt time.Time
+	ended      bool      // a party stopped it, or left
+	endedAt    time.Time // when it ended (zero while live)
 	deadlines  []time.Time
+}
+
+// party reports whether id takes part in the session.
+func (ss *session) party(id string) bool {
+	return id != "" && (id == ss.caller || id == ss.to || id == ss.answerer)
+}
+
+// callee names the callee: the answerer when one answered, else toEndpointID.
+func (ss *session) callee() string {
+	if ss.answerer != "" {
+		return ss.answerer
+	}
+	return ss.to
+}
+
+// live reports whether the session was forwarded and not over at t (200 ms' grace for
+// what crossed the end; the message that ended it is in).
+func (ss *session) live(t time.Time) bool {
+	return ss.forwarded && (ss.endedAt.IsZero() || t.Equal(ss.endedAt) || t.Before(ss.endedAt.Add(-200*time.Millisecond)))
+}
+
+// end records the session's end (the first one counts).
+func (ss *session) end(t time.Time) {
+	if ss.endedAt.IsZero() {
+		ss.endedAt = t
+	}
 }
 
 // suspect is an early end of a session that becomes a SESS-009 finding unless the connector
@@ -57,19 +90,27 @@ type lifecycle struct {
 	sessions map[string]*session  // sigSessID -> session
 	gone     map[string]time.Time // endpoint ID -> last unregistration or replacement
 	roots    map[string]bool      // event topic roots (default and advertised)
+	queues   map[string]bool      // call queue endpoint IDs (advertised)
+	schemes  map[string]string    // scheme -> gateway topic (advertised, SCH-001)
 	suspects []suspect
 	left     map[string]time.Time // MQTT client ID -> when it disconnected
 }
 
 func newLifecycle(t spec.Topics) lifecycle {
 	return lifecycle{regs: map[regKey]*registration{}, history: map[string][]*registration{},
-		sessions: map[string]*session{}, gone: map[string]time.Time{}, roots: map[string]bool{t.Events(): true},
+		sessions: map[string]*session{}, gone: map[string]time.Time{}, roots: map[string]bool{t.Events(): true}, queues: map[string]bool{}, schemes: map[string]string{},
 		left: map[string]time.Time{}}
 }
 
 // reapGrace is how long after an early end the connector's client must still be connected
-// for the end to count as reaping rather than a shutdown.
-const reapGrace = 2 * time.Second
+// for the end to count as reaping rather than a shutdown (which publishes its FAILUREs and
+// disconnects at once).
+const reapGrace = 500 * time.Millisecond
+
+// replaceGrace is how long after a replacement an empty message on the presence topic is
+// taken for the replaced client's goodbye, which must not unregister the newcomer (REG-009:
+// rtcomm.js sends it about 500 ms after DOCUMENT_REPLACED).
+const replaceGrace = 2 * time.Second
 
 // lifecycleRules applies the rules of this file to one publish (called with c.mu held).
 func (c *Checker) lifecycleRules(s sent, conn, relay, judged bool) {
@@ -89,6 +130,16 @@ func (c *Checker) lifecycleRules(s sent, conn, relay, judged bool) {
 		if svc, ok := m.Services[spec.ServiceConnector]; ok && svc.EventMonitoringTopic != "" {
 			c.life.roots[c.topics.Resolve(svc.EventMonitoringTopic)] = true
 		}
+		for _, q := range m.Services[spec.ServiceCallQueue].Queues {
+			c.life.queues[q.EndpointID] = true
+		}
+		for _, svc := range m.Services {
+			for _, sc := range svc.Schemes {
+				if svc.Topic != "" {
+					c.life.schemes[strings.ToLower(sc)] = c.topics.Resolve(svc.Topic)
+				}
+			}
+		}
 	}
 	ss := c.life.sessions[m.SigSessID]
 	switch {
@@ -98,18 +149,41 @@ func (c *Checker) lifecycleRules(s sent, conn, relay, judged bool) {
 				deadlines: []time.Time{o.Time.Add(c.cfg.FinalTimeout)}}
 		}
 	case ss == nil:
-	case m.Method == spec.MethodStartSession && relay:
-		ss.forwarded, ss.fwdClient = true, o.Client
+	case m.Method == spec.MethodStartSession && conn:
+		if judged {
+			c.checkRouting(s, ss)
+			if gw := c.schemeTopic(ss.to); gw != "" && !underTopic(o.Topic, gw) {
+				c.add(Finding{Requirement: "SCH-001", Participant: s.who, Time: o.Time, Evidence: []Observation{ss.start, o},
+					Expected: fmt.Sprintf("the call to %s forwarded at the gateway topic %s", ss.to, gw), Actual: fmt.Sprintf("at %q", o.Topic)})
+			}
+		}
+		if !ss.forwarded {
+			ss.forwarded, ss.inPath, ss.fwdClient, ss.fwdWho = true, relay && underTopic(m.FromTopic, c.topics.Connector()), o.Client, s.who
+		}
 	case m.Method == spec.MethodPranswer && !conn:
+		if ss.answerer == "" && spec.Sender(o.Topic) != ss.caller {
+			ss.answerer = spec.Sender(o.Topic)
+		}
 		if m.HoldTimeout != nil && *m.HoldTimeout > 0 {
 			ss.deadlines = append(ss.deadlines, o.Time.Add(time.Duration(*m.HoldTimeout)*time.Second))
 		}
 	case m.Method == spec.MethodResponse && !conn:
-		ss.answered = true
-	case m.Method == spec.MethodStopSession && !conn:
+		if ss.answerer == "" && spec.Sender(o.Topic) != ss.caller {
+			ss.answerer = spec.Sender(o.Topic)
+		}
+		ss.answered, ss.answeredAt = true, o.Time
+		if m.Result != spec.ResultSuccess {
+			ss.end(o.Time)
+		}
+	case m.Method == spec.MethodStopSession:
 		ss.ended = true
-	case m.Method == spec.MethodResponse && conn && m.Result == spec.ResultFailure && m.Orig == spec.MethodStartSession && judged:
-		c.checkReap(s, ss)
+		ss.end(o.Time)
+	case m.Method == spec.MethodResponse && conn && m.Result == spec.ResultFailure && m.Orig == spec.MethodStartSession:
+		if judged && !c.relayOf(s) {
+			c.checkReap(s, ss)
+			c.checkRouting(s, ss)
+		}
+		ss.end(o.Time)
 	}
 }
 
@@ -119,30 +193,47 @@ func (c *Checker) lifecycleRules(s sent, conn, relay, judged bool) {
 func (c *Checker) registered(s sent) {
 	m, o := s.msg, s.obs
 	addr := m.Address()
-	if addr == "" || strings.ContainsAny(addr, "+#") {
+	if addr == "" || strings.ContainsAny(addr, "+#") || c.serviceTopic(addr) {
 		return
 	}
-	r := &registration{key: regKey{id: spec.Sender(o.Topic), app: m.AppContext}, addr: addr, sphere: o.Topic, obs: o}
+	r := &registration{key: regKey{id: spec.Sender(o.Topic), app: m.AppContext}, addr: addr, sphere: o.Topic, obs: o,
+		topicOnly: m.AddressTopic == ""}
 	prev := c.life.regs[r.key]
 	c.life.regs[r.key] = r
 	c.life.history[addr] = append(c.life.history[addr], r)
 	if prev != nil && prev.addr != addr {
 		c.life.replaced = append(c.life.replaced, &replacement{key: r.key, old: prev.addr, was: prev.obs, now: o})
 		c.life.gone[r.key.id] = o.Time
+		c.partyGone(r.key.id, o.Time) // the replaced registrant's sessions end
 	}
 }
 
 // unregistered handles an empty message on a presence topic: the registrations made there
-// are gone (the checker forgets them even when a connector keeps one, REG-009: a missed
-// replacement costs a check, a kept stale one would cost a false finding).
+// are gone, but for one replaced within replaceGrace, whose replaced client's goodbye it is
+// (REG-009).
 func (c *Checker) unregistered(o Observation) {
 	id := spec.Sender(o.Topic)
 	for k, r := range c.life.regs {
-		if k.id == id && r.sphere == o.Topic {
-			delete(c.life.regs, k)
+		if k.id != id || r.sphere != o.Topic {
+			continue
 		}
+		if c.replacedWithin(k, o.Time) {
+			r.kept = o.Time // the replaced client's goodbye REG-009
+			continue
+		}
+		delete(c.life.regs, k)
 	}
 	c.life.gone[id] = o.Time
+	c.partyGone(id, o.Time)
+}
+
+// partyGone ends, for the rules, every session id takes part in.
+func (c *Checker) partyGone(id string, t time.Time) {
+	for _, ss := range c.life.sessions {
+		if ss.party(id) {
+			ss.end(t)
+		}
+	}
 }
 
 // documentReplaced judges a DOCUMENT_REPLACED: published at <old address>/<connector ID>,
@@ -324,4 +415,107 @@ func (c *Checker) sweepLifecycle(now time.Time) {
 			delete(l.left, cl)
 		}
 	}
+}
+
+// replacedWithin reports whether the pair was taken over within replaceGrace before t.
+func (c *Checker) replacedWithin(k regKey, t time.Time) bool {
+	for _, r := range c.life.replaced {
+		if r.key == k && !t.Before(r.now.Time) && t.Sub(r.now.Time) < replaceGrace {
+			return true
+		}
+	}
+	return false
+}
+
+// serviceTopic reports an address at one of the connector's own topics (no endpoint's: a
+// connector refuses such a registration).
+func (c *Checker) serviceTopic(t string) bool {
+	for _, svc := range []string{c.topics.Connector(), c.topics.Management(), c.topics.SphereRoot(), c.topics.Events()} {
+		if underTopic(t, svc) {
+			return true
+		}
+	}
+	return false
+}
+
+// calleeRegs returns the registrations a call to id in appContext may go to (the reference's
+// registry.lookup: any of id's when the call names no appContext, else that one).
+func (c *Checker) calleeRegs(id, app string) []*registration {
+	var out []*registration
+	for k, r := range c.life.regs {
+		if k.id == id && (app == "" || k.app == app || k.app == "") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// checkRouting judges where the connector sends a START_SESSION to a registered endpoint:
+// to its current address (REG-006; an endpoint that unregistered gets none, REG-008), and
+// never an own FAILURE while it is registered (REG-005 for a registration by `topic`, REG-009
+// when only the replaced client's goodbye could have removed it, SESS-002 otherwise). Calls
+// to queues and scheme gateways route elsewhere and are not judged here.
+func (c *Checker) checkRouting(s sent, ss *session) {
+	m, o := s.msg, s.obs
+	if c.life.queues[ss.to] || c.schemeTopic(ss.to) != "" || !c.complete(o.Time) {
+		return
+	}
+	start, _ := spec.Decode(ss.start.Payload)
+	app := ""
+	if start != nil {
+		app = start.AppContext
+	}
+	regs := c.calleeRegs(ss.to, app)
+	switch {
+	case m.Method == spec.MethodStartSession && len(regs) == 0:
+		if gone, ok := c.life.gone[ss.to]; ok && gone.After(c.lastReg(ss.to)) {
+			c.add(Finding{Requirement: "REG-008", Participant: s.who, Time: o.Time, Evidence: []Observation{ss.start, o},
+				Expected: fmt.Sprintf("a call to %s, which unregistered, answered FAILURE", ss.to),
+				Actual:   fmt.Sprintf("forwarded to %q", o.Topic)})
+		}
+	case m.Method == spec.MethodStartSession:
+		for _, r := range regs {
+			if underTopic(o.Topic, r.addr) {
+				c.pass(s.who, "REG-006")
+				return
+			}
+		}
+		c.add(Finding{Requirement: "REG-006", Participant: s.who, Time: o.Time, Evidence: []Observation{regs[0].obs, ss.start, o},
+			Expected: fmt.Sprintf("the call forwarded to %s's newest registration, %s", ss.to, regs[0].addr),
+			Actual:   fmt.Sprintf("forwarded to %q", o.Topic)})
+	case len(regs) > 0 && !ss.forwarded:
+		r := regs[0]
+		req, why := "SESS-002", "registered"
+		switch {
+		case !r.kept.IsZero():
+			req, why = "REG-009", "registered (the empty message that followed its replacement was the replaced client's goodbye)"
+		case r.topicOnly:
+			req, why = "REG-005", "registered with `topic`"
+		}
+		c.add(Finding{Requirement: req, Participant: s.who, Time: o.Time, Evidence: []Observation{r.obs, ss.start, o},
+			Expected: fmt.Sprintf("the call forwarded to %s, %s at %s", ss.to, why, r.addr),
+			Actual:   fmt.Sprintf("FAILURE %q", m.Reason)})
+	}
+}
+
+// lastReg is when id last registered (zero when never).
+func (c *Checker) lastReg(id string) time.Time {
+	var t time.Time
+	for _, rs := range c.life.history {
+		for _, r := range rs {
+			if r.key.id == id && r.obs.Time.After(t) {
+				t = r.obs.Time
+			}
+		}
+	}
+	return t
+}
+
+// schemeTopic is the gateway topic advertised for id's scheme prefix ("" when none).
+func (c *Checker) schemeTopic(id string) string {
+	i := strings.IndexByte(id, ':')
+	if i <= 0 {
+		return ""
+	}
+	return c.life.schemes[strings.ToLower(id[:i])]
 }

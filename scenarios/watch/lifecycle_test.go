@@ -135,8 +135,9 @@ func TestEarlyReaping(t *testing.T) {
 		f.pub(0, "alice", "/rtcomm/connector/alice", startMsg)
 		f.pub(10*time.Millisecond, "conn", "/rtcomm/bob/alice", relayMsg)
 		if pranswerHold > 0 {
-			f.pub(100*time.Millisecond, "bob", "/rtcomm/connector/bob",
-				fmt.Sprintf(`{"rtcommVer":"v1.0.0","method":"PRANSWER","transID":"t1","sigSessID":"s1","fromTopic":"/rtcomm/bob","protocols":["webrtc"],"holdTimeout":%d}`, pranswerHold))
+			pr := `{"rtcommVer":"v1.0.0","method":"PRANSWER","transID":"t1","sigSessID":"s1","fromTopic":%q,"protocols":["webrtc"],"holdTimeout":%d}`
+			f.pub(100*time.Millisecond, "bob", "/rtcomm/connector/bob", fmt.Sprintf(pr, "/rtcomm/bob", pranswerHold))
+			f.pub(110*time.Millisecond, "conn", "/rtcomm/alice/bob", fmt.Sprintf(pr, "/rtcomm/connector", pranswerHold))
 		}
 		f.pub(failAt, "conn", "/rtcomm/alice/bob", failMsg)
 		if disconnect {
@@ -160,4 +161,77 @@ func TestEarlyReaping(t *testing.T) {
 	if fs := run(time.Second, 3, false); !hasFinding(fs, "SESS-009", watch.ConnectorParticipant) {
 		t.Errorf("reaped 1 s into a 3 s holdTimeout: expected SESS-009, actual %v", fs)
 	}
+}
+
+// A call in the hook's view: alice calls bob through the connector ("conn" relays with its
+// own fromTopic), bob answers, both trickle a candidate.
+func callFeed(t *testing.T) *feed {
+	f := newFeed(t)
+	f.c.Subscribed("conn", "/rtcomm/management/#")
+	f.pub(0, "alice", "/rtcomm/connector/alice", startMsg)
+	f.pub(10*time.Millisecond, "conn", "/rtcomm/bob/alice", relayMsg)
+	return f
+}
+
+func cand(from, n string) string {
+	return fmt.Sprintf(`{"rtcommVer":"v1.0.0","method":"MESSAGE","sigSessID":"s1","fromTopic":%q,"payload":{"webrtc":{"type":"icecandidate","candidate":{"candidate":"candidate:%s 1 udp 1 192.0.2.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}}}`, from, n)
+}
+
+// Relays: each original relayed once (ICE-003), at its sender's level (MSG-002, ID-004),
+// within 5 s (SESS-008 for STOP_SESSION); the connector retains nothing but presence (ROB-003).
+func TestRelayRules(t *testing.T) {
+	t.Run("clean", func(t *testing.T) {
+		f := callFeed(t)
+		f.pub(20*time.Millisecond, "alice", "/rtcomm/connector/alice", cand("/rtcomm/alice", "1"))
+		f.pub(30*time.Millisecond, "conn", "/rtcomm/bob/alice", cand("/rtcomm/connector", "1"))
+		stop := `{"rtcommVer":"v1.0.0","method":"STOP_SESSION","sigSessID":"s1","fromTopic":%q,"reason":"done"}`
+		f.pub(time.Second, "alice", "/rtcomm/connector/alice", fmt.Sprintf(stop, "/rtcomm/alice"))
+		f.pub(time.Second+10*time.Millisecond, "conn", "/rtcomm/bob/alice", fmt.Sprintf(stop, "/rtcomm/connector"))
+		if fs := f.c.Finish(f.t0.Add(time.Minute)); len(f.c.Findings()) != 0 {
+			t.Fatalf("expected no finding, actual %v %v", fs, f.c.Findings())
+		}
+	})
+	t.Run("duplicated candidate", func(t *testing.T) {
+		f := callFeed(t)
+		f.pub(20*time.Millisecond, "alice", "/rtcomm/connector/alice", cand("/rtcomm/alice", "1"))
+		f.pub(30*time.Millisecond, "conn", "/rtcomm/bob/alice", cand("/rtcomm/connector", "1"))
+		if fs := f.pub(40*time.Millisecond, "conn", "/rtcomm/bob/alice", cand("/rtcomm/connector", "1")); !hasFinding(fs, "ICE-003", watch.ConnectorParticipant) {
+			t.Fatalf("expected ICE-003 against the connector, actual %v", fs)
+		}
+	})
+	t.Run("lost stop", func(t *testing.T) {
+		f := callFeed(t)
+		f.pub(time.Second, "alice", "/rtcomm/connector/alice", `{"rtcommVer":"v1.0.0","method":"STOP_SESSION","sigSessID":"s1","fromTopic":"/rtcomm/alice","reason":"done"}`)
+		if fs := f.c.Finish(f.t0.Add(3 * time.Second)); len(fs) != 0 {
+			t.Fatalf("expected no finding before 5 s, actual %v", fs)
+		}
+		if fs := f.c.Finish(f.t0.Add(7 * time.Second)); !hasFinding(fs, "SESS-008", watch.ConnectorParticipant) {
+			t.Fatalf("expected SESS-008 against the connector, actual %v", fs)
+		}
+	})
+	t.Run("message at the connector's level", func(t *testing.T) {
+		f := callFeed(t)
+		chat := `{"rtcommVer":"v1.0.0","method":"MESSAGE","sigSessID":"s1","fromTopic":%q,"payload":{"chat":{"message":"hi","from":"alice"}}}`
+		f.pub(20*time.Millisecond, "alice", "/rtcomm/connector/alice", fmt.Sprintf(chat, "/rtcomm/alice"))
+		if fs := f.pub(30*time.Millisecond, "conn", "/rtcomm/bob/rtcomm-connector", fmt.Sprintf(chat, "/rtcomm/connector")); !hasFinding(fs, "MSG-002", watch.ConnectorParticipant) {
+			t.Fatalf("expected MSG-002 against the connector, actual %v", fs)
+		}
+	})
+	t.Run("start without the sender level", func(t *testing.T) {
+		f := newFeed(t)
+		f.pub(0, "alice", "/rtcomm/connector/alice", startMsg)
+		if fs := f.pub(10*time.Millisecond, "conn", "/rtcomm/bob", relayMsg); !hasFinding(fs, "ID-004", watch.ConnectorParticipant) {
+			t.Fatalf("expected ID-004 against the connector, actual %v", fs)
+		}
+	})
+	t.Run("retained session message", func(t *testing.T) {
+		f := newFeed(t)
+		f.c.Subscribed("conn", "$share/g/rtcomm/management/#") // not under this path: not learned
+		f.c.Subscribed("conn", "$share/g//rtcomm/management/#")
+		f.pub(0, "alice", "/rtcomm/connector/alice", startMsg)
+		fs := f.c.Observe(watch.Observation{Topic: "/rtcomm/bob/alice", Payload: []byte(relayMsg), Client: "conn", Retained: true, Time: f.t0.Add(time.Millisecond)})
+		if !hasFinding(fs, "ROB-003", watch.ConnectorParticipant) {
+			t.Fatalf("expected ROB-003 against the connector, actual %v", fs)
+		}
+	})
 }

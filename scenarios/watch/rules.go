@@ -63,7 +63,7 @@ func relayReq(m *spec.Message) (string, []string) {
 	case spec.MethodStartSession:
 		return "SESS-002", []string{"transID", "sigSessID", "payload", "protocols"}
 	case spec.MethodResponse:
-		return "SESS-004", []string{"result", "transID", "sigSessID", "payload"}
+		return "SESS-004", []string{"result", "reason", "transID", "sigSessID", "payload"}
 	case spec.MethodPranswer:
 		return "SESS-005", []string{"holdTimeout", "queuePosition"}
 	case spec.MethodMessage:
@@ -71,8 +71,27 @@ func relayReq(m *spec.Message) (string, []string) {
 			return "ICE-004", []string{"payload"}
 		}
 		return "MSG-002", []string{"payload", "unknown fields"}
+	case spec.MethodStopSession:
+		return "SESS-008", []string{"sigSessID"}
 	}
 	return "", nil
+}
+
+// lostReq is the requirement a connector breaks when it never relays an original, or relays
+// it twice: a candidate is ICE-003's (and, before the answer, ICE-002's too); a START_SESSION
+// to a queue is QUE-002's.
+func (c *Checker) lostReq(m *spec.Message, ss *session, at time.Time) []string {
+	req, _ := relayReq(m)
+	switch {
+	case req == "ICE-004":
+		if ss != nil && (ss.answeredAt.IsZero() || at.Before(ss.answeredAt)) {
+			return []string{"ICE-003", "ICE-002"}
+		}
+		return []string{"ICE-003"}
+	case m.Method == spec.MethodStartSession && ss != nil && c.life.queues[ss.to]:
+		return []string{"QUE-002"}
+	}
+	return []string{req}
 }
 
 // checkRelay: a message the connector relays from party X (the topic ends in /X) equals one
@@ -86,6 +105,10 @@ func (c *Checker) checkRelay(s sent) {
 	}
 	k := origKey{from: spec.Sender(o.Topic), method: string(m.Method), sigSessID: m.SigSessID}
 	origs := c.origs[k]
+	if len(origs) == 0 {
+		c.checkSenderLevel(s)
+		return
+	}
 	var last *sent
 	for i := range origs {
 		if origs[i].used {
@@ -95,6 +118,12 @@ func (c *Checker) checkRelay(s sent) {
 		if diff := differs(origs[i].msg, m, fields); diff == "" {
 			origs[i].used = true
 			c.pass(s.who, req)
+			c.checkOrder(s, origs, i)
+			if ss := c.life.sessions[m.SigSessID]; ss != nil && ss.inPath && !underTopic(m.FromTopic, c.topics.Connector()) {
+				c.add(Finding{Requirement: "SESS-006", Participant: s.who, Time: o.Time, Evidence: []Observation{ss.start, origs[i].obs, o},
+					Expected: "every relayed message carries the connector's fromTopic (it stays in the path of this session)",
+					Actual:   fmt.Sprintf("%s relayed with fromTopic %q", m.Method, m.FromTopic)})
+			}
 			if origs[i].msg.TransID == "" && m.TransID != "" {
 				c.add(Finding{Requirement: "SESS-007", Participant: s.who, Time: o.Time, Evidence: []Observation{origs[i].obs, o},
 					Expected: "no transID on a relay of a message that had none", Actual: fmt.Sprintf("transID %q added", m.TransID)})
@@ -105,6 +134,19 @@ func (c *Checker) checkRelay(s sent) {
 		}
 	}
 	if last == nil {
+		// Every original was relayed already: this one is relayed twice (or sent back to
+		// its sender, SESS-008), when it equals one of them.
+		for i := range origs {
+			if !origs[i].late && differs(origs[i].msg, m, fields) == "" {
+				ss := c.life.sessions[m.SigSessID]
+				for _, r := range c.lostReq(m, ss, origs[i].obs.Time)[:1] {
+					c.add(Finding{Requirement: r, Participant: s.who, Time: o.Time, Evidence: []Observation{origs[i].obs, o},
+						Expected: fmt.Sprintf("%s from %s relayed exactly once, to the other party", m.Method, k.from),
+						Actual:   fmt.Sprintf("relayed again at %q", o.Topic)})
+				}
+				return
+			}
+		}
 		return
 	}
 	last.used = true
@@ -124,6 +166,8 @@ func differs(orig, relay *spec.Message, fields []string) string {
 			a, b = orig.SigSessID, relay.SigSessID
 		case "result":
 			a, b = orig.Result, relay.Result
+		case "reason":
+			a, b = orig.Reason, relay.Reason
 		case "protocols":
 			a, b = strings.Join(orig.Protocols, ","), strings.Join(relay.Protocols, ",")
 		case "holdTimeout":
@@ -212,6 +256,7 @@ func (c *Checker) sweep(now time.Time) {
 		return
 	}
 	c.swept = now
+	c.sweepLost(now)
 	c.prune(now)
 	c.sweepLifecycle(now)
 	for id, q := range c.queries {
@@ -220,6 +265,13 @@ func (c *Checker) sweep(now time.Time) {
 			q.late = true
 			c.add(Finding{Requirement: "SQ-002", Participant: ConnectorParticipant, Time: now, Evidence: []Observation{q.req.obs},
 				Expected: fmt.Sprintf("an answer within %s", c.cfg.AnswerTimeout), Actual: fmt.Sprintf("none after %s", age.Round(time.Millisecond))})
+			if n := len(c.badIn); n > 0 && c.badIn[n-1].Time.Before(q.req.obs.Time) {
+				// It stopped serving after malformed input: the likeliest cause, named with its evidence.
+				bad := c.badIn[n-1]
+				c.add(Finding{Requirement: "ROB-001", Participant: ConnectorParticipant, Time: now, Evidence: []Observation{bad, q.req.obs},
+					Expected: "the connector keeps serving after malformed input",
+					Actual:   fmt.Sprintf("no answer to a SERVICE_QUERY since %q at %q", short(bad.Payload), bad.Topic)})
+			}
 		}
 		if age > 6*c.cfg.AnswerTimeout {
 			delete(c.queries, id)
@@ -274,4 +326,134 @@ func (c *Checker) prune(now time.Time) {
 			delete(c.started, sid)
 		}
 	}
+}
+
+// checkSenderLevel: a relay of a party's message ends in that party's ID. A relayed
+// START_SESSION at any other level hides the caller (ID-004), or names the one a JSON field
+// claimed (ID-006: the sender is the topic's last level, never the payload); a relayed
+// MESSAGE at a level naming no party of the session is misrouted (MSG-002).
+func (c *Checker) checkSenderLevel(s sent) {
+	m, o := s.msg, s.obs
+	ss := c.life.sessions[m.SigSessID]
+	if ss == nil || !ss.inPath {
+		return
+	}
+	level := spec.Sender(o.Topic)
+	switch m.Method {
+	case spec.MethodStartSession:
+		if level == ss.caller {
+			return
+		}
+		req, exp := "ID-004", fmt.Sprintf("the START_SESSION relayed at <receiver topic>/<senderID>, %s", ss.caller)
+		if claimed := extraString(ss.start, "fromEndpointID"); claimed != "" && claimed == level {
+			req, exp = "ID-006", fmt.Sprintf("the caller taken from the topic's last level, %s, not from the payload", ss.caller)
+		}
+		c.add(Finding{Requirement: req, Participant: s.who, Time: o.Time, Evidence: []Observation{ss.start, o},
+			Expected: exp, Actual: fmt.Sprintf("relayed at %q", o.Topic)})
+	case spec.MethodMessage:
+		if ss.party(level) {
+			return
+		}
+		c.add(Finding{Requirement: "MSG-002", Participant: s.who, Time: o.Time, Evidence: []Observation{ss.start, o},
+			Expected: fmt.Sprintf("a MESSAGE relayed at a topic ending in its sender's ID (%s or %s)", ss.caller, ss.callee()),
+			Actual:   fmt.Sprintf("relayed at %q", o.Topic)})
+	}
+}
+
+// extraString reads a string field the spec does not define from an observation's payload.
+func extraString(o Observation, name string) string {
+	m, _ := spec.Decode(o.Payload)
+	if m == nil {
+		return ""
+	}
+	var v string
+	_ = json.Unmarshal(m.Extra[name], &v)
+	return v
+}
+
+// relayWait is how long a connector has to relay what a party sent it (loopback needs far
+// less; the client's own transaction timeout is 5 s).
+const relayWait = 5 * time.Second
+
+// sweepLost: what a party sent the connector for a live session it stays in the path of is
+// relayed within relayWait (SESS-008 for STOP_SESSION, ICE-002/003 for candidates, MSG-002,
+// SESS-004/005 for the callee's replies). Only the hook judges it: a subscription may miss
+// a publish under load and would blame the connector for its own loss.
+func (c *Checker) sweepLost(now time.Time) {
+	if now.Sub(c.lostAt) < time.Second {
+		return // a walk over every original: once a second is enough
+	}
+	c.lostAt = now
+	for k, os := range c.origs {
+		for i := range os {
+			o := &os[i]
+			if o.used || o.late || o.obs.Client == "" || now.Sub(o.obs.Time) < relayWait || !underTopic(o.obs.Topic, c.topics.Connector()) {
+				continue
+			}
+			o.late = true // judged once; a relay still matches it
+			ss := c.life.sessions[k.sigSessID]
+			if ss == nil || !ss.inPath || !ss.live(o.obs.Time) || !ss.party(k.from) || o.msg.Method == spec.MethodStartSession {
+				continue
+			}
+			if req, _ := relayReq(o.msg); req == "" {
+				continue
+			}
+			for _, r := range c.lostReq(o.msg, ss, o.obs.Time) {
+				c.add(Finding{Requirement: r, Participant: ss.fwdWho, Time: now, Evidence: []Observation{ss.start, o.obs},
+					Expected: fmt.Sprintf("%s from %s relayed to the other party within %s", o.msg.Method, k.from, relayWait),
+					Actual:   "never relayed"})
+			}
+		}
+	}
+}
+
+// checkOrder: a relayed candidate is the oldest not yet relayed of those its sender sent on
+// the same topic (ICE-005, a SHOULD: candidates sent over two paths may cross).
+func (c *Checker) checkOrder(s sent, origs []sent, i int) {
+	if req, _ := relayReq(s.msg); req != "ICE-004" {
+		return
+	}
+	for j := 0; j < i; j++ {
+		if !origs[j].used && !origs[j].late && origs[j].obs.Topic == origs[i].obs.Topic {
+			c.add(Finding{Requirement: "ICE-005", Participant: s.who, Time: s.obs.Time, Evidence: []Observation{origs[j].obs, origs[i].obs, s.obs},
+				Expected: "candidates relayed in the order their sender sent them",
+				Actual:   "a later candidate relayed before an earlier one"})
+			return
+		}
+	}
+}
+
+// Due is when what the checker is waiting for falls due (an answer, a DOCUMENT_REPLACED, a
+// relay, an early end's confirmation): a run that stops watching should not Finish before,
+// or it judges less than it saw. Zero when nothing is pending.
+func (c *Checker) Due() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var due time.Time
+	later := func(t time.Time) {
+		if t.After(due) {
+			due = t
+		}
+	}
+	for _, q := range c.queries {
+		if q.answers == 0 && !q.late {
+			later(q.req.obs.Time.Add(c.cfg.AnswerTimeout + sweepEvery))
+		}
+	}
+	for _, r := range c.life.replaced {
+		if !r.done {
+			later(r.now.Time.Add(c.cfg.AnswerTimeout + sweepEvery))
+		}
+	}
+	for _, sp := range c.life.suspects {
+		later(sp.f.Time.Add(reapGrace + sweepEvery))
+	}
+	for _, os := range c.origs {
+		for _, o := range os {
+			if !o.used && !o.late && o.obs.Client != "" && underTopic(o.obs.Topic, c.topics.Connector()) {
+				later(o.obs.Time.Add(relayWait + sweepEvery))
+			}
+		}
+	}
+	return due
 }

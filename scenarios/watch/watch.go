@@ -78,7 +78,11 @@ type Checker struct {
 	trace  *TraceWriter
 
 	mu       sync.Mutex
-	swept    time.Time // last sweep
+	swept    time.Time       // last sweep
+	lostAt   time.Time       // last sweepLost
+	badIn    []Observation   // malformed input sent to the connector (ROB-001's evidence)
+	ccTopics map[string]bool // topics 3PCC_PLACE_CALLs came on (REF-002)
+	ccReply  map[string]bool // their fromTopics outside the path (lib.rtcomm.node: a bare client ID)
 	n        int
 	requests map[string][]sent // transID -> requests carrying it
 	queries  map[string]*query // SERVICE_QUERY transID -> answers seen
@@ -95,7 +99,8 @@ type sent struct {
 	obs  Observation
 	msg  *spec.Message
 	who  string
-	used bool
+	used bool // a relay matched it
+	late bool // judged lost (sweepLost)
 }
 
 type query struct {
@@ -130,7 +135,7 @@ func New(cfg Config) *Checker {
 	return &Checker{trace: tw, cfg: cfg, topics: t, val: spec.Validator{Topics: t, Profile: cfg.Profile},
 		requests: map[string][]sent{}, queries: map[string]*query{}, started: map[string]bool{},
 		stopped: map[string]time.Time{}, origs: map[origKey][]sent{}, passes: map[string]map[string]int{},
-		life: newLifecycle(t)}
+		life: newLifecycle(t), ccTopics: map[string]bool{}, ccReply: map[string]bool{}}
 }
 
 // Config returns the configuration the checker runs with (defaults filled in).
@@ -142,6 +147,25 @@ func (c *Checker) AddConnectorClient(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cfg.ConnectorClients = append(c.cfg.ConnectorClients, id)
+}
+
+// Subscribed tells the checker an MQTT client subscribed to filter (the hook's
+// OnSubscribe): one that subscribes under <path>management/ (plainly or in a shared
+// group) answers SERVICE_QUERYs, so it is a connector.
+func (c *Checker) Subscribed(client, filter string) {
+	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
+		if _, f, ok := strings.Cut(rest, "/"); ok {
+			filter = f
+		}
+	}
+	if !strings.HasPrefix(filter, c.topics.Management()+"/") {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !slices.Contains(c.cfg.ConnectorClients, client) {
+		c.cfg.ConnectorClients = append(c.cfg.ConnectorClients, client)
+	}
 }
 
 // Observed is the number of publishes judged so far.
@@ -185,13 +209,17 @@ func (c *Checker) Observe(o Observation) []Finding {
 	}
 	before := len(c.findings)
 	c.sweep(o.Time)
-	if _, ok := c.topics.Under(o.Topic); !ok || c.private(o.Topic) {
-		return nil // not rtcomm traffic under the watched path
+	_, inPath := c.topics.Under(o.Topic)
+	if !inPath && !c.ccReply[o.Topic] || c.private(o.Topic) {
+		return nil // not rtcomm traffic under the watched path, nor an answer to a 3PCC requester
 	}
 	m, _ := spec.Decode(o.Payload) // nil for a non-JSON payload: the validator reports it
 	who := c.participant(o, m)
 	judged := c.judges(who, o)
-	vs := c.val.Validate(o.Topic, o.Payload)
+	var vs []spec.Violation
+	if inPath { // a 3PCC requester's own topic (a bare client ID) gets the cross-message rules only
+		vs = c.val.Validate(o.Topic, o.Payload)
+	}
 	if len(vs) > 0 && m != nil && strings.HasPrefix(who, ConnectorParticipant) {
 		vs = c.inherited(o, m, vs)
 	}
@@ -201,6 +229,7 @@ func (c *Checker) Observe(o Observation) []Finding {
 				Time: o.Time, Evidence: []Observation{o}})
 		}
 	}
+	c.publishRules(o, m, who)
 	if len(o.Payload) == 0 && underTopic(o.Topic, c.topics.SphereRoot()) {
 		c.unregistered(o) // a Last Will or an unregister REG-008
 	}
@@ -215,9 +244,44 @@ func (c *Checker) Finish(now time.Time) []Finding {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	before := len(c.findings)
-	c.swept = time.Time{} // judge now
+	c.swept, c.lostAt = time.Time{}, time.Time{} // judge now
 	c.sweep(now)
 	return slices.Clone(c.findings[before:])
+}
+
+// publishRules judge what the connector publishes and where, whatever it is: retained only
+// for presence (ROB-003), only JSON where a 3PCC requester listens (REF-002); and note
+// malformed input sent to the connector (ROB-001's evidence when it then stops answering).
+func (c *Checker) publishRules(o Observation, m *spec.Message, who string) {
+	conn := strings.HasPrefix(who, ConnectorParticipant)
+	switch {
+	case conn && o.Retained && len(o.Payload) > 0 && !underTopic(o.Topic, c.topics.SphereRoot()) && c.judges(who, o):
+		c.add(Finding{Requirement: "ROB-003", Participant: who, Time: o.Time, Evidence: []Observation{o},
+			Expected: "retained messages only for presence (" + c.topics.SphereRoot() + "/...)",
+			Actual:   fmt.Sprintf("a retained %s at %q", methodOf(m), o.Topic)})
+	case conn && m == nil && len(o.Payload) > 0 && c.ccTopics[o.Topic] && c.judges(who, o):
+		c.add(Finding{Requirement: "REF-002", Participant: who, Time: o.Time, Evidence: []Observation{o},
+			Expected: "only JSON objects on " + o.Topic + " (lib.rtcomm.node parses everything there)",
+			Actual:   fmt.Sprintf("%q", short(o.Payload))})
+	case !conn && m != nil && m.Method == spec.Method3PCCPlaceCall:
+		c.ccTopics[o.Topic] = true
+		if _, in := c.topics.Under(m.FromTopic); m.FromTopic != "" && !in && len(c.ccReply) < 10000 {
+			c.ccReply[m.FromTopic] = true
+		}
+	case !conn && len(o.Payload) > 0 && (m == nil || !m.Method.Known()) &&
+		(underTopic(o.Topic, c.topics.Connector()) || underTopic(o.Topic, c.topics.Management())):
+		c.badIn = append(c.badIn, o)
+		if len(c.badIn) > 8 {
+			c.badIn = c.badIn[1:]
+		}
+	}
+}
+
+func methodOf(m *spec.Message) string {
+	if m == nil {
+		return "non-JSON payload"
+	}
+	return string(m.Method)
 }
 
 // inherited drops from a relay's violations those its original already had: a connector
@@ -333,6 +397,16 @@ func (c *Checker) crossMessage(s sent, judged bool) {
 	}
 	if !judged {
 		return
+	}
+	if m.Method == spec.MethodResponse && m.Result == spec.ResultFailure && m.Reason == "" && !c.relayOf(s) {
+		// The connector's own FAILURE says why (SESS-003 for a call it could not route,
+		// ROB-002 for any other request it refuses).
+		req := "ROB-002"
+		if ss := c.life.sessions[m.SigSessID]; m.Orig == spec.MethodStartSession && ss != nil && !ss.forwarded {
+			req = "SESS-003"
+		}
+		c.add(Finding{Requirement: req, Participant: s.who, Time: o.Time, Evidence: []Observation{o},
+			Expected: "the connector's FAILURE with a reason", Actual: fmt.Sprintf("FAILURE to %s without reason", m.Orig)})
 	}
 	switch m.Method {
 	case spec.MethodResponse, spec.MethodPranswer:
