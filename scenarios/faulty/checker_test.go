@@ -30,7 +30,27 @@ const checkerFile = "checker.json"
 // other fault must give a finding against a requirement it breaks, blamed on the connector.
 // TestCheckerFindsFaults fails when one of these starts giving such a finding: the list
 // stays honest.
-var unobservable = map[string]string{}
+var unobservable = map[string]string{
+	// The broker's own behaviour: the hook sees each publish as its client sent it, before
+	// the broker stores, matches or delivers it, and never sees a refused connection or
+	// packet. certify catches these (docs/FAULTS.md).
+	"forgets-retained":              "what the broker keeps for later subscribers is storage, not a publish: the hook sees the DOCUMENT with its retain flag as sent",
+	"empty-retained-does-not-clear": "the broker keeps a retained message the empty publish should clear: storage, not a publish",
+	"will-not-retained":             "the broker drops the retain flag the client asked for in CONNECT: the hook sees the will as the broker publishes it, not the CONNECT that declared it",
+	"loses-wills":                   "the broker publishes the will outside the topic path: no will appears where it belongs, and nothing published says a client had one",
+	"hash-as-plus":                  "subscription matching: which subscribers get a publish is delivery, after the hook",
+	"refuses-spaces":                "the broker acknowledges, then delivers to no one, a publish the hook has already seen as sent",
+	"payload-limit-48k":             "the broker refuses the packet before any hook sees it as a publish",
+	"downgrades-qos":                "the QoS of a delivery is not a publish",
+	"refuses-mqtt31":                "the broker refuses the CONNECT: nothing is published",
+	"ignores-share-groups":          "shared-subscription delivery (one member or all): delivery, after the hook",
+	"websocket-without-mqttv31":     "a WebSocket handshake, before MQTT: nothing is published",
+	"loses-publisher-order":         "the reordering happens before the broker's hook, which sees the publishes in the order they arrive, never the order they were sent in",
+	// Identity: who may act as whom is the broker's authentication and ACLs, which publish nothing.
+	"lets-ids-be-spoofed": "authentication and identity ACLs publish nothing: a client acting under another's ID publishes the same messages its owner would",
+	"connector-as-confused-deputy": "its scenarios run on the secured listener, where no checker is attached (serve --check has none); and registering another's address or answering any fromTopic " +
+		"looks like lawful traffic without the authenticated identities",
+}
 
 // deliberateFinding says why a baseline finding is right ("" when it is a false one): the
 // suite makes endpoints misbehave on purpose. The connector, the reference, is never to

@@ -31,6 +31,7 @@ type replacement struct {
 	old      string // the replaced address
 	was, now Observation
 	done     bool // answered (or already judged late)
+	goodbye  bool // an empty presence message came after it
 }
 
 // session is what the checker knows of one session the connector routes.
@@ -42,6 +43,7 @@ type session struct {
 	inPath     bool   // ... with its own fromTopic: it stays in the path (SESS-006)
 	fwdClient  string // MQTT client that relayed it (hook only)
 	fwdWho     string // the participant that relayed it
+	clean      bool   // the START_SESSION has no finding under the client profile (a connector routes it)
 	answered   bool   // the callee sent its final RESPONSE
 	answeredAt time.Time
 	ended      bool      // a party stopped it, or left
@@ -91,6 +93,7 @@ type lifecycle struct {
 	gone     map[string]time.Time // endpoint ID -> last unregistration or replacement
 	roots    map[string]bool      // event topic roots (default and advertised)
 	queues   map[string]bool      // call queue endpoint IDs (advertised)
+	unsure   map[string]bool      // endpoint IDs whose registration a late goodbye may or may not have removed
 	schemes  map[string]string    // scheme -> gateway topic (advertised, SCH-001)
 	suspects []suspect
 	left     map[string]time.Time // MQTT client ID -> when it disconnected
@@ -98,7 +101,7 @@ type lifecycle struct {
 
 func newLifecycle(t spec.Topics) lifecycle {
 	return lifecycle{regs: map[regKey]*registration{}, history: map[string][]*registration{},
-		sessions: map[string]*session{}, gone: map[string]time.Time{}, roots: map[string]bool{t.Events(): true}, queues: map[string]bool{}, schemes: map[string]string{},
+		sessions: map[string]*session{}, gone: map[string]time.Time{}, roots: map[string]bool{t.Events(): true}, queues: map[string]bool{}, unsure: map[string]bool{}, schemes: map[string]string{},
 		left: map[string]time.Time{}}
 }
 
@@ -146,7 +149,7 @@ func (c *Checker) lifecycleRules(s sent, conn, relay, judged bool) {
 	case m.Method == spec.MethodStartSession && !conn && m.ToEndpointID != "" && underTopic(o.Topic, c.topics.Connector()):
 		if ss == nil {
 			c.life.sessions[m.SigSessID] = &session{caller: spec.Sender(o.Topic), to: m.ToEndpointID, start: o,
-				deadlines: []time.Time{o.Time.Add(c.cfg.FinalTimeout)}}
+				deadlines: []time.Time{o.Time.Add(c.cfg.FinalTimeout)}, clean: len(c.lenient.Validate(o.Topic, o.Payload)) == 0}
 		}
 	case ss == nil:
 	case m.Method == spec.MethodStartSession && conn:
@@ -200,6 +203,7 @@ func (c *Checker) registered(s sent) {
 		topicOnly: m.AddressTopic == ""}
 	prev := c.life.regs[r.key]
 	c.life.regs[r.key] = r
+	delete(c.life.unsure, r.key.id)
 	c.life.history[addr] = append(c.life.history[addr], r)
 	if prev != nil && prev.addr != addr {
 		c.life.replaced = append(c.life.replaced, &replacement{key: r.key, old: prev.addr, was: prev.obs, now: o})
@@ -217,9 +221,12 @@ func (c *Checker) unregistered(o Observation) {
 		if k.id != id || r.sphere != o.Topic {
 			continue
 		}
-		if c.replacedWithin(k, o.Time) {
+		switch c.goodbye(k, o.Time) {
+		case goodbyeSure:
 			r.kept = o.Time // the replaced client's goodbye REG-009
 			continue
+		case goodbyeMaybe:
+			c.life.unsure[id] = true
 		}
 		delete(c.life.regs, k)
 	}
@@ -417,14 +424,39 @@ func (c *Checker) sweepLifecycle(now time.Time) {
 	}
 }
 
-// replacedWithin reports whether the pair was taken over within replaceGrace before t.
-func (c *Checker) replacedWithin(k regKey, t time.Time) bool {
-	for _, r := range c.life.replaced {
-		if r.key == k && !t.Before(r.now.Time) && t.Sub(r.now.Time) < replaceGrace {
-			return true
+// How the checker takes an empty presence message after a replacement.
+const (
+	goodbyeNo    = iota // no replacement before it: an unregistration
+	goodbyeSure         // the first one within replaceGrace: the replaced client's goodbye (REG-009)
+	goodbyeMaybe        // the first one later, within maxReplaceGrace: a connector may take it either way
+)
+
+// maxReplaceGrace is the longest grace a connector may give a replaced client's goodbye (the
+// reference's default, reference/connector DefaultReplaceGrace).
+const maxReplaceGrace = 10 * time.Second
+
+// goodbye classifies an empty presence message of the pair at t; only the first after a
+// replacement can be the replaced client's goodbye.
+func (c *Checker) goodbye(k regKey, t time.Time) int {
+	for i := len(c.life.replaced) - 1; i >= 0; i-- {
+		r := c.life.replaced[i]
+		if r.key != k || t.Before(r.now.Time) || r.goodbye {
+			continue
 		}
+		r.goodbye = true
+		switch d := t.Sub(r.now.Time); {
+		case c.cfg.Profile == spec.ProfileStrict && d < maxReplaceGrace:
+			// REG-009 is the client profile's: a strict connector may give no grace
+			// (the written spec's clients send no goodbye), or some.
+			return goodbyeMaybe
+		case d < replaceGrace:
+			return goodbyeSure
+		case d < maxReplaceGrace:
+			return goodbyeMaybe
+		}
+		return goodbyeNo
 	}
-	return false
+	return goodbyeNo
 }
 
 // serviceTopic reports an address at one of the connector's own topics (no endpoint's: a
@@ -457,8 +489,8 @@ func (c *Checker) calleeRegs(id, app string) []*registration {
 // to queues and scheme gateways route elsewhere and are not judged here.
 func (c *Checker) checkRouting(s sent, ss *session) {
 	m, o := s.msg, s.obs
-	if c.life.queues[ss.to] || c.schemeTopic(ss.to) != "" || !c.complete(o.Time) {
-		return
+	if c.life.queues[ss.to] || c.schemeTopic(ss.to) != "" || !c.complete(o.Time) || !ss.clean || c.life.unsure[ss.to] {
+		return // elsewhere routed, refused as malformed, or a registry the checker cannot be sure of
 	}
 	start, _ := spec.Decode(ss.start.Payload)
 	app := ""

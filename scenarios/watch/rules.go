@@ -30,6 +30,13 @@ func (c *Checker) checkReply(s sent) {
 	if !ok {
 		return
 	}
+	if orig == spec.MethodStartSession && !c.relayOf(s) {
+		// The connector's own FAILURE to a call (refused, reaped, or at its shutdown): it
+		// may answer a request the checker could not decode, at the caller's registered
+		// address. SESS-004 is about the callee's reply; SESS-003, SESS-009 and the
+		// routing rules judge the connector's own.
+		return
+	}
 	var reqs []sent
 	for _, r := range c.requests[m.TransID] {
 		if r.msg.Method == orig && r.who != s.who {
@@ -392,7 +399,7 @@ func (c *Checker) sweepLost(now time.Time) {
 			}
 			o.late = true // judged once; a relay still matches it
 			ss := c.life.sessions[k.sigSessID]
-			if ss == nil || !ss.inPath || !ss.live(o.obs.Time) || !ss.party(k.from) || o.msg.Method == spec.MethodStartSession {
+			if ss == nil || !ss.inPath || !ss.live(o.obs.Time) || !ss.party(k.from) || o.msg.Method == spec.MethodStartSession || c.wentBefore(ss, o.obs.Time.Add(relayWait)) {
 				continue
 			}
 			if req, _ := relayReq(o.msg); req == "" {
@@ -448,7 +455,11 @@ func (c *Checker) Due() time.Time {
 	for _, sp := range c.life.suspects {
 		later(sp.f.Time.Add(reapGrace + sweepEvery))
 	}
-	for _, os := range c.origs {
+	for k, os := range c.origs {
+		ss := c.life.sessions[k.sigSessID]
+		if ss == nil || c.wentBefore(ss, time.Now()) {
+			continue
+		}
 		for _, o := range os {
 			if !o.used && !o.late && o.obs.Client != "" && underTopic(o.obs.Topic, c.topics.Connector()) {
 				later(o.obs.Time.Add(relayWait + sweepEvery))
@@ -456,4 +467,12 @@ func (c *Checker) Due() time.Time {
 		}
 	}
 	return due
+}
+
+// wentBefore reports whether the connector client that routes ss disconnected before t:
+// what was due after it went is not judged (a stopped connector relays nothing; its
+// shutdown is no protocol violation).
+func (c *Checker) wentBefore(ss *session, t time.Time) bool {
+	left, ok := c.life.left[ss.fwdClient]
+	return ok && ss.fwdClient != "" && left.Before(t)
 }

@@ -75,7 +75,9 @@ type Checker struct {
 	cfg    Config
 	topics spec.Topics
 	val    spec.Validator
-	trace  *TraceWriter
+	// lenient is the client profile's validator: what it passes, a connector must route.
+	lenient spec.Validator
+	trace   *TraceWriter
 
 	mu       sync.Mutex
 	swept    time.Time       // last sweep
@@ -132,7 +134,7 @@ func New(cfg Config) *Checker {
 	if cfg.Trace != nil {
 		tw = NewTraceWriter(cfg.Trace)
 	}
-	return &Checker{trace: tw, cfg: cfg, topics: t, val: spec.Validator{Topics: t, Profile: cfg.Profile},
+	return &Checker{trace: tw, cfg: cfg, topics: t, val: spec.Validator{Topics: t, Profile: cfg.Profile}, lenient: spec.Validator{Topics: t, Profile: spec.ProfileClient},
 		requests: map[string][]sent{}, queries: map[string]*query{}, started: map[string]bool{},
 		stopped: map[string]time.Time{}, origs: map[origKey][]sent{}, passes: map[string]map[string]int{},
 		life: newLifecycle(t), ccTopics: map[string]bool{}, ccReply: map[string]bool{}}
