@@ -298,23 +298,15 @@ func TestCheckerFindsFaults(t *testing.T) {
 	for _, p := range []scenarios.Profile{scenarios.ProfileStrict, scenarios.ProfileClient} {
 		t.Run("baseline-"+string(p), func(t *testing.T) {
 			t.Parallel()
-			res := runCached(t, baseline, p, "")
-			if res.checked == nil {
-				t.Fatalf("baseline (%s): the child wrote no checker findings", p)
-			}
-			deliberate := 0
-			for _, r := range res.checked.Findings {
-				if why := deliberateFinding(p, r); why != "" {
-					deliberate++
-					continue
-				}
-				t.Errorf("baseline (%s): %s violated by %s: expected %s, actual %s (%s; evidence %q)", p, r.Requirement, r.Participant, r.Expected, r.Actual, r.Path, r.Evidence)
-			}
-			t.Logf("baseline (%s): %d findings against endpoints the scenarios make misbehave on purpose", p, deliberate)
-			if res.checked.Observed < 1000 {
-				t.Errorf("baseline (%s): expected the suite's traffic judged (>= 1000 publishes), actual %d", p, res.checked.Observed)
-			}
-			t.Logf("baseline (%s): %d publishes judged, %d findings", p, res.checked.Observed, len(res.checked.Findings))
+			judgeBaseline(t, string(p), p, runCached(t, baseline, p, ""))
+		})
+	}
+	// The connector topologies certify runs too: routing only (the parties then talk
+	// directly), and two replicas sharing the work (a session's messages may cross replicas).
+	for _, topo := range []string{"route-only", "replicas=2"} {
+		t.Run("baseline-client-"+topo, func(t *testing.T) {
+			t.Parallel()
+			judgeBaseline(t, topo, scenarios.ProfileClient, runChildIn(t, baseline, scenarios.ProfileClient, "", topo))
 		})
 	}
 	for _, f := range faults {
@@ -351,6 +343,28 @@ func TestCheckerFindsFaults(t *testing.T) {
 			t.Logf("%s: %d publishes judged, %d findings; %s", f.Name, res.checked.Observed, len(res.checked.Findings), row)
 		})
 	}
+}
+
+// judgeBaseline requires no finding on the unmodified reference's traffic but those the
+// suite provokes on purpose (deliberateFinding), and the suite's traffic judged.
+func judgeBaseline(t *testing.T, name string, p scenarios.Profile, res childResult) {
+	t.Helper()
+	if res.checked == nil {
+		t.Fatalf("baseline (%s): the child wrote no checker findings", name)
+	}
+	deliberate := 0
+	for _, r := range res.checked.Findings {
+		if deliberateFinding(p, r) != "" {
+			deliberate++
+			continue
+		}
+		t.Errorf("baseline (%s): %s violated by %s: expected %s, actual %s (%s; evidence %q)", name, r.Requirement, r.Participant, r.Expected, r.Actual, r.Path, r.Evidence)
+	}
+	if res.checked.Observed < 1000 {
+		t.Errorf("baseline (%s): expected the suite's traffic judged (>= 1000 publishes), actual %d", name, res.checked.Observed)
+	}
+	t.Logf("baseline (%s): %d publishes judged, %d findings, %d of them against endpoints the scenarios make misbehave on purpose",
+		name, res.checked.Observed, len(res.checked.Findings), deliberate)
 }
 
 // TestUnobservableFaultsExist keeps the declared list to faults of the catalogue.

@@ -22,10 +22,11 @@ import (
 
 // Environment of a child process (one suite run per process: Ginkgo runs a suite once).
 const (
-	envFault   = "RTCOMM_FAULT"   // fault name, or "baseline" for the unmodified reference
-	envOut     = "RTCOMM_OUT"     // bundle directory
-	envLabels  = "RTCOMM_LABELS"  // label filter
-	envProfile = "RTCOMM_PROFILE" // strict or client
+	envFault   = "RTCOMM_FAULT"          // fault name, or "baseline" for the unmodified reference
+	envOut     = "RTCOMM_OUT"            // bundle directory
+	envLabels  = "RTCOMM_LABELS"         // label filter
+	envProfile = "RTCOMM_PROFILE"        // strict or client
+	envTopo    = "RTCOMM_CHILD_TOPOLOGY" // the reference connector's topology ("" single)
 	baseline   = "baseline"
 )
 
@@ -39,6 +40,13 @@ func TestFaultyChild(t *testing.T) {
 	d := scenarios.EmbeddedDeclaration()
 	if p := os.Getenv(envProfile); p != "" {
 		d.Profile = scenarios.Profile(p)
+	}
+	if tp := os.Getenv(envTopo); tp != "" {
+		topo, err := scenarios.ParseTopology(tp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Topology = topo
 	}
 	if name != baseline {
 		// A fault makes scenarios wait for messages that never come: loopback needs far less
@@ -112,11 +120,17 @@ func runCached(t *testing.T, fault string, profile scenarios.Profile, labels str
 // and the checker's findings.
 func runChild(t *testing.T, fault string, profile scenarios.Profile, labels string) childResult {
 	t.Helper()
+	return runChildIn(t, fault, profile, labels, "")
+}
+
+// runChildIn is runChild with the reference connector deployed in a topology ("" single).
+func runChildIn(t *testing.T, fault string, profile scenarios.Profile, labels, topology string) childResult {
+	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestFaultyChild$", "-test.count=1", "-test.timeout=4m")
-	cmd.Env = append(os.Environ(), envFault+"="+fault, envOut+"="+dir, envLabels+"="+labels, envProfile+"="+string(profile))
+	cmd.Env = append(os.Environ(), envFault+"="+fault, envOut+"="+dir, envLabels+"="+labels, envProfile+"="+string(profile), envTopo+"="+topology)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	_ = cmd.Run() // a faulty target fails its suite: the verdicts are what counts

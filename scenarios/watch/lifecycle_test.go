@@ -209,6 +209,36 @@ func TestRelayRules(t *testing.T) {
 			t.Fatalf("expected SESS-008 against the connector, actual %v", fs)
 		}
 	})
+	t.Run("reordered, and lost", func(t *testing.T) {
+		f := callFeed(t)
+		f.pub(20*time.Millisecond, "alice", "/rtcomm/connector/alice", cand("/rtcomm/alice", "1"))
+		f.pub(21*time.Millisecond, "alice", "/rtcomm/connector/alice", cand("/rtcomm/alice", "2"))
+		f.pub(22*time.Millisecond, "alice", "/rtcomm/connector/alice", cand("/rtcomm/alice", "3"))
+		if fs := f.pub(30*time.Millisecond, "conn", "/rtcomm/bob/alice", cand("/rtcomm/connector", "2")); len(fs) != 0 {
+			t.Fatalf("a candidate not relayed (yet) is no reordering: expected no finding, actual %v", fs)
+		}
+		if fs := f.pub(40*time.Millisecond, "conn", "/rtcomm/bob/alice", cand("/rtcomm/connector", "1")); !hasFinding(fs, "ICE-005", watch.ConnectorParticipant) {
+			t.Fatalf("expected ICE-005, actual %v", fs)
+		}
+		if fs := f.c.Finish(f.t0.Add(10 * time.Second)); !hasFinding(fs, "ICE-003", watch.ConnectorParticipant) {
+			t.Fatalf("candidate 3 never relayed: expected ICE-003, actual %v", fs)
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		stopAt time.Duration
+		lost   bool
+	}{{"lost before the connector went", time.Second, true}, {"sent as the connector went", 2500 * time.Millisecond, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := callFeed(t)
+			f.pub(tc.stopAt, "alice", "/rtcomm/connector/alice", `{"rtcommVer":"v1.0.0","method":"STOP_SESSION","sigSessID":"s1","fromTopic":"/rtcomm/alice","reason":"done"}`)
+			f.c.Disconnected("conn", f.t0.Add(3*time.Second))
+			fs := f.c.Finish(f.t0.Add(3100 * time.Millisecond))
+			if got := hasFinding(fs, "SESS-008", watch.ConnectorParticipant); got != tc.lost {
+				t.Fatalf("expected SESS-008 %v, actual %v", tc.lost, fs)
+			}
+		})
+	}
 	t.Run("message at the connector's level", func(t *testing.T) {
 		f := callFeed(t)
 		chat := `{"rtcommVer":"v1.0.0","method":"MESSAGE","sigSessID":"s1","fromTopic":%q,"payload":{"chat":{"message":"hi","from":"alice"}}}`
@@ -234,4 +264,70 @@ func TestRelayRules(t *testing.T) {
 			t.Fatalf("expected ROB-003 against the connector, actual %v", fs)
 		}
 	})
+}
+
+// Calls follow the registry: to the newest address (REG-006), refused once the callee
+// unregistered (REG-008), never refused while it is registered (REG-005 by `topic`, REG-009
+// after the replaced client's goodbye).
+func TestRoutingFollowsRegistry(t *testing.T) {
+	const (
+		start = `{"rtcommVer":"v1.0.0","method":"START_SESSION","transID":"t1","sigSessID":"s1","fromTopic":"/rtcomm/carol","toEndpointID":"bob","protocols":["webrtc"],"payload":{}}`
+		relay = `{"rtcommVer":"v1.0.0","method":"START_SESSION","transID":"t1","sigSessID":"s1","fromTopic":"/rtcomm/connector","toEndpointID":"bob","protocols":["webrtc"],"payload":{}}`
+		fail  = `{"rtcommVer":"v1.0.0","method":"RESPONSE","orig":"START_SESSION","transID":"t1","sigSessID":"s1","result":"FAILURE","reason":"bob is not registered"}`
+	)
+	call := func(f *feed, at time.Duration, topic, payload string) []watch.Finding {
+		f.pub(at, "carol", "/rtcomm/connector/carol", start)
+		return f.pub(at+10*time.Millisecond, "conn", topic, payload)
+	}
+	newFeedIn := func(p spec.Profile) *feed {
+		f := newFeed(t)
+		f.c = watch.New(watch.Config{Profile: p, FromStart: true})
+		f.c.Subscribed("conn", "/rtcomm/management/#")
+		return f
+	}
+	t.Run("to the newest address", func(t *testing.T) {
+		f := newFeedIn(spec.ProfileClient)
+		f.doc(0, "b1", "bob", "rtcomm", "/rtcomm/b1")
+		if fs := call(f, time.Second, "/rtcomm/b1/carol", relay); len(fs) != 0 {
+			t.Fatalf("expected no finding, actual %v", fs)
+		}
+		f = newFeedIn(spec.ProfileClient)
+		f.doc(0, "b1", "bob", "rtcomm", "/rtcomm/b1")
+		f.doc(time.Second, "b2", "bob", "rtcomm", "/rtcomm/b2")
+		f.pub(1100*time.Millisecond, "conn", "/rtcomm/b1/conn", replacedMsg)
+		if fs := call(f, 2*time.Second, "/rtcomm/b1/carol", relay); !hasFinding(fs, "REG-006", watch.ConnectorParticipant) {
+			t.Fatalf("expected REG-006, actual %v", fs)
+		}
+	})
+	t.Run("unregistered", func(t *testing.T) {
+		f := newFeedIn(spec.ProfileClient)
+		f.doc(0, "b1", "bob", "rtcomm", "/rtcomm/b1")
+		f.pub(time.Second, "", "/rtcomm/sphere/bob", "")
+		if fs := call(f, 2*time.Second, "/rtcomm/b1/carol", relay); !hasFinding(fs, "REG-008", watch.ConnectorParticipant) {
+			t.Fatalf("expected REG-008, actual %v", fs)
+		}
+	})
+	t.Run("registered by topic", func(t *testing.T) {
+		f := newFeedIn(spec.ProfileClient)
+		f.pub(0, "b1", "/rtcomm/sphere/bob", `{"rtcommVer":"v1.0.0","method":"DOCUMENT","type":"ENDPOINT","appContext":"rtcomm","topic":"/rtcomm/b1"}`)
+		if fs := call(f, time.Second, "/rtcomm/carol/bob", fail); !hasFinding(fs, "REG-005", watch.ConnectorParticipant) {
+			t.Fatalf("expected REG-005, actual %v", fs)
+		}
+	})
+	for _, p := range []spec.Profile{spec.ProfileClient, spec.ProfileStrict} {
+		t.Run("after the goodbye, "+string(p), func(t *testing.T) {
+			f := newFeedIn(p)
+			f.doc(0, "b1", "bob", "rtcomm", "/rtcomm/b1")
+			f.doc(time.Second, "b2", "bob", "rtcomm", "/rtcomm/b2")
+			f.pub(1100*time.Millisecond, "conn", "/rtcomm/b1/conn", replacedMsg)
+			f.pub(1500*time.Millisecond, "b1", "/rtcomm/sphere/bob", "") // the replaced client's goodbye
+			fs := call(f, 2*time.Second, "/rtcomm/carol/bob", fail)
+			if p == spec.ProfileClient && !hasFinding(fs, "REG-009", watch.ConnectorParticipant) {
+				t.Fatalf("expected REG-009, actual %v", fs)
+			}
+			if p == spec.ProfileStrict && len(fs) != 0 {
+				t.Fatalf("under strict a connector may take it as an unregistration: expected no finding, actual %v", fs)
+			}
+		})
+	}
 }

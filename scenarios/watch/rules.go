@@ -392,14 +392,22 @@ func (c *Checker) sweepLost(now time.Time) {
 	}
 	c.lostAt = now
 	for k, os := range c.origs {
+		ss := c.life.sessions[k.sigSessID]
+		left, gone := c.leftAt(ss)
 		for i := range os {
 			o := &os[i]
-			if o.used || o.late || o.obs.Client == "" || now.Sub(o.obs.Time) < relayWait || !underTopic(o.obs.Topic, c.topics.Connector()) {
+			if o.used || o.late || o.obs.Client == "" || !underTopic(o.obs.Topic, c.topics.Connector()) {
 				continue
 			}
+			switch {
+			case gone && !o.obs.Time.Add(lostGrace).Before(left):
+				o.late = true // sent as the connector went: its shutdown, not a loss
+				continue
+			case !gone && now.Sub(o.obs.Time) < relayWait:
+				continue // not due yet
+			}
 			o.late = true // judged once; a relay still matches it
-			ss := c.life.sessions[k.sigSessID]
-			if ss == nil || !ss.inPath || !ss.live(o.obs.Time) || !ss.party(k.from) || o.msg.Method == spec.MethodStartSession || c.wentBefore(ss, o.obs.Time.Add(relayWait)) {
+			if ss == nil || !ss.inPath || !ss.live(o.obs.Time) || !ss.party(k.from) || o.msg.Method == spec.MethodStartSession {
 				continue
 			}
 			if req, _ := relayReq(o.msg); req == "" {
@@ -414,17 +422,18 @@ func (c *Checker) sweepLost(now time.Time) {
 	}
 }
 
-// checkOrder: a relayed candidate is the oldest not yet relayed of those its sender sent on
-// the same topic (ICE-005, a SHOULD: candidates sent over two paths may cross).
+// checkOrder: no candidate is relayed after one its sender sent later on the same topic
+// (ICE-005, a SHOULD: candidates sent over two paths may cross). A lost candidate is no
+// reordering: only a late relay is.
 func (c *Checker) checkOrder(s sent, origs []sent, i int) {
 	if req, _ := relayReq(s.msg); req != "ICE-004" {
 		return
 	}
-	for j := 0; j < i; j++ {
-		if !origs[j].used && !origs[j].late && origs[j].obs.Topic == origs[i].obs.Topic {
-			c.add(Finding{Requirement: "ICE-005", Participant: s.who, Time: s.obs.Time, Evidence: []Observation{origs[j].obs, origs[i].obs, s.obs},
+	for j := i + 1; j < len(origs); j++ {
+		if origs[j].used && origs[j].obs.Topic == origs[i].obs.Topic {
+			c.add(Finding{Requirement: "ICE-005", Participant: s.who, Time: s.obs.Time, Evidence: []Observation{origs[i].obs, origs[j].obs, s.obs},
 				Expected: "candidates relayed in the order their sender sent them",
-				Actual:   "a later candidate relayed before an earlier one"})
+				Actual:   "an earlier candidate relayed after a later one"})
 			return
 		}
 	}
@@ -457,8 +466,8 @@ func (c *Checker) Due() time.Time {
 	}
 	for k, os := range c.origs {
 		ss := c.life.sessions[k.sigSessID]
-		if ss == nil || c.wentBefore(ss, time.Now()) {
-			continue
+		if _, gone := c.leftAt(ss); ss == nil || gone {
+			continue // judged at the next sweep
 		}
 		for _, o := range os {
 			if !o.used && !o.late && o.obs.Client != "" && underTopic(o.obs.Topic, c.topics.Connector()) {
@@ -469,10 +478,16 @@ func (c *Checker) Due() time.Time {
 	return due
 }
 
-// wentBefore reports whether the connector client that routes ss disconnected before t:
-// what was due after it went is not judged (a stopped connector relays nothing; its
-// shutdown is no protocol violation).
-func (c *Checker) wentBefore(ss *session, t time.Time) bool {
+// lostGrace: a message the connector had not relayed this long before its client went was
+// lost; one sent later may have met the shutdown (a stopped connector relays nothing, and
+// its shutdown is no protocol violation).
+const lostGrace = time.Second
+
+// leftAt says when the connector client that routes ss disconnected, if it did.
+func (c *Checker) leftAt(ss *session) (time.Time, bool) {
+	if ss == nil || ss.fwdClient == "" {
+		return time.Time{}, false
+	}
 	left, ok := c.life.left[ss.fwdClient]
-	return ok && ss.fwdClient != "" && left.Before(t)
+	return left, ok
 }
