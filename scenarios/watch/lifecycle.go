@@ -407,21 +407,10 @@ func (c *Checker) sweepLifecycle(now time.Time) {
 			delete(l.sessions, id)
 		}
 	}
-	for a, rs := range l.history {
-		if now.Sub(rs[len(rs)-1].obs.Time) > retain {
-			delete(l.history, a)
-		}
-	}
-	for id, t := range l.gone {
-		if now.Sub(t) > retain {
-			delete(l.gone, id)
-		}
-	}
-	for cl, t := range l.left {
-		if now.Sub(t) > retain {
-			delete(l.left, cl)
-		}
-	}
+	forget(l.history, now, func(rs []*registration) time.Time { return rs[len(rs)-1].obs.Time })
+	same := func(t time.Time) time.Time { return t }
+	forget(l.gone, now, same)
+	forget(l.left, now, same)
 }
 
 // How the checker takes an empty presence message after a replacement.

@@ -317,16 +317,9 @@ const retain = time.Minute
 
 // prune forgets stopped sessions, requests and originals older than retain.
 func (c *Checker) prune(now time.Time) {
-	for id, rs := range c.requests {
-		if now.Sub(rs[len(rs)-1].obs.Time) > retain {
-			delete(c.requests, id)
-		}
-	}
-	for k, os := range c.origs {
-		if now.Sub(os[len(os)-1].obs.Time) > retain {
-			delete(c.origs, k)
-		}
-	}
+	lastSent := func(ss []sent) time.Time { return ss[len(ss)-1].obs.Time }
+	forget(c.requests, now, lastSent)
+	forget(c.origs, now, lastSent)
 	for sid, at := range c.stopped {
 		if now.Sub(at) > retain {
 			delete(c.stopped, sid)
@@ -490,4 +483,13 @@ func (c *Checker) leftAt(ss *session) (time.Time, bool) {
 	}
 	left, ok := c.life.left[ss.fwdClient]
 	return left, ok
+}
+
+// forget deletes the entries of m whose time is older than retain.
+func forget[K comparable, V any](m map[K]V, now time.Time, at func(V) time.Time) {
+	for k, v := range m {
+		if now.Sub(at(v)) > retain {
+			delete(m, k)
+		}
+	}
 }

@@ -304,11 +304,14 @@ func (c *Checker) inherited(o Observation, m *spec.Message, vs []spec.Violation)
 	return slices.DeleteFunc(vs, func(v spec.Violation) bool { return had[v.Requirement+"|"+v.Expected] })
 }
 
-// private reports a connector's own marker topic, not rtcomm traffic: the reference
-// connector publishes a nonce to <path>connector/<its ID>/~sync to learn that the retained
-// registrations have all arrived (reference/connector/connector.go syncTopic).
+// private reports a connector's own coordination topic, not rtcomm traffic: a level under
+// <path>connector/ that starts with "~". The reference connector publishes a nonce to
+// <path>connector/<its ID>/~sync to learn that the retained registrations have all arrived
+// (reference/connector/connector.go syncTopic), and its replicas their liveness and session
+// records under <path>connector/~replicas-<group>/ (reference/connector/owners.go).
 func (c *Checker) private(topic string) bool {
-	return underTopic(topic, c.topics.Connector()) && strings.HasPrefix(spec.Sender(topic), "~")
+	rest, ok := strings.CutPrefix(topic, c.topics.Connector()+"/")
+	return ok && (strings.HasPrefix(rest, "~") || strings.Contains(rest, "/~"))
 }
 
 // judges reports whether the configured participant filter lets who's messages be judged.
@@ -378,6 +381,11 @@ var requestMethods = []spec.Method{spec.MethodServiceQuery, spec.MethodStartSess
 func (c *Checker) crossMessage(s sent, judged bool) {
 	m, o := s.msg, s.obs
 	conn := strings.HasPrefix(s.who, ConnectorParticipant)
+	if conn && underTopic(o.Topic, c.topics.Connector()) {
+		// A replica handing a party's message to the replica that owns the session (at
+		// <path>connector/<owner>/<sender>): connectors among themselves, not a relay to a party.
+		return
+	}
 	c.lifecycleRules(s, conn, conn && m.FromTopic != "", judged)
 	if slices.Contains(requestMethods, m.Method) && m.TransID != "" {
 		c.requests[m.TransID] = append(c.requests[m.TransID], s)
