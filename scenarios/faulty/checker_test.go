@@ -46,6 +46,8 @@ var unobservable = map[string]string{
 	"ignores-share-groups":          "shared-subscription delivery (one member or all): delivery, after the hook",
 	"websocket-without-mqttv31":     "a WebSocket handshake, before MQTT: nothing is published",
 	"loses-publisher-order":         "the reordering happens before the broker's hook, which sees the publishes in the order they arrive, never the order they were sent in",
+	"limits-skip-filters":           "the secured broker's bound on SUBSCRIBE filters: a subscription is no publish, and its scenarios run on the secured listener, where no checker is attached",
+	"limits-skip-wills":             "the secured broker's bound on will topics in CONNECT: a CONNECT is no publish, and its scenarios run on the secured listener, where no checker is attached",
 	// Identity: who may act as whom is the broker's authentication and ACLs, which publish nothing.
 	"lets-ids-be-spoofed": "authentication and identity ACLs publish nothing: a client acting under another's ID publishes the same messages its owner would",
 	"connector-as-confused-deputy": "its scenarios run on the secured listener, where no checker is attached (serve --check has none); and registering another's address or answering any fromTopic " +
