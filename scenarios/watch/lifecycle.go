@@ -149,7 +149,7 @@ func (c *Checker) lifecycleRules(s sent, conn, relay, judged bool) {
 	case m.Method == spec.MethodStartSession && !conn && m.ToEndpointID != "" && underTopic(o.Topic, c.topics.Connector()):
 		if ss == nil {
 			c.life.sessions[m.SigSessID] = &session{caller: spec.Sender(o.Topic), to: m.ToEndpointID, start: o,
-				deadlines: []time.Time{o.Time.Add(c.cfg.FinalTimeout)}, clean: len(c.lenient.Validate(o.Topic, o.Payload)) == 0}
+				deadlines: []time.Time{o.Time.Add(c.cfg.FinalTimeout)}, clean: s.clean}
 		}
 	case ss == nil:
 	case m.Method == spec.MethodStartSession && conn:

@@ -103,6 +103,8 @@ type sent struct {
 	who  string
 	used bool // a relay matched it
 	late bool // judged lost (sweepLost)
+	// clean: a START_SESSION without finding under the client profile (a connector routes it)
+	clean bool
 }
 
 type query struct {
@@ -236,7 +238,7 @@ func (c *Checker) Observe(o Observation) []Finding {
 		c.unregistered(o) // a Last Will or an unregister REG-008
 	}
 	if m != nil && len(o.Payload) > 0 {
-		c.crossMessage(sent{obs: o, msg: m, who: who}, judged)
+		c.crossMessage(sent{obs: o, msg: m, who: who, clean: c.cleanForClient(o, m, vs)}, judged)
 	}
 	return slices.Clone(c.findings[before:])
 }
@@ -284,6 +286,19 @@ func methodOf(m *spec.Message) string {
 		return "non-JSON payload"
 	}
 	return string(m.Method)
+}
+
+// cleanForClient reports whether a START_SESSION passes the client profile's single-message
+// rules (vs are the configured profile's findings: the same under the client profile, so
+// only a strict checker validates it again).
+func (c *Checker) cleanForClient(o Observation, m *spec.Message, vs []spec.Violation) bool {
+	if m.Method != spec.MethodStartSession {
+		return len(vs) == 0
+	}
+	if c.cfg.Profile == spec.ProfileClient {
+		return len(vs) == 0
+	}
+	return len(c.lenient.Validate(o.Topic, o.Payload)) == 0
 }
 
 // inherited drops from a relay's violations those its original already had: a connector
