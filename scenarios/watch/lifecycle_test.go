@@ -29,6 +29,18 @@ func (f *feed) doc(at time.Duration, client, id, app, addr string) {
 		fmt.Sprintf(`{"rtcommVer":"v1.0.0","method":"DOCUMENT","type":"ENDPOINT","appContext":%q,"addressTopic":%q,"state":"available","fromTopic":null}`, app, addr))
 }
 
+// dueAfter5s: what the connector owes since 1 s is no finding at 3 s, and one against req,
+// blamed on the connector, at 7 s.
+func dueAfter5s(t *testing.T, f *feed, req string) {
+	t.Helper()
+	if fs := f.c.Finish(f.t0.Add(3 * time.Second)); len(fs) != 0 {
+		t.Fatalf("expected no finding before 5 s, actual %v", fs)
+	}
+	if fs := f.c.Finish(f.t0.Add(7 * time.Second)); !hasFinding(fs, req, watch.ConnectorParticipant) {
+		t.Fatalf("expected %s against the connector, actual %v", req, fs)
+	}
+}
+
 const replacedMsg = `{"rtcommVer":"v1.0.0","method":"DOCUMENT_REPLACED"}`
 
 // REG-007: a replacement owes the older address a DOCUMENT_REPLACED at <old>/<connector ID>,
@@ -50,12 +62,7 @@ func TestDocumentReplaced(t *testing.T) {
 		f := newFeed(t)
 		f.doc(0, "a1", "alice", "rtcomm", "/rtcomm/a1")
 		f.doc(time.Second, "a2", "alice", "rtcomm", "/rtcomm/a2")
-		if fs := f.c.Finish(f.t0.Add(3 * time.Second)); len(fs) != 0 {
-			t.Fatalf("expected no finding before 5 s, actual %v", fs)
-		}
-		if fs := f.c.Finish(f.t0.Add(7 * time.Second)); !hasFinding(fs, "REG-007", watch.ConnectorParticipant) {
-			t.Fatalf("expected REG-007 against the connector, actual %v", fs)
-		}
+		dueAfter5s(t, f, "REG-007")
 	})
 	t.Run("same address is no replacement", func(t *testing.T) {
 		f := newFeed(t)
@@ -202,12 +209,7 @@ func TestRelayRules(t *testing.T) {
 	t.Run("lost stop", func(t *testing.T) {
 		f := callFeed(t)
 		f.pub(time.Second, "alice", "/rtcomm/connector/alice", `{"rtcommVer":"v1.0.0","method":"STOP_SESSION","sigSessID":"s1","fromTopic":"/rtcomm/alice","reason":"done"}`)
-		if fs := f.c.Finish(f.t0.Add(3 * time.Second)); len(fs) != 0 {
-			t.Fatalf("expected no finding before 5 s, actual %v", fs)
-		}
-		if fs := f.c.Finish(f.t0.Add(7 * time.Second)); !hasFinding(fs, "SESS-008", watch.ConnectorParticipant) {
-			t.Fatalf("expected SESS-008 against the connector, actual %v", fs)
-		}
+		dueAfter5s(t, f, "SESS-008")
 	})
 	t.Run("reordered, and lost", func(t *testing.T) {
 		f := callFeed(t)
