@@ -23,7 +23,7 @@ unit:
 
 ## faulty: the fault catalogue (docs/FAULTS.md): every planted fault caught by its own
 ##   requirement's check, against a clean baseline, and by the passive checker where it can
-##   see it (docs/CHECK.md); about 5 minutes on 2 cores
+##   see it (docs/CHECK.md); about 7 minutes on 2 cores
 faulty:
 	$(GO) test -count=1 -timeout 20m -run '^(TestFaultyTargetsAreCaught|TestCheckerFindsFaults)$$' ./scenarios/faulty
 
