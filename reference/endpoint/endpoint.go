@@ -104,7 +104,24 @@ type Config struct {
 	// getMyPresenceTopic); "" is <path>sphere/<id>.
 	PresenceGroup string
 
+	// Dial opens the MQTT connection; nil is mqttc.Dial (paho). The load generator's
+	// simulated endpoints pass a lighter client (loadgen/mqttlite); scenarios keep paho.
+	Dial func(ctx context.Context, o mqttc.Options) (Conn, error)
+
 	Logger *slog.Logger
+}
+
+// Conn is the MQTT connection an endpoint speaks through, as *mqttc.Client offers it:
+// handlers of one connection run one at a time in arrival order; Publish returns once the
+// message is handed to the connection (QoS 0) or acknowledged (QoS 1); Close sends
+// DISCONNECT, Kill drops the socket so the broker publishes the will.
+type Conn interface {
+	Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error
+	PublishAsync(topic string, qos byte, retained bool, payload []byte) <-chan struct{}
+	Subscribe(ctx context.Context, filter string, qos byte, h mqttc.Handler) error
+	Unsubscribe(ctx context.Context, filters ...string) error
+	Close()
+	Kill()
 }
 
 // Shape is how an endpoint's messages look on the wire.
@@ -185,7 +202,7 @@ type Endpoint struct {
 	topics spec.Topics
 	addr   string
 	sphere string // presence topic: <path>sphere/[<group>/]<id>
-	client *mqttc.Client
+	client Conn
 	log    *slog.Logger
 
 	mu         sync.Mutex
@@ -281,7 +298,11 @@ func Dial(ctx context.Context, cfg Config) (*Endpoint, error) {
 	if !cfg.NoWill {
 		o.Will = &mqttc.Will{Topic: e.sphere, Payload: nil, QoS: cfg.QoS, Retained: true}
 	}
-	c, err := mqttc.Dial(ctx, o)
+	dial := cfg.Dial
+	if dial == nil {
+		dial = func(ctx context.Context, o mqttc.Options) (Conn, error) { return mqttc.Dial(ctx, o) }
+	}
+	c, err := dial(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", cfg.ID, err)
 	}
@@ -352,8 +373,12 @@ func (e *Endpoint) Topics() spec.Topics { return e.topics }
 // Address is the endpoint's address topic (its fromTopic); it subscribes to Address()+"/#".
 func (e *Endpoint) Address() string { return e.addr }
 
-// Client is the raw MQTT client, for scenarios that publish by hand.
-func (e *Endpoint) Client() *mqttc.Client { return e.client }
+// Client is the raw MQTT client, for scenarios that publish by hand; nil when
+// Config.Dial opened another kind of connection.
+func (e *Endpoint) Client() *mqttc.Client {
+	c, _ := e.client.(*mqttc.Client)
+	return c
+}
 
 // ConnectorTopic is where calls go now (after a ServiceQuery, the connector's topic).
 func (e *Endpoint) ConnectorTopic() string {
