@@ -175,6 +175,9 @@ func runCapacity(ctx context.Context, mode capacity.Mode, o capacityOptions, out
 	// Only the target's errors count against the SLO: every simulated callee answers.
 	model.RejectShare, model.NoAnswerShare, model.HoldMean, model.ICE = 0, 0, o.hold, o.ice
 
+	if err := o.poolConfig(&sim.PoolConfig{}); err != nil { // the flags, before anything starts
+		return harness(err)
+	}
 	env, err := sim.StartTarget(ctx, o.target(quietTarget(log)))
 	if err != nil {
 		return harness(err)
@@ -187,6 +190,9 @@ func runCapacity(ctx context.Context, mode capacity.Mode, o capacityOptions, out
 	if mode != capacity.Registrations {
 		pc := sim.DefaultPoolConfig()
 		pc.RampRate, pc.IDPrefix, pc.Endpoints = o.rampRate, o.idPrefix, o.endpoints
+		if err := o.poolConfig(&pc); err != nil {
+			return harness(err)
+		}
 		if mode == capacity.Endpoints {
 			pc.Endpoints = 0 // grown step by step
 		}
@@ -304,6 +310,9 @@ func (s *simStepper) callStep(ctx context.Context, st capacity.Step) (capacity.S
 func (s *simStepper) registrationStep(ctx context.Context, st capacity.Step) (capacity.StepResult, error) {
 	pc := sim.DefaultPoolConfig()
 	pc.RampRate = st.Level
+	if err := s.o.poolConfig(&pc); err != nil {
+		return capacity.StepResult{}, err
+	}
 	var pools []*sim.Pool
 	defer func() {
 		for _, p := range pools {

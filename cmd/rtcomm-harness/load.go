@@ -316,6 +316,9 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 	pc := sim.DefaultPoolConfig()
 	pc.Endpoints, pc.Shard, pc.RampRate, pc.IDPrefix, pc.AppContext = o.endpoints, sh, o.rampRate, o.idPrefix, o.appContext
 	pc.ServiceQuery = !o.noQuery
+	if err := o.poolConfig(&pc); err != nil {
+		return invalid(err)
+	}
 	fmt.Fprintf(out, "endpoints: connecting %d at %g/s ...\n", sh.Len(o.endpoints), sh.Rate(o.rampRate))
 	rec := metrics.NewRecorder()
 	t0 := time.Now()

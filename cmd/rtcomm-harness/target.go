@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/spf13/pflag"
@@ -19,6 +20,8 @@ type targetFlags struct {
 	username    string
 	password    string
 	idPrefix    string
+	client      string
+	sourceAddrs int
 }
 
 // addTargetFlags declares --broker, --no-connector, --topic-path, --username, --password and
@@ -30,6 +33,29 @@ func addTargetFlags(f *pflag.FlagSet, t *targetFlags) {
 	f.StringVar(&t.username, "username", "", "MQTT username of the endpoints and the harness's clients (external broker)")
 	f.StringVar(&t.password, "password", "", "MQTT password")
 	f.StringVar(&t.idPrefix, "id-prefix", t.idPrefix, "prefix of the simulated endpoints' IDs")
+	f.StringVar(&t.client, "client", sim.ClientPaho, "MQTT client of the simulated endpoints: paho, or light (one goroutine per connection, "+
+		"batched writes; tcp:// only; see docs/PERFORMANCE.md)")
+	f.IntVar(&t.sourceAddrs, "source-addrs", 0, "with --client light: spread the endpoints' connections over the source addresses 127.0.0.1 .. 127.0.0.N "+
+		"(loopback gives each ~28,000 ports); 0 = automatic, one per 20,000 endpoints when the broker is on 127.x")
+}
+
+// poolConfig applies the flags' client choice to pc.
+func (t *targetFlags) poolConfig(pc *sim.PoolConfig) error {
+	pc.Client = t.client
+	if t.sourceAddrs < 0 {
+		return fmt.Errorf("--source-addrs %d: must be 0 (automatic) or more", t.sourceAddrs)
+	}
+	if t.sourceAddrs > 0 {
+		if t.client != sim.ClientLight {
+			return fmt.Errorf("--source-addrs needs --client %s", sim.ClientLight)
+		}
+		ips, err := sim.LoopbackSources(t.sourceAddrs)
+		if err != nil {
+			return fmt.Errorf("--source-addrs: %w", err)
+		}
+		pc.SourceAddrs = ips
+	}
+	return nil
 }
 
 // addTopicPathFlag declares --topic-path on f; *p when set is the default, else

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen"
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen/metrics"
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/mqttlite"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/endpoint"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
@@ -74,6 +77,59 @@ func (p *PoolConfig) defaults() {
 	if p.ConnectConcurrency <= 0 {
 		p.ConnectConcurrency = d.ConnectConcurrency
 	}
+	if p.Client == "" {
+		p.Client = d.Client
+	}
+}
+
+// transport checks the client choice and fills in automatic source addresses for a broker
+// at brokerURL.
+func (p *PoolConfig) transport(brokerURL string) error {
+	switch p.Client {
+	case ClientPaho:
+		if len(p.SourceAddrs) > 0 {
+			return fmt.Errorf("pool: source addresses need the %s client (paho picks its own)", ClientLight)
+		}
+		return nil
+	case ClientLight:
+	default:
+		return fmt.Errorf("pool: MQTT client %q (%s or %s)", p.Client, ClientPaho, ClientLight)
+	}
+	n := p.Shard.Len(p.Endpoints)
+	if len(p.SourceAddrs) > 0 || n <= AutoSpreadAbove {
+		return nil
+	}
+	u, err := url.Parse(brokerURL)
+	if err != nil {
+		return fmt.Errorf("pool: broker URL %q: %w", brokerURL, err)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return nil // spreading over 127.x only reaches a broker on IPv4 loopback
+	}
+	p.SourceAddrs, err = LoopbackSources((n + AutoSpreadAbove - 1) / AutoSpreadAbove)
+	if err != nil {
+		return fmt.Errorf("pool: %w", err)
+	}
+	return nil
+}
+
+// dialer is the endpoints' connection opener for the configured client; idx picks the
+// source address.
+func (p *Pool) dialer(idx int) func(ctx context.Context, o mqttc.Options) (endpoint.Conn, error) {
+	if p.cfg.Client != ClientLight {
+		return nil // endpoint.Dial's default: paho
+	}
+	var src net.IP
+	if n := len(p.cfg.SourceAddrs); n > 0 {
+		src = p.cfg.SourceAddrs[(idx/p.cfg.Shard.Count)%n]
+	}
+	return func(ctx context.Context, o mqttc.Options) (endpoint.Conn, error) {
+		c, err := mqttlite.Dial(ctx, mqttlite.Options{Options: o, LocalIP: src})
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
 }
 
 // OpenPool connects and registers this shard's endpoints at the ramp rate and returns the
@@ -90,6 +146,9 @@ func OpenPool(ctx context.Context, env *Env, cfg PoolConfig, rec *metrics.Record
 	}
 	if err := spec.ValidateEndpointID(cfg.IDPrefix + "0"); err != nil {
 		return nil, fmt.Errorf("pool: ID prefix %q: %w", cfg.IDPrefix, err)
+	}
+	if err := cfg.transport(env.BrokerURL()); err != nil {
+		return nil, err
 	}
 	p := &Pool{env: env, cfg: cfg, topics: spec.NewTopics(env.TopicPath()), regWait: map[string]regWait{}}
 	p.calls.init()
@@ -208,7 +267,7 @@ func (p *Pool) bringUp(ctx context.Context, idx int, intended time.Time, rec *me
 	cm := DefaultCallModel()
 	cfg := endpoint.Config{
 		BrokerURL: p.env.BrokerURL(), Username: p.env.t.Username, Password: p.env.t.Password,
-		TopicPath: p.env.TopicPath(), ID: se.id, AppContext: p.cfg.AppContext,
+		TopicPath: p.env.TopicPath(), ID: se.id, AppContext: p.cfg.AppContext, Dial: p.dialer(idx),
 		SendEarly:        true, // candidates are trickled as gathered; see call.go
 		PranswerTimeout:  cm.SetupTimeout,
 		AnswerTimeout:    time.Hour, // the call model cancels unanswered calls itself

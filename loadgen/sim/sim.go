@@ -21,7 +21,9 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen"
@@ -88,14 +90,49 @@ type PoolConfig struct {
 	// capacity --mode registrations does): a tally's late starts are a share of its
 	// attempts, and a call step's attempts are calls. Pool.RampLateStarts counts them anyway.
 	RecordRampLateStarts bool
+	// Client is the MQTT client of the simulated endpoints: ClientPaho (reference/mqttc, the
+	// default) or ClientLight (loadgen/mqttlite: one goroutine per connection, batched
+	// writes; tcp:// brokers only). Both run the same reference/endpoint logic, so the
+	// generator's checks are the same.
+	Client string
+	// SourceAddrs are the local addresses the endpoints' connections go out from, in turn
+	// (ClientLight only): loopback gives each source address ~28,000 ephemeral ports, so
+	// 100,000 endpoints need several (LoopbackSources). Empty: the system's choice, or, with
+	// ClientLight, more than AutoSpreadAbove endpoints and a broker on 127.0.0.0/8,
+	// LoopbackSources(ceil(endpoints / AutoSpreadAbove)).
+	SourceAddrs []net.IP
 
 	clock loadgen.Clock // the ramp schedule's clock; nil is the system clock (tests)
+}
+
+// MQTT clients of the simulated endpoints (PoolConfig.Client).
+const (
+	ClientPaho  = "paho"
+	ClientLight = "light"
+)
+
+// AutoSpreadAbove is the number of endpoints per source address when PoolConfig.SourceAddrs
+// is chosen automatically: below loopback's ~28,000 ephemeral ports with room for the rest.
+const AutoSpreadAbove = 20000
+
+// LoopbackSources returns 127.0.0.1 .. 127.0.0.n (Linux accepts any 127.x address on the
+// loopback interface without configuration); n from 1 to 254.
+func LoopbackSources(n int) ([]net.IP, error) {
+	if n < 1 || n > 254 {
+		return nil, fmt.Errorf("source addresses: %d (1 to 254: 127.0.0.1 .. 127.0.0.254)", n)
+	}
+	ips := make([]net.IP, n)
+	for i := range ips {
+		ips[i] = net.IPv4(127, 0, 0, byte(i+1))
+	}
+	return ips, nil
 }
 
 // DefaultPoolConfig returns 1,000 endpoints ramped at 250/s with service queries.
 func DefaultPoolConfig() PoolConfig {
 	return PoolConfig{Endpoints: 1000, Shard: loadgen.Whole, IDPrefix: "lg-", AppContext: "rtcomm",
-		RampRate: 250, ServiceQuery: true, RegisterTimeout: 10 * time.Second, ConnectConcurrency: 64}
+		RampRate: 250, ServiceQuery: true, RegisterTimeout: 10 * time.Second, ConnectConcurrency: 64,
+		Client: ClientPaho}
 }
 
 // CallModel is what one simulated call does. Durations are simulated user/device time.
