@@ -295,7 +295,10 @@ func (c *Client) readLoop(r *bufio.Reader) {
 				c.end(fmt.Errorf("%w: PUBLISH with QoS 2 (this client subscribes with QoS 0 or 1)", ErrConnectionLost))
 				return
 			}
-			c.dispatch(mqttc.Message{Topic: pk.TopicName, Payload: pk.Payload, Retained: fh.Retain, QoS: fh.Qos})
+			// mochi's decoder returns the topic as a view of the packet body: a handler
+			// that keeps the topic (a session keeps its peer's) would keep the whole body.
+			topic := strings.Clone(pk.TopicName)
+			c.dispatch(mqttc.Message{Topic: topic, Payload: pk.Payload, Retained: fh.Retain, QoS: fh.Qos})
 			if fh.Qos == 1 {
 				ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID, ProtocolVersion: c.version}
 				_ = c.send(ack.PubackEncode)
