@@ -33,10 +33,10 @@ func addTargetFlags(f *pflag.FlagSet, t *targetFlags) {
 	f.StringVar(&t.username, "username", "", "MQTT username of the endpoints and the harness's clients (external broker)")
 	f.StringVar(&t.password, "password", "", "MQTT password")
 	f.StringVar(&t.idPrefix, "id-prefix", t.idPrefix, "prefix of the simulated endpoints' IDs")
-	f.StringVar(&t.client, "client", sim.ClientPaho, "MQTT client of the simulated endpoints: paho, or light (one goroutine per connection, "+
-		"batched writes; tcp:// only; see docs/PERFORMANCE.md)")
-	f.IntVar(&t.sourceAddrs, "source-addrs", 0, "with --client light: spread the endpoints' connections over the source addresses 127.0.0.1 .. 127.0.0.N "+
-		"(loopback gives each ~28,000 ports); 0 = automatic, one per 20,000 endpoints when the broker is on 127.x")
+	f.StringVar(&t.client, "client", sim.ClientAuto, "MQTT client of the simulated endpoints: light (one goroutine per connection, batched writes; "+
+		"tcp:// and mqtt:// only), paho (also TLS and WebSocket), or auto: light where it can, paho otherwise (docs/PERFORMANCE.md)")
+	f.IntVar(&t.sourceAddrs, "source-addrs", 0, "spread the endpoints' connections over the source addresses 127.0.0.1 .. 127.0.0.N (loopback "+
+		"gives each ~28,000 ports; light client only); 0 = automatic: one per 20,000 endpoints when the broker is on 127.x")
 }
 
 // poolConfig applies the flags' client choice to pc.
@@ -46,8 +46,8 @@ func (t *targetFlags) poolConfig(pc *sim.PoolConfig) error {
 		return fmt.Errorf("--source-addrs %d: must be 0 (automatic) or more", t.sourceAddrs)
 	}
 	if t.sourceAddrs > 0 {
-		if t.client != sim.ClientLight {
-			return fmt.Errorf("--source-addrs needs --client %s", sim.ClientLight)
+		if t.client == sim.ClientPaho {
+			return fmt.Errorf("--source-addrs needs the light client (--client %s or %s)", sim.ClientLight, sim.ClientAuto)
 		}
 		ips, err := sim.LoopbackSources(t.sourceAddrs)
 		if err != nil {

@@ -41,6 +41,9 @@ type Pool struct {
 	sessIDs             sessionIDs              // sigSessIDs of this pool's calls
 	cur                 atomic.Pointer[stepRun] // the step being measured
 	closing             atomic.Bool
+	// connLost counts light-client connections that ended without Close: until one has,
+	// lostConnections need not look at every endpoint (100,000 of them twice a second).
+	connLost atomic.Int64
 }
 
 type regWait struct {
@@ -85,6 +88,16 @@ func (p *PoolConfig) defaults() {
 // transport checks the client choice and fills in automatic source addresses for a broker
 // at brokerURL.
 func (p *PoolConfig) transport(brokerURL string) error {
+	u, err := url.Parse(brokerURL)
+	if err != nil {
+		return fmt.Errorf("pool: broker URL %q: %w", brokerURL, err)
+	}
+	if p.Client == ClientAuto {
+		p.Client = ClientPaho
+		if u.Scheme == "tcp" || u.Scheme == "mqtt" {
+			p.Client = ClientLight
+		}
+	}
 	switch p.Client {
 	case ClientPaho:
 		if len(p.SourceAddrs) > 0 {
@@ -93,15 +106,11 @@ func (p *PoolConfig) transport(brokerURL string) error {
 		return nil
 	case ClientLight:
 	default:
-		return fmt.Errorf("pool: MQTT client %q (%s or %s)", p.Client, ClientPaho, ClientLight)
+		return fmt.Errorf("pool: MQTT client %q (%s, %s or %s)", p.Client, ClientAuto, ClientLight, ClientPaho)
 	}
 	n := p.Shard.Len(p.Endpoints)
 	if len(p.SourceAddrs) > 0 || n <= AutoSpreadAbove {
 		return nil
-	}
-	u, err := url.Parse(brokerURL)
-	if err != nil {
-		return fmt.Errorf("pool: broker URL %q: %w", brokerURL, err)
 	}
 	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() || ip.To4() == nil {
 		return nil // spreading over 127.x only reaches a broker on IPv4 loopback
@@ -124,6 +133,13 @@ func (p *Pool) dialer(idx int) func(ctx context.Context, o mqttc.Options) (endpo
 		src = p.cfg.SourceAddrs[(idx/p.cfg.Shard.Count)%n]
 	}
 	return func(ctx context.Context, o mqttc.Options) (endpoint.Conn, error) {
+		lost := o.OnConnectionLost
+		o.OnConnectionLost = func(err error) {
+			p.connLost.Add(1)
+			if lost != nil {
+				lost(err)
+			}
+		}
 		c, err := mqttlite.Dial(ctx, mqttlite.Options{Options: o, LocalIP: src})
 		if err != nil {
 			return nil, err
@@ -410,6 +426,9 @@ func (p *Pool) IDs() []string {
 
 // lostConnections counts endpoints whose connection ended without Close.
 func (p *Pool) lostConnections() int {
+	if p.cfg.Client == ClientLight && p.connLost.Load() == 0 {
+		return 0
+	}
 	p.epMu.RLock()
 	defer p.epMu.RUnlock()
 	n := 0

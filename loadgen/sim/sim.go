@@ -90,9 +90,10 @@ type PoolConfig struct {
 	// capacity --mode registrations does): a tally's late starts are a share of its
 	// attempts, and a call step's attempts are calls. Pool.RampLateStarts counts them anyway.
 	RecordRampLateStarts bool
-	// Client is the MQTT client of the simulated endpoints: ClientPaho (reference/mqttc, the
-	// default) or ClientLight (loadgen/mqttlite: one goroutine per connection, batched
-	// writes; tcp:// brokers only). Both run the same reference/endpoint logic, so the
+	// Client is the MQTT client of the simulated endpoints: ClientLight (loadgen/mqttlite:
+	// one goroutine per connection, batched writes; tcp:// and mqtt:// brokers only),
+	// ClientPaho (reference/mqttc: also TLS and WebSocket), or ClientAuto (the default):
+	// light where it can, paho otherwise. Both run the same reference/endpoint logic, so the
 	// generator's checks are the same.
 	Client string
 	// SourceAddrs are the local addresses the endpoints' connections go out from, in turn
@@ -107,6 +108,7 @@ type PoolConfig struct {
 
 // MQTT clients of the simulated endpoints (PoolConfig.Client).
 const (
+	ClientAuto  = "auto"
 	ClientPaho  = "paho"
 	ClientLight = "light"
 )
@@ -132,7 +134,7 @@ func LoopbackSources(n int) ([]net.IP, error) {
 func DefaultPoolConfig() PoolConfig {
 	return PoolConfig{Endpoints: 1000, Shard: loadgen.Whole, IDPrefix: "lg-", AppContext: "rtcomm",
 		RampRate: 250, ServiceQuery: true, RegisterTimeout: 10 * time.Second, ConnectConcurrency: 64,
-		Client: ClientPaho}
+		Client: ClientAuto}
 }
 
 // CallModel is what one simulated call does. Durations are simulated user/device time.
