@@ -3,11 +3,17 @@ package sim
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen"
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen/metrics"
@@ -30,17 +36,35 @@ func smallModel() CallModel {
 }
 
 func openSmall(t *testing.T, env *Env, n int, rec *metrics.Recorder) *Pool {
+	return openSmallWith(t, env, n, rec, ClientAuto)
+}
+
+// openSmallWith opens n endpoints on the given MQTT client and checks that they use it.
+func openSmallWith(t *testing.T, env *Env, n int, rec *metrics.Recorder, client string) *Pool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cfg := DefaultPoolConfig()
-	cfg.Endpoints, cfg.RampRate = n, 200
+	cfg.Endpoints, cfg.RampRate, cfg.Client = n, 200, client
 	cfg.IDPrefix = "t" + mqttc.RandomClientID("")[:6] + "-"
 	p, err := OpenPool(ctx, env, cfg, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
+	if client != ClientAuto {
+		var wrong []string
+		p.epMu.RLock()
+		for _, se := range p.eps {
+			if paho := se.ep.Client() != nil; paho != (client == ClientPaho) {
+				wrong = append(wrong, se.id)
+			}
+		}
+		p.epMu.RUnlock()
+		if len(wrong) > 0 {
+			t.Fatalf("client %s requested; %d endpoints use the other one (%s, ...)", client, len(wrong), wrong[0])
+		}
+	}
 	return p
 }
 
@@ -87,6 +111,15 @@ func checkRun(t *testing.T, sum *results.Summary, dir string) {
 
 func TestCallStepEmbedded(t *testing.T) {
 	t.Parallel()
+	for _, client := range []string{ClientLight, ClientPaho} {
+		t.Run(client, func(t *testing.T) {
+			t.Parallel()
+			callStepEmbedded(t, client)
+		})
+	}
+}
+
+func callStepEmbedded(t *testing.T, client string) {
 	ctx := context.Background()
 	env, err := StartTarget(ctx, Target{TopicPath: uniquePath()})
 	if err != nil {
@@ -94,7 +127,7 @@ func TestCallStepEmbedded(t *testing.T) {
 	}
 	defer env.Close()
 	rec := metrics.NewRecorder()
-	p := openSmall(t, env, 20, rec)
+	p := openSmallWith(t, env, 20, rec, client)
 	if p.Len() != 20 {
 		t.Fatalf("pool has %d endpoints, want 20", p.Len())
 	}
@@ -227,20 +260,138 @@ func TestRegisterStep(t *testing.T) {
 func TestCallStepMosquitto(t *testing.T) {
 	t.Parallel()
 	mq := extbroker.MosquittoForTest(t)
-	ctx := context.Background()
-	env, err := StartTarget(ctx, Target{BrokerURL: mq.TCP, TopicPath: uniquePath()})
+	for _, client := range []string{ClientLight, ClientPaho} {
+		t.Run(client, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			env, err := StartTarget(ctx, Target{BrokerURL: mq.TCP, TopicPath: uniquePath()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer env.Close()
+			rec := metrics.NewRecorder()
+			p := openSmallWith(t, env, 20, rec, client)
+			dir := filepath.Join(t.TempDir(), "run")
+			sum, err := p.CallStep(ctx, dir, Step{Rate: 15, Duration: 2 * time.Second, Seed: 3, Calls: smallModel(), Recorder: rec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRun(t, sum, dir)
+		})
+	}
+}
+
+// Endpoints spread over several loopback source addresses register and call as usual.
+func TestCallStepSourceAddrs(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	seen := &remoteHosts{hosts: map[string]int{}}
+	env, err := StartTarget(ctx, Target{TopicPath: uniquePath(), BrokerHooks: []mqtt.Hook{seen}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer env.Close()
+	cfg := DefaultPoolConfig()
+	cfg.Endpoints, cfg.RampRate, cfg.Client = 12, 200, ClientLight
+	cfg.IDPrefix = "t" + mqttc.RandomClientID("")[:6] + "-"
+	if cfg.SourceAddrs, err = LoopbackSources(3); err != nil {
+		t.Fatal(err)
+	}
 	rec := metrics.NewRecorder()
-	p := openSmall(t, env, 20, rec)
+	p, err := OpenPool(ctx, env, cfg, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.Len() != 12 {
+		t.Fatalf("expected 12 endpoints registered over 3 source addresses, actual %d (%d failed)", p.Len(), p.Failed())
+	}
+	seen.mu.Lock()
+	for _, h := range []string{"127.0.0.2", "127.0.0.3"} {
+		if seen.hosts[h] < 4 {
+			t.Errorf("expected 4 endpoints connected from %s, actual %d (all: %v)", h, seen.hosts[h], seen.hosts)
+		}
+	}
+	seen.mu.Unlock()
 	dir := filepath.Join(t.TempDir(), "run")
-	sum, err := p.CallStep(ctx, dir, Step{Rate: 15, Duration: 2 * time.Second, Seed: 3, Calls: smallModel(), Recorder: rec})
+	sum, err := p.CallStep(ctx, dir, Step{Rate: 10, Duration: time.Second, Seed: 5, Calls: smallModel(), Recorder: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkRun(t, sum, dir)
+}
+
+// remoteHosts is a broker hook counting connections per remote host.
+type remoteHosts struct {
+	mqtt.HookBase
+	mu    sync.Mutex
+	hosts map[string]int
+}
+
+func (h *remoteHosts) ID() string { return "remote-hosts" }
+
+func (h *remoteHosts) Provides(b byte) bool { return b == mqtt.OnConnect }
+
+func (h *remoteHosts) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	host, _, _ := net.SplitHostPort(cl.Net.Remote)
+	h.mu.Lock()
+	h.hosts[host]++
+	h.mu.Unlock()
+	return nil
+}
+
+// The client choice: auto is light on tcp:// and paho elsewhere; source addresses need the
+// light client, are spread automatically above AutoSpreadAbove endpoints only for a broker
+// on IPv4 loopback, and a wrong name is an error.
+func TestPoolTransport(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		client, url string
+		endpoints   int
+		addrs       int // given
+		wantClient  string
+		wantAddrs   int
+		wantErr     string
+	}{
+		{client: ClientAuto, url: "tcp://127.0.0.1:1883", endpoints: 100, wantClient: ClientLight},
+		{client: ClientAuto, url: "mqtt://broker:1883", endpoints: 100, wantClient: ClientLight},
+		{client: ClientAuto, url: "ws://127.0.0.1:8080/mqtt", endpoints: 100, wantClient: ClientPaho},
+		{client: ClientAuto, url: "ssl://127.0.0.1:8883", endpoints: 100, wantClient: ClientPaho},
+		{client: ClientPaho, url: "tcp://127.0.0.1:1883", endpoints: 100, wantClient: ClientPaho},
+		{client: ClientAuto, url: "tcp://127.0.0.1:1883", endpoints: 100_000, wantClient: ClientLight, wantAddrs: 5},
+		{client: ClientLight, url: "tcp://127.0.0.1:1883", endpoints: AutoSpreadAbove, wantClient: ClientLight},
+		{client: ClientLight, url: "tcp://127.0.0.1:1883", endpoints: AutoSpreadAbove + 1, wantClient: ClientLight, wantAddrs: 2},
+		{client: ClientLight, url: "tcp://10.0.0.5:1883", endpoints: 100_000, wantClient: ClientLight},
+		{client: ClientLight, url: "tcp://127.0.0.1:1883", endpoints: 100_000, addrs: 2, wantClient: ClientLight, wantAddrs: 2},
+		{client: ClientPaho, url: "tcp://127.0.0.1:1883", endpoints: 100, addrs: 2, wantErr: "need the light client"},
+		{client: ClientAuto, url: "ws://127.0.0.1:8080/mqtt", endpoints: 100, addrs: 2, wantErr: "need the light client"},
+		{client: "fast", url: "tcp://127.0.0.1:1883", endpoints: 100, wantErr: `MQTT client "fast"`},
+	} {
+		cfg := DefaultPoolConfig()
+		cfg.Client, cfg.Endpoints = c.client, c.endpoints
+		if c.addrs > 0 {
+			cfg.SourceAddrs, _ = LoopbackSources(c.addrs)
+		}
+		err := cfg.transport(c.url)
+		name := c.client + " " + c.url + " " + strconv.Itoa(c.endpoints)
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("%s: expected an error with %q, actual %v", name, c.wantErr, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if cfg.Client != c.wantClient || len(cfg.SourceAddrs) != c.wantAddrs {
+			t.Errorf("%s: expected client %s over %d source addresses, actual %s over %d", name, c.wantClient, c.wantAddrs, cfg.Client, len(cfg.SourceAddrs))
+		}
+	}
+	if _, err := LoopbackSources(255); err == nil {
+		t.Error("LoopbackSources(255): expected an error (127.0.0.255 is the broadcast address)")
+	}
 }
 
 // TestDrainEndDuringTrickle ends a step while most calls are still trickling candidates
