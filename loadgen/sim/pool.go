@@ -410,6 +410,9 @@ func (p *Pool) Len() int {
 	return len(p.eps)
 }
 
+// Client is the MQTT client the endpoints use (ClientLight or ClientPaho; auto resolved).
+func (p *Pool) Client() string { return p.cfg.Client }
+
 // Failed returns how many endpoints did not come up.
 func (p *Pool) Failed() int { return int(p.failed.Load()) }
 

@@ -1,5 +1,6 @@
 // Package sim is the MQTT side of the load generator: simulated rtcomm endpoints (one MQTT
-// connection each, built on reference/endpoint), a presence monitor, the open-loop call
+// connection each, built on reference/endpoint over loadgen/mqttlite or paho, see
+// PoolConfig.Client), a presence monitor, the open-loop call
 // model and the raw-MQTT baseline. Measurements go through loadgen/metrics exactly as
 // loadgen/README.md describes; results directories through loadgen/results.
 //
