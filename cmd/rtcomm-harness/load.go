@@ -338,7 +338,7 @@ func runLoad(ctx context.Context, o loadOptions, out, errOut io.Writer, tty bool
 		// (docs/PERFORMANCE.md, "The light endpoint client").
 		debug.SetGCPercent(100)
 	}
-	fmt.Fprintf(out, "endpoints: %d registered in %s", pool.Len(), time.Since(t0).Round(100*time.Millisecond))
+	fmt.Fprintf(out, "endpoints: %d registered in %s (%s client)", pool.Len(), time.Since(t0).Round(100*time.Millisecond), pool.Client())
 	if n := pool.Failed(); n > 0 {
 		fmt.Fprintf(out, " (%d failed to come up)", n)
 	}
