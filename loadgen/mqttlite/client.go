@@ -147,6 +147,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	d := net.Dialer{}
 	if o.LocalIP != nil {
 		d.LocalAddr = &net.TCPAddr{IP: o.LocalIP}
+		d.Control = bindNoPort
 	}
 	conn, err := d.DialContext(dctx, "tcp", host)
 	if err != nil {
