@@ -162,8 +162,8 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		_ = conn.Close()
 		return nil, fmt.Errorf("mqttlite connect %s as %q: %w", o.BrokerURL, o.ClientID, err)
 	}
-	go c.readLoop(r)
 	c.kaTimer = time.AfterFunc(c.ka/2, c.keepalive)
+	go c.readLoop(r)
 	if o.OnConnect != nil {
 		o.OnConnect(nil) // the callback's *mqttc.Client is paho's; this client has none
 	}
@@ -648,14 +648,21 @@ func (c *Client) end(err error) {
 	}
 }
 
-// Close disconnects cleanly: DISCONNECT (the broker discards the will), then closes the
-// socket; the reader ends on its own.
+// Close disconnects cleanly: what is queued, then DISCONNECT (the broker discards the will),
+// then it closes the socket; the reader ends on its own.
 func (c *Client) Close() {
 	if c.Err() != nil {
 		return
 	}
 	dis := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: c.version}
 	_ = c.send(dis.DisconnectEncode)
+	// Another sender may be writing what was queued before the DISCONNECT (send returns at
+	// once then): wait for it, or closing the socket would cut it off and fire the will.
+	c.wmu.Lock()
+	for c.flushing && c.Err() == nil {
+		c.wcond.Wait()
+	}
+	c.wmu.Unlock()
 	c.end(ErrClosed)
 	_ = c.conn.Close()
 }
