@@ -98,6 +98,7 @@ type Client struct {
 
 	readSince, wroteSince atomic.Bool // activity since the last keepalive tick
 	pingOut               atomic.Bool // a PINGREQ awaits its answer
+	closing               atomic.Bool // Close sent DISCONNECT: the broker may hang up first
 	kaTimer               *time.Timer
 	readerDone            chan struct{}
 }
@@ -622,6 +623,9 @@ func (c *Client) keepalive() {
 // end marks the connection over for err (the first reason wins), fails every waiter and,
 // when nobody closed it, tells OnConnectionLost.
 func (c *Client) end(err error) {
+	if c.closing.Load() {
+		err = ErrClosed // the broker closing after our DISCONNECT is no loss
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -655,6 +659,7 @@ func (c *Client) Close() {
 		return
 	}
 	dis := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: c.version}
+	c.closing.Store(true)
 	_ = c.send(dis.DisconnectEncode)
 	// Another sender may be writing what was queued before the DISCONNECT (send returns at
 	// once then): wait for it, or closing the socket would cut it off and fire the will.

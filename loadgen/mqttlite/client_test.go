@@ -142,8 +142,10 @@ func TestKillFiresWillCloseDoesNot(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, who := range []string{"closed", "killed"} {
+				lost := make(chan error, 1)
 				c, err := mqttlite.Dial(ctx, mqttlite.Options{Options: mqttc.Options{BrokerURL: url,
-					Will: &mqttc.Will{Topic: path + who, Payload: []byte("gone")}}})
+					Will:             &mqttc.Will{Topic: path + who, Payload: []byte("gone")},
+					OnConnectionLost: func(err error) { lost <- err }}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -157,6 +159,11 @@ func TestKillFiresWillCloseDoesNot(t *testing.T) {
 				}
 				if err := c.Publish(ctx, path+"x", 0, false, nil); !errors.Is(err, mqttlite.ErrClosed) {
 					t.Fatalf("%s: publish after the end: expected ErrClosed, actual %v", who, err)
+				}
+				select {
+				case err := <-lost:
+					t.Fatalf("%s: reported as a lost connection: %v", who, err)
+				case <-time.After(50 * time.Millisecond):
 				}
 			}
 			select {
