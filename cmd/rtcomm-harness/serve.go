@@ -122,8 +122,8 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 	f.StringVar(&o.sharedGroup, "shared-group", "", "run as one of several replicas: share routing topics in this group; a message for another replica's session is forwarded to it, and a replica that dies has its sessions ended by the others")
 	f.IntVar(&o.maxPayload, "max-payload", 1<<20, "embedded broker: largest PUBLISH payload in bytes")
 	f.IntVar(&o.maxPendingWrites, "max-pending-writes", broker.DefaultMaxPendingWrites,
-		"embedded broker: deliveries queued per client for its socket (16 .. 1048576); more costs memory per client "+
-			"(allocated at connect), fewer drops deliveries (counted, not retried) when a subscriber falls behind")
+		"embedded broker: most deliveries queued per client for its socket (16 .. 1048576); the queue grows on demand, "+
+			"so more costs memory only while a subscriber has a backlog; fewer drops deliveries (counted, not retried) when a subscriber falls behind")
 	f.BoolVar(&o.secure, "secure", false, "embedded broker: require authentication and enforce identity ACLs")
 	f.StringVar(&o.credentials, "credentials", "", "embedded broker secure mode: credentials file (user:password per line)")
 	f.StringVar(&o.connectorUser, "connector-user", "connector", "identity the connector authenticates as (may do everything in secure mode)")

@@ -30,13 +30,12 @@ const DefaultMaxPayload = 1 << 20
 // MinMaxPayload is the smallest allowed Config.MaxPayload: rtcomm needs 64 KB SDPs.
 const MinMaxPayload = 64 << 10
 
-// DefaultMaxPendingWrites is Config.MaxPendingWrites when zero. mochi's default is 8192:
-// 64 KB of pointer slots per client, allocated at connect and scanned by every GC cycle
-// (with 2,000 endpoints 124 MB, two thirds of the live heap, and 12 % of serve's CPU in
-// typePointers.next). Issue 16 measured 1024 slots without drops in load runs at 150, 300
-// and 500 calls/s, but one subscriber's burst of 1,800 messages (the BRK-006 scenario: 3
-// publishers x 600) overflowed it on a loaded machine and the reference failed its own
-// BRK-006; 4096 slots (32 KB per client) keep that burst with room to spare.
+// DefaultMaxPendingWrites is Config.MaxPendingWrites when zero. Upstream mochi allocates the
+// whole queue at connect (its default 8192: 64 KB of pointer slots per client, scanned by
+// every GC cycle); our patched copy (mochipatch/outbound.go) starts each client's queue at 8
+// slots and grows it only while a backlog lasts, so the limit costs memory only to clients
+// that fall behind. 1024 overflowed on one subscriber's burst of 1,800 messages (the BRK-006
+// scenario: 3 publishers x 600) on a loaded machine; 4096 keeps that burst with room to spare.
 const DefaultMaxPendingWrites = 4096
 
 // DefaultSessionExpiry is Config.SessionExpiry when zero.
@@ -61,9 +60,9 @@ type Config struct {
 
 	// MaxPendingWrites is the per-client queue of deliveries waiting to be written to
 	// its socket (default DefaultMaxPendingWrites). When a subscriber's queue is full,
-	// mochi drops the delivery and counts it in Stats.MessagesDropped. Every client's
-	// queue is allocated in full at connect (8 bytes per slot, scanned by every GC
-	// cycle), so thousands of clients in one process want a smaller value.
+	// mochi drops the delivery and counts it in Stats.MessagesDropped. The queue grows
+	// on demand (patched mochi), so a larger limit costs memory only while a client has
+	// a backlog (8 bytes per slot plus the queued packets).
 	MaxPendingWrites int
 
 	// TopicPath is the rtcomm topic root the secure-mode ACLs are written for,

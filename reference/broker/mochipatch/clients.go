@@ -190,33 +190,27 @@ func newClient(c net.Conn, o *ops) *Client {
 	return cl
 }
 
-// WriteLoop ranges over pending outbound messages and writes them to the client connection.
-// Patched (outbound.go): it drains the growable queue in order after each wake-up, checking
-// between packets that the client is still open, as upstream's select on the channel did.
+// WriteLoop writes the client's queued packets to its connection, in order, until the queue
+// is empty or the client closes. Patched (outbound.go): upstream ran it for the whole
+// connection, waiting on a channel; here Server.publishToClient starts it when a push finds
+// no writer running, and it ends when the queue is empty.
 func (cl *Client) WriteLoop() {
 	done := cl.State.open.Done()
 	for {
 		select {
-		case <-cl.State.outbound.ready:
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				pk := cl.State.outbound.pop()
-				if pk == nil {
-					break
-				}
-				if err := cl.WritePacket(*pk); err != nil {
-					// TODO : Figure out what to do with error
-					cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
-				}
-				atomic.AddInt32(&cl.State.outboundQty, -1)
-			}
 		case <-done:
 			return
+		default:
 		}
+		pk := cl.State.outbound.pop()
+		if pk == nil {
+			return
+		}
+		if err := cl.WritePacket(*pk); err != nil {
+			// TODO : Figure out what to do with error
+			cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
+		}
+		atomic.AddInt32(&cl.State.outboundQty, -1)
 	}
 }
 

@@ -16,6 +16,13 @@ import (
 // same limit but starts small, grows by doubling only while a backlog lasts, and lets a large
 // ring go once it is drained, so an idle client costs a few pointers and a burst may still
 // use the whole limit.
+//
+// Upstream also parks one WriteLoop goroutine per client for the whole connection, whose stack
+// every GC cycle scans (with thousands of mostly idle clients, the scan of those stacks was
+// the largest GC cost left once the channels were gone). Here WriteLoop runs only while the
+// client has something queued: the push that finds no writer running starts one (push
+// reports it), and the writer ends when it finds the queue empty, both decided under the
+// queue's lock, so a packet is never left without a writer.
 
 const (
 	// outboundQueueMin is the ring allocated at a client's first delivery.
@@ -26,17 +33,14 @@ const (
 )
 
 // outboundQueue is a bounded FIFO of packets waiting for a client's WriteLoop. Any number of
-// goroutines push; one (WriteLoop) pops.
+// goroutines push; the one writer running at a time pops.
 type outboundQueue struct {
-	mu    sync.Mutex
-	ring  []*packets.Packet // ring[head], ..., ring[(head+n-1) % len(ring)] are queued
-	head  int
-	n     int
-	limit int
-	// ready holds a token when something was pushed since WriteLoop last emptied the queue
-	// (capacity 1, so a push never blocks and a wake-up is never lost: the token is sent
-	// after the packet is in the ring).
-	ready chan struct{}
+	mu      sync.Mutex
+	ring    []*packets.Packet // ring[head], ..., ring[(head+n-1) % len(ring)] are queued
+	head    int
+	n       int
+	limit   int
+	writing bool // a WriteLoop is running and will pop until it finds the queue empty
 }
 
 // newOutboundQueue returns an empty queue that holds at most limit packets.
@@ -44,32 +48,26 @@ func newOutboundQueue(limit int) *outboundQueue {
 	if limit < 1 {
 		limit = 1
 	}
-	return &outboundQueue{limit: limit, ready: make(chan struct{}, 1)}
+	return &outboundQueue{limit: limit}
 }
 
-// push appends pk, growing the ring if needed; it reports false, queueing nothing, when the
+// push appends pk, growing the ring if needed. It reports ok false, queueing nothing, when the
 // queue already holds limit packets (mochi then counts a dropped message, as it did for a
-// full channel).
-func (q *outboundQueue) push(pk *packets.Packet) bool {
+// full channel), and start true when no writer is running: the caller must start one.
+func (q *outboundQueue) push(pk *packets.Packet) (ok, start bool) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.n == q.limit {
-		q.mu.Unlock()
-		return false
+		return false, false
 	}
 	if q.n == len(q.ring) {
 		q.grow()
 	}
 	q.ring[(q.head+q.n)%len(q.ring)] = pk
 	q.n++
-	first := q.n == 1
-	q.mu.Unlock()
-	if first { // otherwise WriteLoop has not yet found the queue empty, so it will pop this one too
-		select {
-		case q.ready <- struct{}{}:
-		default: // a token is already waiting
-		}
-	}
-	return true
+	start = !q.writing
+	q.writing = true
+	return true, start
 }
 
 // grow doubles the ring (at least outboundQueueMin, at most limit), keeping the order.
@@ -91,11 +89,13 @@ func (q *outboundQueue) grow() {
 	q.ring, q.head = ring, 0
 }
 
-// pop removes and returns the oldest packet, or nil when the queue is empty.
+// pop removes and returns the oldest packet; when the queue is empty it returns nil and the
+// writer that called it must end (a later push starts a new one).
 func (q *outboundQueue) pop() *packets.Packet {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.n == 0 {
+		q.writing = false
 		return nil
 	}
 	pk := q.ring[q.head]

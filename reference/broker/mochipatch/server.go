@@ -407,7 +407,8 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
-	go cl.WriteLoop()
+	// Patched (outbound.go): no WriteLoop for the whole connection; publishToClient starts one
+	// while the client has packets queued.
 	defer cl.Stop(nil)
 
 	pk, err := s.readConnectionPacket(cl)
@@ -1097,9 +1098,13 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		return out, packets.CodeDisconnect
 	}
 
-	// Patched (outbound.go): a growable queue in place of the channel; full means dropped, as before.
-	if cl.State.outbound.push(&out) {
+	// Patched (outbound.go): a growable queue in place of the channel, its writer started on
+	// demand; full means dropped, as before.
+	if ok, start := cl.State.outbound.push(&out); ok {
 		atomic.AddInt32(&cl.State.outboundQty, 1)
+		if start {
+			go cl.WriteLoop()
+		}
 	} else {
 		atomic.AddInt64(&s.Info.MessagesDropped, 1)
 		cl.ops.hooks.OnPublishDropped(cl, pk)
