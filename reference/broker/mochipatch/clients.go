@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/xid"
 
+	"github.com/mochi-mqtt/server/v2/mempool"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -189,6 +190,10 @@ func newClient(c net.Conn, o *ops) *Client {
 
 	return cl
 }
+
+// writeBufPool holds WritePacket's encode buffers; one that grew past 64 KB (a large payload)
+// is dropped rather than kept.
+var writeBufPool = mempool.NewBuffer(64 << 10)
 
 // WriteLoop writes the client's queued packets to its connection, in order, until the queue
 // is empty or the client closes. Patched (outbound.go): upstream ran it for the whole
@@ -564,7 +569,11 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	pk = cl.ops.hooks.OnPacketEncode(cl, pk)
 
 	var err error
-	buf := new(bytes.Buffer)
+	// Patched (PATCHED.md): the encode buffer comes from a pool (upstream allocated and grew a
+	// new one per packet: a sixth of the bytes the broker allocated under load); so the bytes
+	// given to OnPacketSent are valid only during that call.
+	buf := writeBufPool.Get()
+	defer writeBufPool.Put(buf)
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		err = pk.ConnectEncode(buf)
