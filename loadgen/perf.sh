@@ -14,6 +14,7 @@
 #   WARM=5 WINDOW=20 seconds after the call phase starts / seconds measured
 #   PROFILE=dir     also write CPU and alloc profiles of both processes into dir
 #   LOAD_ARGS=...   extra arguments for load; SERVE_ARGS=... extra arguments for serve
+#   SERVE_ENV=...   environment for serve only, e.g. SERVE_ENV='GOGC=200' (load keeps its own GC setting)
 set -euo pipefail
 
 ENDPOINTS=${ENDPOINTS:-2000}
@@ -26,6 +27,7 @@ WINDOW=${WINDOW:-20}
 PROFILE=${PROFILE:-}
 LOAD_ARGS=${LOAD_ARGS:-}
 SERVE_ARGS=${SERVE_ARGS:-}
+SERVE_ENV=${SERVE_ENV:-}
 
 work=$(mktemp -d)
 serve_pid="" load_pid=""
@@ -53,7 +55,7 @@ fi
 
 # serve on a random loopback port; its first lines name the address.
 # shellcheck disable=SC2086
-"$BIN" serve --log-level warn --tcp 127.0.0.1:0 --ws off --http off "${serve_prof[@]}" $SERVE_ARGS >"$work/serve.out" 2>&1 &
+env $SERVE_ENV "$BIN" serve --log-level warn --tcp 127.0.0.1:0 --ws off --http off "${serve_prof[@]}" $SERVE_ARGS >"$work/serve.out" 2>&1 &
 serve_pid=$!
 url=""
 for _ in $(seq 100); do
