@@ -488,9 +488,10 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 
 	atomic.AddInt64(&cl.ops.info.BytesReceived, int64(n))
 
-	// Decode the remaining packet values using a fresh copy of the bytes,
-	// otherwise the next packet will change the data of this one.
-	px := append([]byte{}, p[:]...)
+	// Patched (PATCHED.md): upstream decoded from a second copy of p "otherwise the next packet
+	// will change the data of this one"; p is made fresh for every packet above, so the copy
+	// only doubled the bytes allocated per packet read.
+	px := p
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		err = pk.ConnectDecode(px)

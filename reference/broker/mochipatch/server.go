@@ -1027,7 +1027,13 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		return pk, nil // [MQTT-3.8.3-3]
 	}
 
+	// Patched (PATCHED.md): every delivery shares the published payload (upstream's Copy copied
+	// it per subscriber). Nothing writes into a payload once read: ReadPacket makes a new buffer
+	// per packet and encoding only reads it.
+	payload := pk.Payload
+	pk.Payload = nil
 	out := pk.Copy(false)
+	out.Payload, pk.Payload = payload, payload
 	if !s.hooks.OnACLCheck(cl, pk.TopicName, false) {
 		return out, packets.ErrNotAuthorized
 	}
