@@ -131,3 +131,42 @@ func TestSlowSubscriberQueueLimit(t *testing.T) {
 		t.Fatalf("Expected delivered + dropped = %d, Actual %d + %d", n, len(got), dropped)
 	}
 }
+
+// A retained message whose MQTT 5 Message Expiry Interval has passed leaves the store: mochi's
+// once-a-second scan (patched to select in place, mochipatch/PATCHED.md) removes it; one
+// without expiry stays.
+func TestRetainedMessageExpires(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Config{WSAddr: broker.Off})
+	conn, err := net.Dial("tcp", b.TCPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if rc := rawHandshake(t, conn, rawConnect{protoName: "MQTT", level: 5, clientID: "expiring", keepalive: 60}); rc != 0 {
+		t.Fatalf("CONNACK %d", rc)
+	}
+	path := uniquePath()
+	body := append(mqttString(path+"short"), 5, 0x02, 0, 0, 0, 1) // properties: Message Expiry Interval 1 s
+	body = append(body, "gone soon"...)
+	expiring := append(append([]byte{0x31}, varint(len(body))...), body...)
+	body = append(mqttString(path+"long"), 0) // no properties
+	body = append(body, "stays"...)
+	lasting := append(append([]byte{0x31}, varint(len(body))...), body...)
+	if _, err := conn.Write(append(expiring, lasting...)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Stats().Retained != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Expected 2 retained messages after the publishes, Actual %d", b.Stats().Retained)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for b.Stats().Retained != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Expected the expired retained message removed within 5 s, Actual %d retained", b.Stats().Retained)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

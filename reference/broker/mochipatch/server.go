@@ -1725,8 +1725,10 @@ func (s *Server) clearExpiredClients(dt int64) {
 }
 
 // clearExpiredRetainedMessage deletes retained messages from topics if they have expired.
+// Patched (PATCHED.md): selects the expired messages in place (Packets.IDsWhere) instead of
+// copying every retained packet once a second (GetAll).
 func (s *Server) clearExpiredRetainedMessages(now int64) {
-	for filter, pk := range s.Topics.Retained.GetAll() {
+	filters := s.Topics.Retained.IDsWhere(func(pk *packets.Packet) bool {
 		expired := pk.ProtocolVersion == 5 && pk.Expiry > 0 && pk.Expiry < now // [MQTT-3.3.2-5]
 
 		// If the maximum message expiry interval is set (greater than 0), and the message
@@ -1734,10 +1736,11 @@ func (s *Server) clearExpiredRetainedMessages(now int64) {
 		enforced := s.Options.Capabilities.MaximumMessageExpiryInterval > 0 &&
 			now-pk.Created > s.Options.Capabilities.MaximumMessageExpiryInterval
 
-		if expired || enforced {
-			s.Topics.Retained.Delete(filter)
-			s.hooks.OnRetainedExpired(filter)
-		}
+		return expired || enforced
+	})
+	for _, filter := range filters {
+		s.Topics.Retained.Delete(filter)
+		s.hooks.OnRetainedExpired(filter)
 	}
 }
 

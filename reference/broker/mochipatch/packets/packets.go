@@ -93,6 +93,21 @@ func (p *Packets) GetAll() map[string]Packet {
 	return m
 }
 
+// IDsWhere returns the ids of the packets for which match reports true, looking at each under
+// the read lock. Patched (rtcomm-harness, PATCHED.md): lets a periodic scan select packets
+// without copying the whole map as GetAll does.
+func (p *Packets) IDsWhere(match func(pk *Packet) bool) []string {
+	p.RLock()
+	defer p.RUnlock()
+	var ids []string
+	for k, v := range p.internal {
+		if match(&v) {
+			ids = append(ids, k)
+		}
+	}
+	return ids
+}
+
 // Get returns a specific packet in the map by packet id.
 func (p *Packets) Get(id string) (val Packet, ok bool) {
 	p.RLock()
