@@ -12,14 +12,14 @@ import (
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
-// EmbeddedMaxPendingWrites is the embedded broker's per-client write queue (deliveries
-// waiting for the socket): broker.DefaultMaxPendingWrites, 4096 (issue 16 ran 1024). mochi's own 8192 allocated
-// 64 KB per client at connect (with 2,000 endpoints over half of the live heap, scanned by
-// every GC cycle). A queue that overflows drops deliveries: 2048 dropped 13,151 in one 60 s
-// run at 500 calls/s when the connector fell seconds behind on an overloaded VM; 1024
-// dropped none at 150, 300 and 500 calls/s with the per-client costs of issue 16 removed
-// (docs/PERFORMANCE.md). Drops are counted (Env.BrokerDropped) and CallStep reports them in
-// the summary's warnings, so a run that overflows says so.
+// EmbeddedMaxPendingWrites is the embedded broker's per-client write queue limit (deliveries
+// waiting for the socket): broker.DefaultMaxPendingWrites, 4096. The patched mochi queue
+// (reference/broker/mochipatch/outbound.go) starts at 8 slots and grows only while a backlog
+// lasts, so the limit costs nothing for idle clients; upstream allocated all of it at connect.
+// A queue that overflows drops deliveries (2048 dropped 13,151 in one 60 s run at 500 calls/s
+// when the connector fell seconds behind on an overloaded VM). Drops are counted
+// (Env.BrokerDropped) and CallStep reports them in the summary's warnings, so a run that
+// overflows says so.
 const EmbeddedMaxPendingWrites = broker.DefaultMaxPendingWrites
 
 // Env is a started target. Close stops what StartTarget started.
