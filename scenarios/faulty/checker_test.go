@@ -36,14 +36,10 @@ var unobservable = map[string]string{
 	// packet. certify catches these (docs/FAULTS.md).
 	"forgets-retained":              "what the broker keeps for later subscribers is storage, not a publish: the hook sees the DOCUMENT with its retain flag as sent",
 	"empty-retained-does-not-clear": "the broker keeps a retained message the empty publish should clear: storage, not a publish",
-	"will-not-retained":             "the broker drops the retain flag the client asked for in CONNECT: the hook sees the will as the broker publishes it, not the CONNECT that declared it",
-	"loses-wills":                   "the broker publishes the will outside the topic path: no will appears where it belongs, and nothing published says a client had one",
 	"hash-as-plus":                  "subscription matching: which subscribers get a publish is delivery, after the hook",
 	"refuses-spaces":                "the broker acknowledges, then delivers to no one, a publish the hook has already seen as sent",
 	"payload-limit-48k":             "the broker refuses the packet before any hook sees it as a publish",
-	"downgrades-qos":                "the QoS of a delivery is not a publish",
 	"refuses-mqtt31":                "the broker refuses the CONNECT: nothing is published",
-	"ignores-share-groups":          "shared-subscription delivery (one member or all): delivery, after the hook",
 	"websocket-without-mqttv31":     "a WebSocket handshake, before MQTT: nothing is published",
 	"loses-publisher-order":         "the reordering happens before the broker's hook, which sees the publishes in the order they arrive, never the order they were sent in",
 	"limits-skip-filters":           "the secured broker's bound on SUBSCRIBE filters: a subscription is no publish, and its scenarios run on the secured listener, where no checker is attached",
@@ -105,20 +101,46 @@ type pathChecker struct {
 	mqtt.HookBase
 	root    string
 	profile spec.Profile
+	// broker judges the broker's deliveries and wills on every path (the broker-only
+	// scenarios' private /h-<tag>/ paths included: delivery is not rtcomm-specific).
+	broker *watch.Broker
 
 	mu    sync.Mutex
 	hooks map[string]*watch.Hook
 }
 
 func newPathChecker(root string, p spec.Profile) *pathChecker {
-	return &pathChecker{root: root, profile: p, hooks: map[string]*watch.Hook{}}
+	return &pathChecker{root: root, profile: p, hooks: map[string]*watch.Hook{}, broker: watch.NewBroker("/")}
 }
 
 // ID names the hook in mochi's hook list.
 func (p *pathChecker) ID() string { return "rtcomm-check-paths" }
 
-// Provides declares what watch.Hook provides.
-func (p *pathChecker) Provides(b byte) bool { return (&watch.Hook{}).Provides(b) }
+// Provides declares what watch.Hook provides with a broker judge.
+func (p *pathChecker) Provides(b byte) bool { return (&watch.Hook{Broker: p.broker}).Provides(b) }
+
+// OnConnect tells the broker judge the will a CONNECT declares.
+func (p *pathChecker) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	p.broker.Connected(cl, cl.ID, pk.Connect.Clean, watch.DeclaredWill(pk))
+	return nil
+}
+
+// OnSubscribed tells the broker judge the granted QoS.
+func (p *pathChecker) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	p.broker.Subscribed(cl.ID, watch.Filters(pk), codes)
+}
+
+// OnUnsubscribed tells the broker judge the filters went.
+func (p *pathChecker) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	p.broker.Unsubscribed(cl.ID, watch.Filters(pk))
+}
+
+// OnPacketSent judges a delivery.
+func (p *pathChecker) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type == packets.Publish {
+		p.broker.Delivered(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Dup, time.Now())
+	}
+}
 
 // hook returns the checker hook of the topic's scenario path (nil when not watched).
 func (p *pathChecker) hook(topic string) *watch.Hook {
@@ -167,6 +189,7 @@ func (p *pathChecker) all() []*watch.Hook {
 
 // OnPublish judges the publish on its path's checker.
 func (p *pathChecker) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	p.broker.Published(watch.Observation{Topic: pk.TopicName, Payload: pk.Payload, Client: cl.ID, Time: time.Now()}, pk.FixedHeader.Qos)
 	for _, h := range p.hooksFor(pk.TopicName) {
 		_, _ = h.OnPublish(cl, pk)
 	}
@@ -175,6 +198,7 @@ func (p *pathChecker) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 
 // OnWillSent judges a Last Will on its path's checker.
 func (p *pathChecker) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	p.broker.WillSent(cl, cl.ID, watch.Will{Topic: pk.TopicName, Payload: pk.Payload, Retained: pk.FixedHeader.Retain, QoS: pk.FixedHeader.Qos}, time.Now())
 	for _, h := range p.hooksFor(pk.TopicName) {
 		h.OnWillSent(cl, pk)
 	}
@@ -182,6 +206,7 @@ func (p *pathChecker) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 
 // OnSubscribe tells the filter's path's checker (a connector subscribes to its management topic).
 func (p *pathChecker) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	p.broker.Subscribing(cl.ID, watch.Filters(pk))
 	for _, f := range pk.Filters {
 		filter := f.Filter
 		if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
@@ -196,6 +221,7 @@ func (p *pathChecker) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Pa
 
 // OnDisconnect tells every checker.
 func (p *pathChecker) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	p.broker.Disconnected(cl)
 	for _, h := range p.all() {
 		h.OnDisconnect(cl, err, expire)
 	}
@@ -233,6 +259,13 @@ func (p *pathChecker) write(dir string) error {
 			run.Findings = append(run.Findings, r)
 		}
 	}
+	for _, f := range p.broker.Findings() {
+		r := checkerRecord{Path: "broker", Requirement: f.Requirement, Participant: f.Participant, Expected: f.Expected, Actual: f.Actual}
+		for _, e := range f.Evidence {
+			r.Evidence = append(r.Evidence, e.Topic+" "+brief(e.Payload))
+		}
+		run.Findings = append(run.Findings, r)
+	}
 	b, err := json.MarshalIndent(run, "", " ")
 	if err != nil {
 		return err
@@ -260,17 +293,23 @@ func readCheckerRun(dir string) *checkerRun {
 	return &run
 }
 
-// targetBlamed reports whether a finding blames the connector (the broker is never named:
-// the checker sees what clients publish, not what the broker does with it).
+// targetBlamed reports whether a finding blames the connector.
 func targetBlamed(r checkerRecord) bool {
 	return strings.HasPrefix(r.Participant, watch.ConnectorParticipant)
 }
 
-// caughtBy returns the findings against a requirement the fault breaks, blamed on the target.
+// caughtBy returns the findings against a requirement the fault breaks, blamed on the
+// faulty party: the broker for a broker fault (it breaks BRK- requirements only), else the
+// connector.
 func caughtBy(f faulty.Fault, run *checkerRun) []checkerRecord {
+	broker := !slices.ContainsFunc(f.Breaks, func(r string) bool { return !strings.HasPrefix(r, "BRK-") })
 	var out []checkerRecord
 	for _, r := range run.Findings {
-		if slices.Contains(f.Breaks, r.Requirement) && targetBlamed(r) {
+		blamed := targetBlamed(r)
+		if broker {
+			blamed = r.Participant == watch.BrokerParticipant
+		}
+		if slices.Contains(f.Breaks, r.Requirement) && blamed {
 			out = append(out, r)
 		}
 	}

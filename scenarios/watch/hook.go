@@ -15,6 +15,9 @@ import (
 type Hook struct {
 	mqtt.HookBase
 	Checker *Checker
+	// Broker, when set, also judges the broker's own deliveries and wills (broker.go); its
+	// findings go to Checker (Report) and OnFinding.
+	Broker *Broker
 	// OnFinding, when set, is called with each finding as it is made (for the log and counters).
 	OnFinding func(Finding)
 }
@@ -24,7 +27,70 @@ func (h *Hook) ID() string { return "rtcomm-check" }
 
 // Provides declares exactly the hook methods Hook implements.
 func (h *Hook) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnWillSent || b == mqtt.OnDisconnect || b == mqtt.OnSubscribe
+	switch b {
+	case mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSubscribe:
+		return true
+	case mqtt.OnConnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketSent:
+		return h.Broker != nil
+	}
+	return false
+}
+
+// OnConnect tells the broker judge the will a CONNECT declares (it never refuses one).
+func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if h.Broker != nil && cl != nil {
+		h.Broker.Connected(cl, cl.ID, pk.Connect.Clean, DeclaredWill(pk))
+	}
+	return nil
+}
+
+// DeclaredWill returns the will a CONNECT declares (nil when none).
+func DeclaredWill(pk packets.Packet) *Will {
+	if !pk.Connect.WillFlag {
+		return nil
+	}
+	return &Will{Topic: pk.Connect.WillTopic, Payload: pk.Connect.WillPayload, Retained: pk.Connect.WillRetain, QoS: pk.Connect.WillQos}
+}
+
+// OnSubscribed tells the broker judge the QoS it granted per filter.
+func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	if h.Broker != nil && cl != nil {
+		h.Broker.Subscribed(cl.ID, Filters(pk), codes)
+	}
+}
+
+// OnUnsubscribed tells the broker judge a client's filters went.
+func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	if h.Broker != nil && cl != nil {
+		h.Broker.Unsubscribed(cl.ID, Filters(pk))
+	}
+}
+
+// Filters returns the filters of a SUBSCRIBE or UNSUBSCRIBE.
+func Filters(pk packets.Packet) []string {
+	fs := make([]string, len(pk.Filters))
+	for i, f := range pk.Filters {
+		fs[i] = f.Filter
+	}
+	return fs
+}
+
+// OnPacketSent judges a PUBLISH the broker wrote to a client (the packet as written,
+// after every hook of the broker).
+func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if h.Broker == nil || cl == nil || pk.FixedHeader.Type != packets.Publish {
+		return
+	}
+	h.report(h.Broker.Delivered(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Dup, time.Now()))
+}
+
+func (h *Hook) report(fs []Finding) {
+	for _, f := range fs {
+		h.Checker.Report(f)
+		if h.OnFinding != nil {
+			h.OnFinding(f)
+		}
+	}
 }
 
 // OnSubscribe tells the checker who subscribes to what: a client that takes SERVICE_QUERYs
@@ -34,6 +100,9 @@ func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 		for _, f := range pk.Filters {
 			h.Checker.Subscribed(cl.ID, f.Filter)
 		}
+		if h.Broker != nil {
+			h.Broker.Subscribing(cl.ID, Filters(pk))
+		}
 	}
 	return pk
 }
@@ -41,18 +110,34 @@ func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 // OnPublish judges the publish and lets it through unchanged.
 func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	h.observe(cl, pk)
+	if h.Broker != nil {
+		o := Observation{Topic: pk.TopicName, Payload: pk.Payload, Retained: pk.FixedHeader.Retain, Time: time.Now()}
+		if cl != nil {
+			o.Client = cl.ID
+		}
+		h.Broker.Published(o, pk.FixedHeader.Qos)
+	}
 	return pk, nil
 }
 
 // OnWillSent judges a Last Will the broker published for a client that went away (an
 // empty retained will unregisters an endpoint, REG-008).
-func (h *Hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) { h.observe(cl, pk) }
+// With a Broker judge it also compares the will with the one CONNECT declared (BRK-002).
+func (h *Hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	h.observe(cl, pk)
+	if h.Broker != nil && cl != nil {
+		h.report(h.Broker.WillSent(cl, cl.ID, Will{Topic: pk.TopicName, Payload: pk.Payload, Retained: pk.FixedHeader.Retain, QoS: pk.FixedHeader.Qos}, time.Now()))
+	}
+}
 
 // OnDisconnect tells the checker a client went: a connector that ends its sessions as it
 // shuts down is not reaping them early (SESS-009).
 func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	if cl != nil {
 		h.Checker.Disconnected(cl.ID, time.Now())
+		if h.Broker != nil {
+			h.Broker.Disconnected(cl)
+		}
 	}
 }
 

@@ -1,0 +1,329 @@
+package watch
+
+import (
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// BrokerParticipant names the MQTT broker when a finding blames what it delivered.
+const BrokerParticipant = "broker"
+
+// recentFor is how long a publish is remembered to judge its deliveries: loopback delivers
+// in milliseconds; a retained message delivered later than this is not judged.
+const recentFor = 30 * time.Second
+
+// Broker judges what the broker itself does with the traffic under a topic path, from
+// inside it (serve --check's hook): the QoS of each delivery (BRK-007), one member per
+// shared-subscription group (BRK-010), and the Last Wills it publishes against the ones
+// declared in CONNECT (BRK-002). Findings blame BrokerParticipant. It is safe for
+// concurrent use. What it does not judge (missing deliveries, the retained store) is listed
+// in docs/CHECK.md.
+type Broker struct {
+	path string
+	seed maphash.Seed
+
+	mu       sync.Mutex
+	subs     map[string][]brokerSub    // client ID -> its subscriptions as the client asked
+	asked    map[string][]string       // client ID -> filters of the SUBSCRIBE being processed
+	wills    map[any]Will              // connection -> the will its CONNECT declared (in path)
+	pubs     map[uint64]*brokerPub     // hash(topic, payload) -> recent publishes of it
+	shared   map[shareKey]*shareDeliv  // share group and publish -> members it reached
+	findings []Finding
+	swept    time.Time
+}
+
+// Will is a Last Will as declared in CONNECT or as published.
+type Will struct {
+	Topic    string
+	Payload  []byte
+	Retained bool
+	QoS      byte
+}
+
+type brokerSub struct {
+	filter string // without $share/<group>/
+	group  string // "" when not shared
+	qos    byte
+}
+
+type brokerPub struct {
+	topic  string
+	qos    byte // lowest QoS it was published at
+	count  int  // times it was published
+	at     time.Time
+	sample Observation
+}
+
+type shareKey struct {
+	group string
+	pub   uint64
+}
+
+type shareDeliv struct {
+	members []string
+	at      time.Time
+	found   bool
+}
+
+// NewBroker returns a judge of the broker's deliveries under topicPath ("" means
+// the default rtcomm path).
+func NewBroker(topicPath string) *Broker {
+	return &Broker{path: spec.NewTopics(topicPath).Path, seed: maphash.MakeSeed(),
+		subs: map[string][]brokerSub{}, asked: map[string][]string{}, wills: map[any]Will{},
+		pubs: map[uint64]*brokerPub{}, shared: map[shareKey]*shareDeliv{}}
+}
+
+// Findings returns every finding so far.
+func (b *Broker) Findings() []Finding {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.findings)
+}
+
+func (b *Broker) inPath(topic string) bool { return strings.HasPrefix(topic, b.path) }
+
+func (b *Broker) key(topic string, payload []byte) uint64 {
+	var h maphash.Hash
+	h.SetSeed(b.seed)
+	h.WriteString(topic)
+	h.WriteByte(0)
+	h.Write(payload)
+	return h.Sum64()
+}
+
+func (b *Broker) add(f Finding) []Finding {
+	b.findings = append(b.findings, f)
+	return []Finding{f}
+}
+
+// Connected notes a client's CONNECT: a clean session forgets its subscriptions, and a
+// will under the path is remembered for the connection (conn identifies it; a client ID
+// can be taken over by a new connection with another will).
+func (b *Broker) Connected(conn any, client string, clean bool, will *Will) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if clean {
+		delete(b.subs, client)
+	}
+	if will != nil && b.inPath(will.Topic) {
+		b.wills[conn] = *will
+	}
+}
+
+// Disconnected forgets the connection's will: mochi publishes a will before it reports the
+// disconnect, so a will still here was discarded (clean DISCONNECT) or delayed (MQTT 5
+// will delay), neither judged.
+func (b *Broker) Disconnected(conn any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.wills, conn)
+}
+
+// Subscribing notes the filters of a SUBSCRIBE as the client sent it, before any hook of
+// the broker rewrote them.
+func (b *Broker) Subscribing(client string, filters []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.asked[client] = filters
+}
+
+// Subscribed records the broker's answer: codes[i] is the granted QoS (or a refusal,
+// >= 0x80) of the i-th filter of the SUBSCRIBE noted by Subscribing; granted are the
+// filters as the broker applied them, used when nothing was noted.
+func (b *Broker) Subscribed(client string, granted []string, codes []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	filters := b.asked[client]
+	delete(b.asked, client)
+	if len(filters) != len(codes) {
+		filters = granted
+	}
+	for i, f := range filters {
+		if i >= len(codes) || codes[i] >= 0x80 {
+			continue
+		}
+		s := brokerSub{filter: f, qos: codes[i]}
+		if rest, ok := strings.CutPrefix(f, "$share/"); ok {
+			group, filter, ok := strings.Cut(rest, "/")
+			if !ok {
+				continue
+			}
+			s.group, s.filter = group, filter
+		}
+		subs := slices.DeleteFunc(b.subs[client], func(o brokerSub) bool { return o.filter == s.filter && o.group == s.group })
+		b.subs[client] = append(subs, s)
+	}
+}
+
+// Unsubscribed forgets filters of a client.
+func (b *Broker) Unsubscribed(client string, filters []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, f := range filters {
+		group, filter := "", f
+		if rest, ok := strings.CutPrefix(f, "$share/"); ok {
+			group, filter, _ = strings.Cut(rest, "/")
+		}
+		b.subs[client] = slices.DeleteFunc(b.subs[client], func(o brokerSub) bool { return o.filter == filter && o.group == group })
+	}
+}
+
+// Published notes an inbound publish as its client sent it (before the broker's hooks),
+// so its deliveries can be judged.
+func (b *Broker) Published(o Observation, qos byte) {
+	if !b.inPath(o.Topic) {
+		return
+	}
+	k := b.key(o.Topic, o.Payload)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sweep(o.Time)
+	p := b.pubs[k]
+	if p == nil {
+		p = &brokerPub{topic: o.Topic, qos: qos, sample: o}
+		p.sample.Payload = slices.Clone(o.Payload[:min(len(o.Payload), 160)])
+		b.pubs[k] = p
+	}
+	p.qos = min(p.qos, qos)
+	p.count++
+	p.at = o.Time
+}
+
+// WillSent judges a Last Will the broker published for conn against the will its CONNECT
+// declared (BRK-002): on the declared topic, and an empty will retained when declared so
+// (clearing a retained registration needs no storage, so no retention policy refuses it,
+// ID-016; a non-empty will's retain flag is not judged).
+func (b *Broker) WillSent(conn any, client string, w Will, at time.Time) []Finding {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d, ok := b.wills[conn]
+	if !ok {
+		return nil
+	}
+	delete(b.wills, conn)
+	ev := []Observation{{Topic: w.Topic, Payload: w.Payload, Retained: w.Retained, Client: client, Time: at}}
+	switch {
+	case w.Topic != d.Topic:
+		return b.add(Finding{Requirement: "BRK-002", Participant: BrokerParticipant,
+			Expected: fmt.Sprintf("the Last Will of %s published at %s, the topic its CONNECT declared", client, d.Topic),
+			Actual:   "published at " + w.Topic, Time: at, Evidence: ev})
+	case d.Retained && len(w.Payload) == 0 && !w.Retained:
+		return b.add(Finding{Requirement: "BRK-002", Participant: BrokerParticipant,
+			Expected: fmt.Sprintf("the empty Last Will of %s at %s published retained, as its CONNECT declared (it clears the registration)", client, d.Topic),
+			Actual:   "published without the retain flag", Time: at, Evidence: ev})
+	}
+	return nil
+}
+
+// Delivered judges a PUBLISH the broker wrote to a client: its QoS is that of the
+// publish capped by the client's best matching subscription (BRK-007), and a message
+// reaches one member of a shared-subscription group per time it was published (BRK-010).
+// Deliveries of publishes it did not see (older than recentFor, a will) are not judged.
+func (b *Broker) Delivered(client, topic string, payload []byte, qos byte, dup bool, at time.Time) []Finding {
+	if topic == "" || !b.inPath(topic) {
+		return nil // a topic alias (MQTT 5) or outside the path
+	}
+	k := b.key(topic, payload)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.pubs[k]
+	if p == nil {
+		return nil
+	}
+	var granted byte
+	plain, groups := false, map[string]bool{}
+	for _, s := range b.subs[client] {
+		if !TopicMatches(s.filter, topic) {
+			continue
+		}
+		granted = max(granted, s.qos)
+		if s.group == "" {
+			plain = true
+		} else {
+			groups[s.group] = true
+		}
+	}
+	if !plain && len(groups) == 0 {
+		return nil // a subscription the judge did not see (before it started)
+	}
+	ev := []Observation{p.sample, {Topic: topic, Payload: p.sample.Payload, Client: client, Time: at}}
+	var out []Finding
+	if want := min(p.qos, granted); qos < want {
+		out = append(out, b.add(Finding{Requirement: "BRK-007", Participant: BrokerParticipant,
+			Expected: fmt.Sprintf("the QoS %d publish at %s delivered to %s at QoS %d (its subscription's QoS %d)", p.qos, topic, client, want, granted),
+			Actual:   fmt.Sprintf("delivered at QoS %d", qos), Time: at, Evidence: ev})...)
+	}
+	if plain || len(groups) != 1 || dup {
+		return out // a plain subscription gets every message; a redelivery is not a second member
+	}
+	var group string
+	for g := range groups {
+		group = g
+	}
+	sd := b.shared[shareKey{group, k}]
+	if sd == nil {
+		sd = &shareDeliv{}
+		b.shared[shareKey{group, k}] = sd
+	}
+	sd.at = at
+	if !slices.Contains(sd.members, client) {
+		sd.members = append(sd.members, client)
+	}
+	if len(sd.members) > p.count && !sd.found {
+		sd.found = true
+		out = append(out, b.add(Finding{Requirement: "BRK-010", Participant: BrokerParticipant,
+			Expected: fmt.Sprintf("the publish at %s (published %d time(s)) delivered to one member of share group %s per publish", topic, p.count, group),
+			Actual:   fmt.Sprintf("delivered to %d members: %s", len(sd.members), strings.Join(sd.members, ", ")), Time: at, Evidence: ev})...)
+	}
+	return out
+}
+
+// sweep forgets publishes and shared deliveries older than recentFor (at most once a second).
+func (b *Broker) sweep(now time.Time) {
+	if now.Sub(b.swept) < time.Second {
+		return
+	}
+	b.swept = now
+	for k, p := range b.pubs {
+		if now.Sub(p.at) > recentFor {
+			delete(b.pubs, k)
+		}
+	}
+	for k, s := range b.shared {
+		if now.Sub(s.at) > recentFor {
+			delete(b.shared, k)
+		}
+	}
+}
+
+// TopicMatches reports whether an MQTT topic filter matches a topic name: + one level,
+// # the parent level and every level below; a filter starting with a wildcard does not
+// match a topic starting with $ (MQTT-4.7.2-1).
+func TopicMatches(filter, topic string) bool {
+	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
+		return false
+	}
+	for {
+		fl, frest, fmore := strings.Cut(filter, "/")
+		if fl == "#" {
+			return true
+		}
+		tl, trest, tmore := strings.Cut(topic, "/")
+		if fl != "+" && fl != tl {
+			return false
+		}
+		if !fmore || !tmore {
+			if fmore && !tmore {
+				return frest == "#" // "a/#" matches "a"
+			}
+			return fmore == tmore
+		}
+		filter, topic = frest, trest
+	}
+}

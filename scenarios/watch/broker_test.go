@@ -1,0 +1,141 @@
+package watch_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
+)
+
+func brokerFinding(fs []watch.Finding, req string) bool {
+	for _, f := range fs {
+		if f.Requirement == req && f.Participant == watch.BrokerParticipant {
+			return true
+		}
+	}
+	return false
+}
+
+func TestTopicMatches(t *testing.T) {
+	for _, c := range []struct {
+		filter, topic string
+		want          bool
+	}{
+		{"/r/a/#", "/r/a", true}, {"/r/a/#", "/r/a/b/c", true}, {"/r/a/+", "/r/a/b", true},
+		{"/r/a/+", "/r/a/b/c", false}, {"/r/a/+", "/r/a", false}, {"/r/a", "/r/a", true},
+		{"/r/a", "/r/a/b", false}, {"#", "/r/a", true}, {"#", "$SYS/x", false}, {"+/r/#", "/r/x", true},
+		{"/r/a b/+", "/r/a b/c", true}, {"/r/a/b", "/r/a", false},
+	} {
+		if got := watch.TopicMatches(c.filter, c.topic); got != c.want {
+			t.Errorf("TopicMatches(%q, %q): expected %v, actual %v", c.filter, c.topic, c.want, got)
+		}
+	}
+}
+
+// BRK-007: a delivery below min(publish QoS, granted QoS) is the broker's; at it, none.
+func TestBrokerQoSDowngrade(t *testing.T) {
+	b := watch.NewBroker("/r/")
+	now := time.Now()
+	b.Subscribing("sub1", []string{"/r/bob/#"})
+	b.Subscribed("sub1", []string{"/r/bob/#"}, []byte{1})
+	b.Subscribing("sub0", []string{"/r/bob/#"})
+	b.Subscribed("sub0", []string{"/r/bob/#"}, []byte{0})
+	b.Published(watch.Observation{Topic: "/r/bob/x", Payload: []byte(`{"q":1}`), Client: "pub", Time: now}, 1)
+	b.Published(watch.Observation{Topic: "/r/bob/x", Payload: []byte(`{"q":0}`), Client: "pub", Time: now}, 0)
+	// Right: QoS 1 to the QoS 1 subscriber, QoS 0 otherwise.
+	for _, d := range []struct {
+		client, payload string
+		qos             byte
+	}{{"sub1", `{"q":1}`, 1}, {"sub1", `{"q":0}`, 0}, {"sub0", `{"q":1}`, 0}, {"sub0", `{"q":0}`, 0}} {
+		if fs := b.Delivered(d.client, "/r/bob/x", []byte(d.payload), d.qos, false, now); len(fs) > 0 {
+			t.Errorf("%s %s at QoS %d: expected no finding, actual %v", d.client, d.payload, d.qos, fs)
+		}
+	}
+	// Planted: the QoS 1 message to the QoS 1 subscriber at QoS 0.
+	fs := b.Delivered("sub1", "/r/bob/x", []byte(`{"q":1}`), 0, false, now)
+	if !brokerFinding(fs, "BRK-007") {
+		t.Fatalf("expected BRK-007 blamed on the broker, actual %v", fs)
+	}
+	// Outside the path, or a publish never seen: not judged.
+	if fs := b.Delivered("sub1", "/other/x", []byte(`{"q":1}`), 0, false, now); len(fs) > 0 {
+		t.Errorf("outside the path: expected no finding, actual %v", fs)
+	}
+	if fs := b.Delivered("sub1", "/r/bob/x", []byte(`unseen`), 0, false, now); len(fs) > 0 {
+		t.Errorf("unseen publish: expected no finding, actual %v", fs)
+	}
+}
+
+// BRK-010: each publish reaches one member of a share group; judged from the filters as
+// the clients asked (a broker that rewrites them applies others).
+func TestBrokerShareGroup(t *testing.T) {
+	b := watch.NewBroker("/r/")
+	now := time.Now()
+	for _, c := range []string{"a0", "a1", "a2"} {
+		b.Subscribing(c, []string{"$share/g//r/queue/#"})
+		b.Subscribed(c, []string{"/r/queue/#"}, []byte{1}) // what a faulty broker applied
+	}
+	b.Subscribing("mon", []string{"/r/queue/#"})
+	b.Subscribed("mon", []string{"/r/queue/#"}, []byte{1})
+	// A plain subscriber and one member each get it; a redelivery to a member is not a second one.
+	b.Published(watch.Observation{Topic: "/r/queue/c1", Payload: []byte("1"), Time: now}, 1)
+	for _, c := range []string{"mon", "a1"} {
+		if fs := b.Delivered(c, "/r/queue/c1", []byte("1"), 1, false, now); len(fs) > 0 {
+			t.Fatalf("%s: expected no finding, actual %v", c, fs)
+		}
+	}
+	if fs := b.Delivered("a1", "/r/queue/c1", []byte("1"), 1, true, now); len(fs) > 0 {
+		t.Fatalf("redelivery: expected no finding, actual %v", fs)
+	}
+	// Published twice: two members may get it.
+	b.Published(watch.Observation{Topic: "/r/queue/c2", Payload: []byte("2"), Time: now}, 1)
+	b.Published(watch.Observation{Topic: "/r/queue/c2", Payload: []byte("2"), Time: now}, 1)
+	for _, c := range []string{"a0", "a2"} {
+		if fs := b.Delivered(c, "/r/queue/c2", []byte("2"), 1, false, now); len(fs) > 0 {
+			t.Fatalf("twice published, %s: expected no finding, actual %v", c, fs)
+		}
+	}
+	// Planted: a second member gets c1.
+	fs := b.Delivered("a2", "/r/queue/c1", []byte("1"), 1, false, now)
+	if !brokerFinding(fs, "BRK-010") || !strings.Contains(fs[0].Actual, "a1, a2") {
+		t.Fatalf("expected BRK-010 blamed on the broker naming a1 and a2, actual %v", fs)
+	}
+}
+
+// BRK-002: a will is published on the topic its CONNECT declared, and an empty will
+// declared retained is published retained; a non-empty will may lose its retain flag
+// (a retention policy, ID-016), a discarded will is not judged.
+func TestBrokerWills(t *testing.T) {
+	b := watch.NewBroker("/r/")
+	now := time.Now()
+	declared := &watch.Will{Topic: "/r/sphere/alice", Retained: true, QoS: 1}
+	conns := make([]*int, 6)
+	for i := range conns {
+		conns[i] = new(int)
+		if i < 5 {
+			b.Connected(conns[i], "alice", true, declared)
+		}
+	}
+	right := watch.Will{Topic: "/r/sphere/alice", Payload: []byte{}, Retained: true, QoS: 1}
+	if fs := b.WillSent(conns[0], "alice", right, now); len(fs) > 0 {
+		t.Errorf("right will: expected no finding, actual %v", fs)
+	}
+	if fs := b.WillSent(conns[1], "alice", watch.Will{Topic: "$faulty/lost-will", Retained: true}, now); !brokerFinding(fs, "BRK-002") {
+		t.Errorf("will on another topic: expected BRK-002 blamed on the broker, actual %v", fs)
+	}
+	if fs := b.WillSent(conns[2], "alice", watch.Will{Topic: "/r/sphere/alice"}, now); !brokerFinding(fs, "BRK-002") {
+		t.Errorf("empty will not retained: expected BRK-002 blamed on the broker, actual %v", fs)
+	}
+	if fs := b.WillSent(conns[3], "alice", watch.Will{Topic: "/r/sphere/alice", Payload: []byte("x")}, now); len(fs) > 0 {
+		t.Errorf("non-empty will not retained: expected no finding, actual %v", fs)
+	}
+	b.Disconnected(conns[4]) // clean DISCONNECT: the will is gone
+	if fs := b.WillSent(conns[4], "alice", watch.Will{Topic: "/x"}, now); len(fs) > 0 {
+		t.Errorf("after the disconnect: expected no finding, actual %v", fs)
+	}
+	// A will declared outside the path is not judged.
+	b.Connected(conns[5], "carol", true, &watch.Will{Topic: "/other/carol", Retained: true})
+	if fs := b.WillSent(conns[5], "carol", watch.Will{Topic: "/elsewhere"}, now); len(fs) > 0 {
+		t.Errorf("outside the path: expected no finding, actual %v", fs)
+	}
+}
