@@ -72,6 +72,13 @@ func (h *loadHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	return h.Hook.OnPublish(cl, pk)
 }
 
+// OnPacketSent judges a delivery unless the run is over.
+func (h *loadHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, b []byte) {
+	if !h.off.Load() {
+		h.Hook.OnPacketSent(cl, pk, b)
+	}
+}
+
 // newLoadCheck prepares the checker for the run whose results go to runDir; embedded says
 // whether the harness starts the broker (the hook then sees the traffic from its start).
 func newLoadCheck(o loadOptions, runDir string, log *slog.Logger) (*loadCheck, error) {
@@ -81,7 +88,7 @@ func newLoadCheck(o loadOptions, runDir string, log *slog.Logger) (*loadCheck, e
 	if embedded {
 		l.mode = "hook"
 	}
-	l.hook = &loadHook{Hook: watch.Hook{Checker: l.c, OnFinding: l.found}, off: &l.off}
+	l.hook = &loadHook{Hook: watch.Hook{Checker: l.c, Broker: watch.NewBroker(o.topicPath), OnFinding: l.found}, off: &l.off}
 	if err := os.MkdirAll(l.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("--check: %w", err)
 	}

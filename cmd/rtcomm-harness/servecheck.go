@@ -54,7 +54,7 @@ func newServeCheck(o serveOptions, reg prometheus.Registerer, log *slog.Logger) 
 	s := &serveCheck{o: o, start: time.Now(), trace: trace, slo: slo,
 		cfg: watch.Config{TopicPath: o.topicPath, Profile: prof, FromStart: true, Trace: trace}}
 	s.c = watch.New(s.cfg)
-	s.hook = &watch.Hook{Checker: s.c, OnFinding: func(f watch.Finding) {
+	s.hook = &watch.Hook{Checker: s.c, Broker: watch.NewBroker(o.topicPath), OnFinding: func(f watch.Finding) {
 		violations.WithLabelValues(f.Requirement).Inc()
 		logFinding(log, f)
 	}}

@@ -27,17 +27,19 @@ import (
 const checkerFile = "checker.json"
 
 // unobservable are the faults the passive checker cannot see, each with the reason; every
-// other fault must give a finding against a requirement it breaks, blamed on the connector.
+// other fault must give a finding against a requirement it breaks, blamed on the faulty
+// party (caughtBy).
 // TestCheckerFindsFaults fails when one of these starts giving such a finding: the list
 // stays honest.
 var unobservable = map[string]string{
-	// The broker's own behaviour: the hook sees each publish as its client sent it, before
-	// the broker stores, matches or delivers it, and never sees a refused connection or
-	// packet. certify catches these (docs/FAULTS.md).
-	"forgets-retained":              "what the broker keeps for later subscribers is storage, not a publish: the hook sees the DOCUMENT with its retain flag as sent",
-	"empty-retained-does-not-clear": "the broker keeps a retained message the empty publish should clear: storage, not a publish",
-	"hash-as-plus":                  "subscription matching: which subscribers get a publish is delivery, after the hook",
-	"refuses-spaces":                "the broker acknowledges, then delivers to no one, a publish the hook has already seen as sent",
+	// The broker's own behaviour beyond what the broker judge models (delivery QoS, share
+	// groups, wills: docs/CHECK.md): it does not judge missing deliveries or the retained
+	// store, and never sees a refused connection or packet. certify catches these
+	// (docs/FAULTS.md).
+	"forgets-retained":              "what the broker keeps for later subscribers is its retained store, which the broker judge does not model (the reference drops retain flags lawfully, ID-016): a later subscriber's missing retained message is a missing delivery",
+	"empty-retained-does-not-clear": "the broker keeps a retained message the empty publish should clear: its retained store, which the broker judge does not model",
+	"hash-as-plus":                  "a delivery that never happens: the broker judge does not judge missing deliveries (ACL denials, full queues and departed clients are lawful misses it does not model)",
+	"refuses-spaces":                "the broker acknowledges, then delivers to no one: a missing delivery, which the broker judge does not judge",
 	"payload-limit-48k":             "the broker refuses the packet before any hook sees it as a publish",
 	"refuses-mqtt31":                "the broker refuses the CONNECT: nothing is published",
 	"websocket-without-mqttv31":     "a WebSocket handshake, before MQTT: nothing is published",
@@ -454,7 +456,7 @@ func writeCheckerTable(rows map[string]string) error {
 	}
 	var b bytes.Buffer
 	b.WriteString(tableBegin)
-	fmt.Fprintf(&b, "\nLast full run: %d faults; %d observable by the checker, %d of them caught (a finding against a requirement the fault breaks, blamed on the connector); %d declared not observable.\n\n",
+	fmt.Fprintf(&b, "\nLast full run: %d faults; %d observable by the checker, %d of them caught (a finding against a requirement the fault breaks, blamed on the faulty party: the broker or the connector); %d declared not observable.\n\n",
 		len(names), caught, caught, len(names)-caught)
 	b.WriteString("| fault | breaks | the checker's finding, or why it cannot see the fault |\n|---|---|---|\n")
 	for _, n := range names {

@@ -65,7 +65,8 @@ const (
 // and serve --check pay it on the broker's publish path, with a minimal SDP and with the
 // Chrome audio+video offer and answer a load run sends by default (5-6 KB each: validating
 // them is most of the cost). State of finished calls is kept for a minute, so memory grows
-// with calls here: B/op.
+// with calls here: B/op. The broker judge (serve --check and load --check in the embedded
+// broker) is paid too: each publish noted and delivered once to a subscriber of the path.
 func BenchmarkCheckerPerCall(b *testing.B) {
 	offer, err := fixtures.OfferPayload("chrome-av-offer")
 	if err != nil {
@@ -81,6 +82,9 @@ func BenchmarkCheckerPerCall(b *testing.B) {
 	} {
 		b.Run(sdp.name, func(b *testing.B) {
 			c := watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, ConnectorClients: []string{"rtcconn-x"}})
+			br := watch.NewBroker("")
+			br.Subscribing("sub", []string{"/rtcomm/#"})
+			br.Subscribed("sub", []string{"/rtcomm/#"}, []byte{1})
 			now := time.Now()
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -92,6 +96,10 @@ func BenchmarkCheckerPerCall(b *testing.B) {
 					o.Time = now
 					if fs := c.Observe(o); len(fs) > 0 {
 						b.Fatalf("the benchmark's call is not clean: %v", fs[0])
+					}
+					br.Published(o, 1)
+					if fs := br.Delivered("sub", o.Topic, o.Payload, 1, false, now); len(fs) > 0 {
+						b.Fatalf("the benchmark's delivery is not clean: %v", fs[0])
 					}
 				}
 			}

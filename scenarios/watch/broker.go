@@ -29,11 +29,11 @@ type Broker struct {
 	seed maphash.Seed
 
 	mu       sync.Mutex
-	subs     map[string][]brokerSub    // client ID -> its subscriptions as the client asked
-	asked    map[string][]string       // client ID -> filters of the SUBSCRIBE being processed
-	wills    map[any]Will              // connection -> the will its CONNECT declared (in path)
-	pubs     map[uint64]*brokerPub     // hash(topic, payload) -> recent publishes of it
-	shared   map[shareKey]*shareDeliv  // share group and publish -> members it reached
+	subs     map[string][]brokerSub   // client ID -> its subscriptions as the client asked
+	asked    map[string][]string      // client ID -> filters of the SUBSCRIBE being processed
+	wills    map[any]Will             // connection -> the will its CONNECT declared (in path)
+	pubs     map[uint64]*brokerPub    // hash(topic, payload) -> recent publishes of it
+	shared   map[shareKey]*shareDeliv // share group and publish -> members it reached
 	findings []Finding
 	swept    time.Time
 }
