@@ -158,6 +158,7 @@ func (l *loadCheck) close() {
 func (l *loadCheck) summary() *results.Check {
 	l.once.Do(func() {
 		l.off.Store(true)
+		l.hook.FinishBroker(time.Now()) // reports through l.found
 		for _, f := range l.c.Finish(time.Now()) {
 			l.found(f)
 		}

@@ -68,6 +68,7 @@ func (s *serveCheck) connector(clientID string) { s.c.AddConnectorClient(clientI
 // finish judges what time alone shows and writes the bundle (serve's Ctrl-C).
 func (s *serveCheck) finish(out io.Writer, b *broker.Broker, log *slog.Logger) error {
 	defer s.trace.Close()
+	s.hook.FinishBroker(time.Now()) // reports through OnFinding
 	for _, f := range s.c.Finish(time.Now()) {
 		s.hook.OnFinding(f)
 	}

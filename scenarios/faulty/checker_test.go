@@ -41,7 +41,6 @@ var unobservable = map[string]string{
 	"hash-as-plus":                  "a delivery that never happens: the broker judge does not judge missing deliveries (ACL denials, full queues and departed clients are lawful misses it does not model)",
 	"refuses-spaces":                "the broker acknowledges, then delivers to no one: a missing delivery, which the broker judge does not judge",
 	"payload-limit-48k":             "the broker refuses the packet before any hook sees it as a publish",
-	"refuses-mqtt31":                "the broker refuses the CONNECT: nothing is published",
 	"websocket-without-mqttv31":     "a WebSocket handshake, before MQTT: nothing is published",
 	"loses-publisher-order":         "the reordering happens before the broker's hook, which sees the publishes in the order they arrive, never the order they were sent in",
 	"limits-skip-filters":           "the secured broker's bound on SUBSCRIBE filters: a subscription is no publish, and its scenarios run on the secured listener, where no checker is attached",
@@ -137,10 +136,21 @@ func (p *pathChecker) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	p.broker.Unsubscribed(cl.ID, watch.Filters(pk))
 }
 
-// OnPacketSent judges a delivery.
+// OnPacketRead tells the broker judge of a CONNECT before any other hook can refuse it.
+func (p *pathChecker) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Connect {
+		p.broker.ConnectRead(cl, pk.Connect.ClientIdentifier, pk.ProtocolVersion, time.Now())
+	}
+	return pk, nil
+}
+
+// OnPacketSent judges a delivery or a CONNACK.
 func (p *pathChecker) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if pk.FixedHeader.Type == packets.Publish {
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
 		p.broker.Delivered(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Dup, time.Now())
+	case packets.Connack:
+		p.broker.ConnackSent(cl, pk.ReasonCode, time.Now())
 	}
 }
 
@@ -233,7 +243,7 @@ func (p *pathChecker) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // fault runs stop a scenario's connector 2 s after a reply failed to come, before the
 // protocol's 5 s have passed, and a checker finished early would judge less than it saw.
 func (p *pathChecker) settle(limit time.Duration) {
-	var due time.Time
+	due := p.broker.Due()
 	for _, h := range p.all() {
 		if d := h.Checker.Due(); d.After(due) {
 			due = d
@@ -261,6 +271,7 @@ func (p *pathChecker) write(dir string) error {
 			run.Findings = append(run.Findings, r)
 		}
 	}
+	p.broker.Finish(now)
 	for _, f := range p.broker.Findings() {
 		r := checkerRecord{Path: "broker", Requirement: f.Requirement, Participant: f.Participant, Expected: f.Expected, Actual: f.Actual}
 		for _, e := range f.Evidence {

@@ -14,12 +14,15 @@ import (
 // BrokerParticipant names the MQTT broker when a finding blames what it delivered.
 const BrokerParticipant = "broker"
 
+// connackWithin is how long a broker has to answer a CONNECT it read with a CONNACK.
+const connackWithin = 5 * time.Second
+
 // recentFor is how long a publish is remembered to judge its deliveries: loopback delivers
 // in milliseconds; a retained message delivered later than this is not judged.
 const recentFor = 30 * time.Second
 
 // Broker judges what the broker itself does with the traffic under a topic path, from
-// inside it (serve --check's hook): the QoS of each delivery (BRK-007), one member per
+// inside it (serve --check's hook): a CONNACK for each MQTT 3.1/3.1.1 CONNECT (BRK-009), the QoS of each delivery (BRK-007), one member per
 // shared-subscription group (BRK-010), and the Last Wills it publishes against the ones
 // declared in CONNECT (BRK-002). Findings blame BrokerParticipant. It is safe for
 // concurrent use. What it does not judge (missing deliveries, the retained store) is listed
@@ -34,6 +37,7 @@ type Broker struct {
 	wills    map[any]Will             // connection -> the will its CONNECT declared (in path)
 	pubs     map[uint64]*brokerPub    // hash(topic, payload) -> recent publishes of it
 	shared   map[shareKey]*shareDeliv // share group and publish -> members it reached
+	connects map[any]pendingConnect   // connection -> its MQTT 3.1/3.1.1 CONNECT awaiting CONNACK
 	findings []Finding
 	swept    time.Time
 }
@@ -60,6 +64,12 @@ type brokerPub struct {
 	sample Observation
 }
 
+type pendingConnect struct {
+	client  string
+	version byte
+	at      time.Time
+}
+
 type shareKey struct {
 	group string
 	pub   uint64
@@ -76,7 +86,7 @@ type shareDeliv struct {
 func NewBroker(topicPath string) *Broker {
 	return &Broker{path: spec.NewTopics(topicPath).Path, seed: maphash.MakeSeed(),
 		subs: map[string][]brokerSub{}, asked: map[string][]string{}, wills: map[any]Will{},
-		pubs: map[uint64]*brokerPub{}, shared: map[shareKey]*shareDeliv{}}
+		pubs: map[uint64]*brokerPub{}, shared: map[shareKey]*shareDeliv{}, connects: map[any]pendingConnect{}}
 }
 
 // Findings returns every finding so far.
@@ -174,16 +184,89 @@ func (b *Broker) Unsubscribed(client string, filters []string) {
 	}
 }
 
-// Published notes an inbound publish as its client sent it (before the broker's hooks),
-// so its deliveries can be judged.
-func (b *Broker) Published(o Observation, qos byte) {
-	if !b.inPath(o.Topic) {
+// ConnectRead notes a CONNECT the broker decoded (before any of its hooks could refuse
+// it): an MQTT 3.1 (version 3) or 3.1.1 (4) client is owed a CONNACK (BRK-009). The
+// CONNECT carries no topic: every one the broker reads is judged, whatever the path.
+func (b *Broker) ConnectRead(conn any, client string, version byte, at time.Time) {
+	if version != 3 && version != 4 {
 		return
 	}
-	k := b.key(o.Topic, o.Payload)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.sweep(o.Time)
+	b.connects[conn] = pendingConnect{client: client, version: version, at: at}
+}
+
+// ConnackSent judges the CONNACK written to conn: any answer settles its CONNECT, but
+// refusing MQTT 3.1 or 3.1.1 as an unacceptable protocol version (return code 1) breaks
+// BRK-009; other refusals (credentials, client ID, unavailable) are not judged.
+func (b *Broker) ConnackSent(conn any, code byte, at time.Time) []Finding {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.connects[conn]
+	if !ok {
+		return nil
+	}
+	delete(b.connects, conn)
+	if code != 1 {
+		return nil
+	}
+	return b.add(Finding{Requirement: "BRK-009", Participant: BrokerParticipant,
+		Expected: fmt.Sprintf("CONNACK 0 for %s's MQTT %s CONNECT", c.client, mqttVersion(c.version)),
+		Actual:   "CONNACK 1 (unacceptable protocol version)", Time: at})
+}
+
+func mqttVersion(v byte) string {
+	if v == 3 {
+		return "3.1 (MQIsdp)"
+	}
+	return "3.1.1"
+}
+
+// Finish judges what only time shows as of now: a CONNECT left without any CONNACK for
+// connackWithin (the broker read it whole, so it was not malformed, MQTT-3.1.4-1).
+func (b *Broker) Finish(now time.Time) []Finding {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.overdue(now)
+}
+
+// Due returns when the last pending judgement falls due (zero when none).
+func (b *Broker) Due() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var due time.Time
+	for _, c := range b.connects {
+		if d := c.at.Add(connackWithin); d.After(due) {
+			due = d
+		}
+	}
+	return due
+}
+
+func (b *Broker) overdue(now time.Time) []Finding {
+	var out []Finding
+	for conn, c := range b.connects {
+		if now.Sub(c.at) < connackWithin {
+			continue
+		}
+		delete(b.connects, conn)
+		out = append(out, b.add(Finding{Requirement: "BRK-009", Participant: BrokerParticipant,
+			Expected: fmt.Sprintf("CONNACK for %s's MQTT %s CONNECT within %s", c.client, mqttVersion(c.version), connackWithin),
+			Actual:   "no CONNACK (the connection was closed or left unanswered)", Time: c.at.Add(connackWithin)})...)
+	}
+	return out
+}
+
+// Published notes an inbound publish as its client sent it (before the broker's hooks),
+// so its deliveries can be judged; it returns what fell due meanwhile (Finish).
+func (b *Broker) Published(o Observation, qos byte) []Finding {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	found := b.sweep(o.Time)
+	if !b.inPath(o.Topic) {
+		return found
+	}
+	k := b.key(o.Topic, o.Payload)
 	p := b.pubs[k]
 	if p == nil {
 		p = &brokerPub{topic: o.Topic, qos: qos, sample: o}
@@ -193,6 +276,7 @@ func (b *Broker) Published(o Observation, qos byte) {
 	p.qos = min(p.qos, qos)
 	p.count++
 	p.at = o.Time
+	return found
 }
 
 // WillSent judges a Last Will the broker published for conn against the will its CONNECT
@@ -284,10 +368,11 @@ func (b *Broker) Delivered(client, topic string, payload []byte, qos byte, dup b
 	return out
 }
 
-// sweep forgets publishes and shared deliveries older than recentFor (at most once a second).
-func (b *Broker) sweep(now time.Time) {
+// sweep forgets publishes and shared deliveries older than recentFor and judges overdue
+// CONNECTs (at most once a second).
+func (b *Broker) sweep(now time.Time) []Finding {
 	if now.Sub(b.swept) < time.Second {
-		return
+		return nil
 	}
 	b.swept = now
 	for k, p := range b.pubs {
@@ -300,6 +385,7 @@ func (b *Broker) sweep(now time.Time) {
 			delete(b.shared, k)
 		}
 	}
+	return b.overdue(now)
 }
 
 // TopicMatches reports whether an MQTT topic filter matches a topic name: + one level,

@@ -139,3 +139,35 @@ func TestBrokerWills(t *testing.T) {
 		t.Errorf("outside the path: expected no finding, actual %v", fs)
 	}
 }
+
+// BRK-009: every MQTT 3.1/3.1.1 CONNECT the broker read gets a CONNACK, and not one
+// refusing the protocol version; other refusals and MQTT 5 are not judged.
+func TestBrokerConnack(t *testing.T) {
+	b := watch.NewBroker("/r/")
+	at := time.Now()
+	ok, auth, v5, refused, silent := new(int), new(int), new(int), new(int), new(int)
+	b.ConnectRead(ok, "a", 3, at)
+	b.ConnectRead(auth, "b", 4, at)
+	b.ConnectRead(v5, "c", 5, at)
+	b.ConnectRead(refused, "d", 3, at)
+	b.ConnectRead(silent, "e", 3, at)
+	if fs := b.ConnackSent(ok, 0, at); len(fs) > 0 {
+		t.Errorf("CONNACK 0: expected no finding, actual %v", fs)
+	}
+	if fs := b.ConnackSent(auth, 5, at); len(fs) > 0 {
+		t.Errorf("CONNACK 5 (not authorised): expected no finding, actual %v", fs)
+	}
+	if fs := b.ConnackSent(refused, 1, at); !brokerFinding(fs, "BRK-009") {
+		t.Errorf("CONNACK 1 to MQTT 3.1: expected BRK-009 blamed on the broker, actual %v", fs)
+	}
+	if due := b.Due(); !due.Equal(at.Add(5 * time.Second)) {
+		t.Errorf("expected the silent CONNECT due 5 s after it, actual %v", due)
+	}
+	if fs := b.Finish(at.Add(4 * time.Second)); len(fs) > 0 {
+		t.Errorf("before 5 s: expected no finding, actual %v", fs)
+	}
+	fs := b.Finish(at.Add(5 * time.Second))
+	if len(fs) != 1 || !brokerFinding(fs, "BRK-009") || !strings.Contains(fs[0].Expected, "e's MQTT 3.1") {
+		t.Errorf("after 5 s: expected one BRK-009 for e's CONNECT (not v5's), actual %v", fs)
+	}
+}

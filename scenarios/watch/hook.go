@@ -30,7 +30,7 @@ func (h *Hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSubscribe:
 		return true
-	case mqtt.OnConnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketSent:
+	case mqtt.OnConnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketSent, mqtt.OnPacketRead:
 		return h.Broker != nil
 	}
 	return false
@@ -75,13 +75,35 @@ func Filters(pk packets.Packet) []string {
 	return fs
 }
 
-// OnPacketSent judges a PUBLISH the broker wrote to a client (the packet as written,
-// after every hook of the broker).
+// OnPacketRead tells the broker judge of a CONNECT as the client sent it, before any hook
+// of the broker could refuse it; it never changes or refuses a packet.
+func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if h.Broker != nil && cl != nil && pk.FixedHeader.Type == packets.Connect {
+		h.Broker.ConnectRead(cl, pk.Connect.ClientIdentifier, pk.ProtocolVersion, time.Now())
+	}
+	return pk, nil
+}
+
+// OnPacketSent judges a CONNACK or a PUBLISH the broker wrote to a client (the packet as
+// written, after every hook of the broker).
 func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if h.Broker == nil || cl == nil || pk.FixedHeader.Type != packets.Publish {
+	if h.Broker == nil || cl == nil {
 		return
 	}
-	h.report(h.Broker.Delivered(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Dup, time.Now()))
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		h.report(h.Broker.Delivered(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Dup, time.Now()))
+	case packets.Connack:
+		h.report(h.Broker.ConnackSent(cl, pk.ReasonCode, time.Now()))
+	}
+}
+
+// FinishBroker judges what only time shows of the broker (a CONNECT never answered) as of
+// now, reporting it like any finding.
+func (h *Hook) FinishBroker(now time.Time) {
+	if h.Broker != nil {
+		h.report(h.Broker.Finish(now))
+	}
 }
 
 func (h *Hook) report(fs []Finding) {
@@ -115,7 +137,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		if cl != nil {
 			o.Client = cl.ID
 		}
-		h.Broker.Published(o, pk.FixedHeader.Qos)
+		h.report(h.Broker.Published(o, pk.FixedHeader.Qos))
 	}
 	return pk, nil
 }
