@@ -40,7 +40,7 @@ var unobservable = map[string]string{
 	"empty-retained-does-not-clear": "the broker keeps a retained message the empty publish should clear: its retained store, which the broker judge does not model",
 	"hash-as-plus":                  "a delivery that never happens: the broker judge does not judge missing deliveries (ACL denials, full queues and departed clients are lawful misses it does not model)",
 	"refuses-spaces":                "the broker acknowledges, then delivers to no one: a missing delivery, which the broker judge does not judge",
-	"payload-limit-48k":             "the broker refuses the packet before any hook sees it as a publish",
+	"payload-limit-48k":             "the broker refuses the PUBLISH and closes the connection before OnPublish; from inside, that is also how mochi ends an MQTT 3.1.1 client's ACL-denied QoS 1 publish (processPublish), and no hook can see another hook's ACL verdict (providing OnACLCheck would allow everything: any hook's true wins)",
 	"websocket-without-mqttv31":     "a WebSocket handshake, before MQTT: nothing is published",
 	"loses-publisher-order":         "the reordering happens before the broker's hook, which sees the publishes in the order they arrive, never the order they were sent in",
 	"limits-skip-filters":           "the secured broker's bound on SUBSCRIBE filters: a subscription is no publish, and its scenarios run on the secured listener, where no checker is attached",
