@@ -306,6 +306,11 @@ func readCheckerRun(dir string) *checkerRun {
 	return &run
 }
 
+// brokerFault reports whether a fault is the broker's: it breaks BRK- requirements only.
+func brokerFault(f faulty.Fault) bool {
+	return !slices.ContainsFunc(f.Breaks, func(r string) bool { return !strings.HasPrefix(r, "BRK-") })
+}
+
 // targetBlamed reports whether a finding blames the connector.
 func targetBlamed(r checkerRecord) bool {
 	return strings.HasPrefix(r.Participant, watch.ConnectorParticipant)
@@ -315,11 +320,10 @@ func targetBlamed(r checkerRecord) bool {
 // faulty party: the broker for a broker fault (it breaks BRK- requirements only), else the
 // connector.
 func caughtBy(f faulty.Fault, run *checkerRun) []checkerRecord {
-	broker := !slices.ContainsFunc(f.Breaks, func(r string) bool { return !strings.HasPrefix(r, "BRK-") })
 	var out []checkerRecord
 	for _, r := range run.Findings {
 		blamed := targetBlamed(r)
-		if broker {
+		if brokerFault(f) {
 			blamed = r.Participant == watch.BrokerParticipant
 		}
 		if slices.Contains(f.Breaks, r.Requirement) && blamed {
@@ -379,6 +383,13 @@ func TestCheckerFindsFaults(t *testing.T) {
 				t.Fatalf("%s: the child wrote no checker findings", f.Name)
 			}
 			got := caughtBy(f, res.checked)
+			// The broker is blamed only for what its fault breaks: in a connector fault's
+			// run it is the unmodified reference, which must give the broker judge nothing.
+			for _, r := range res.checked.Findings {
+				if r.Participant == watch.BrokerParticipant && (!brokerFault(f) || !slices.Contains(f.Breaks, r.Requirement)) {
+					t.Errorf("%s: the broker blamed for %s, which this fault does not break: expected %s, actual %s (evidence %q)", f.Name, r.Requirement, r.Expected, r.Actual, r.Evidence)
+				}
+			}
 			why, declared := unobservable[f.Name]
 			row := ""
 			switch {
