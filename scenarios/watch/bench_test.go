@@ -65,8 +65,9 @@ const (
 // and serve --check pay it on the broker's publish path, with a minimal SDP and with the
 // Chrome audio+video offer and answer a load run sends by default (5-6 KB each: validating
 // them is most of the cost). State of finished calls is kept for a minute, so memory grows
-// with calls here: B/op. The broker judge (serve --check and load --check in the embedded
-// broker) is paid too: each publish noted and delivered once to a subscriber of the path.
+// with calls here: B/op. judge=checker+broker adds the broker judge that serve --check and
+// load --check run in the embedded broker: each publish noted and delivered once to a
+// subscriber of the path.
 func BenchmarkCheckerPerCall(b *testing.B) {
 	offer, err := fixtures.OfferPayload("chrome-av-offer")
 	if err != nil {
@@ -80,29 +81,37 @@ func BenchmarkCheckerPerCall(b *testing.B) {
 		{"sdp=tiny", tinyOffer, tinyAnswer},
 		{"sdp=chrome-av", string(offer), string(answer)},
 	} {
-		b.Run(sdp.name, func(b *testing.B) {
-			c := watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, ConnectorClients: []string{"rtcconn-x"}})
-			br := watch.NewBroker("")
-			br.Subscribing("sub", []string{"/rtcomm/#"})
-			br.Subscribed("sub", []string{"/rtcomm/#"}, []byte{1})
-			now := time.Now()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				call := callObservations(i, sdp.offer, sdp.answer) // a fresh session each time, as in a load run
-				b.StartTimer()
-				for _, o := range call {
-					o.Time = now
-					if fs := c.Observe(o); len(fs) > 0 {
-						b.Fatalf("the benchmark's call is not clean: %v", fs[0])
-					}
-					br.Published(o, 1)
-					if fs := br.Delivered("sub", o.Topic, o.Payload, 1, false, now); len(fs) > 0 {
-						b.Fatalf("the benchmark's delivery is not clean: %v", fs[0])
+		for _, judge := range []string{"checker", "checker+broker"} {
+			b.Run(sdp.name+"/judge="+judge, func(b *testing.B) {
+				c := watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, ConnectorClients: []string{"rtcconn-x"}})
+				var br *watch.Broker
+				if judge == "checker+broker" {
+					br = watch.NewBroker("")
+					br.Subscribing("sub", []string{"/rtcomm/#"})
+					br.Subscribed("sub", []string{"/rtcomm/#"}, []byte{1})
+				}
+				now := time.Now()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					call := callObservations(i, sdp.offer, sdp.answer) // a fresh session each time, as in a load run
+					b.StartTimer()
+					for _, o := range call {
+						o.Time = now
+						if fs := c.Observe(o); len(fs) > 0 {
+							b.Fatalf("the benchmark's call is not clean: %v", fs[0])
+						}
+						if br == nil {
+							continue
+						}
+						br.Published(o, 1)
+						if fs := br.Delivered("sub", o.Topic, o.Payload, 1, false, now); len(fs) > 0 {
+							b.Fatalf("the benchmark's delivery is not clean: %v", fs[0])
+						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }

@@ -321,34 +321,34 @@ func (b *Broker) Delivered(client, topic string, payload []byte, qos byte, dup b
 		return nil
 	}
 	var granted byte
-	plain, groups := false, map[string]bool{}
+	plain, group, groups := false, "", 0 // groups: share groups among the matching (> 1: not judged)
 	for _, s := range b.subs[client] {
 		if !TopicMatches(s.filter, topic) {
 			continue
 		}
 		granted = max(granted, s.qos)
-		if s.group == "" {
+		switch {
+		case s.group == "":
 			plain = true
-		} else {
-			groups[s.group] = true
+		case s.group != group:
+			group = s.group
+			groups++
 		}
 	}
-	if !plain && len(groups) == 0 {
+	if !plain && groups == 0 {
 		return nil // a subscription the judge did not see (before it started)
 	}
-	ev := []Observation{p.sample, {Topic: topic, Payload: p.sample.Payload, Client: client, Time: at}}
+	evidence := func() []Observation {
+		return []Observation{p.sample, {Topic: topic, Payload: p.sample.Payload, Client: client, Time: at}}
+	}
 	var out []Finding
 	if want := min(p.qos, granted); qos < want {
 		out = append(out, b.add(Finding{Requirement: "BRK-007", Participant: BrokerParticipant,
 			Expected: fmt.Sprintf("the QoS %d publish at %s delivered to %s at QoS %d (its subscription's QoS %d)", p.qos, topic, client, want, granted),
-			Actual:   fmt.Sprintf("delivered at QoS %d", qos), Time: at, Evidence: ev})...)
+			Actual:   fmt.Sprintf("delivered at QoS %d", qos), Time: at, Evidence: evidence()})...)
 	}
-	if plain || len(groups) != 1 || dup {
+	if plain || groups != 1 || dup {
 		return out // a plain subscription gets every message; a redelivery is not a second member
-	}
-	var group string
-	for g := range groups {
-		group = g
 	}
 	sd := b.shared[shareKey{group, k}]
 	if sd == nil {
@@ -363,7 +363,7 @@ func (b *Broker) Delivered(client, topic string, payload []byte, qos byte, dup b
 		sd.found = true
 		out = append(out, b.add(Finding{Requirement: "BRK-010", Participant: BrokerParticipant,
 			Expected: fmt.Sprintf("the publish at %s (published %d time(s)) delivered to one member of share group %s per publish", topic, p.count, group),
-			Actual:   fmt.Sprintf("delivered to %d members: %s", len(sd.members), strings.Join(sd.members, ", ")), Time: at, Evidence: ev})...)
+			Actual:   fmt.Sprintf("delivered to %d members: %s", len(sd.members), strings.Join(sd.members, ", ")), Time: at, Evidence: evidence()})...)
 	}
 	return out
 }
