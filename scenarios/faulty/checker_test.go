@@ -233,7 +233,7 @@ func (p *pathChecker) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Pa
 
 // OnDisconnect tells every checker.
 func (p *pathChecker) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	p.broker.Disconnected(cl)
+	p.broker.Disconnected(cl, cl.ID)
 	for _, h := range p.all() {
 		h.OnDisconnect(cl, err, expire)
 	}

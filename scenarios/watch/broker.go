@@ -35,6 +35,7 @@ type Broker struct {
 	subs     map[string][]brokerSub   // client ID -> its subscriptions as the client asked
 	asked    map[string][]string      // client ID -> filters of the SUBSCRIBE being processed
 	wills    map[any]Will             // connection -> the will its CONNECT declared (in path)
+	live     map[string]liveConn      // client ID -> its current connection
 	pubs     map[uint64]*brokerPub    // hash(topic, payload) -> recent publishes of it
 	shared   map[shareKey]*shareDeliv // share group and publish -> members it reached
 	connects map[any]pendingConnect   // connection -> its MQTT 3.1/3.1.1 CONNECT awaiting CONNACK
@@ -64,6 +65,11 @@ type brokerPub struct {
 	sample Observation
 }
 
+type liveConn struct {
+	conn  any
+	clean bool
+}
+
 type pendingConnect struct {
 	client  string
 	version byte
@@ -85,7 +91,7 @@ type shareDeliv struct {
 // the default rtcomm path).
 func NewBroker(topicPath string) *Broker {
 	return &Broker{path: spec.NewTopics(topicPath).Path, seed: maphash.MakeSeed(),
-		subs: map[string][]brokerSub{}, asked: map[string][]string{}, wills: map[any]Will{},
+		subs: map[string][]brokerSub{}, asked: map[string][]string{}, wills: map[any]Will{}, live: map[string]liveConn{},
 		pubs: map[uint64]*brokerPub{}, shared: map[shareKey]*shareDeliv{}, connects: map[any]pendingConnect{}}
 }
 
@@ -121,18 +127,27 @@ func (b *Broker) Connected(conn any, client string, clean bool, will *Will) {
 	if clean {
 		delete(b.subs, client)
 	}
+	b.live[client] = liveConn{conn: conn, clean: clean}
 	if will != nil && b.inPath(will.Topic) {
 		b.wills[conn] = *will
 	}
 }
 
-// Disconnected forgets the connection's will: mochi publishes a will before it reports the
-// disconnect, so a will still here was discarded (clean DISCONNECT) or delayed (MQTT 5
-// will delay), neither judged.
-func (b *Broker) Disconnected(conn any) {
+// Disconnected forgets the connection's will (mochi publishes a will before it reports the
+// disconnect, so a will still here was discarded, clean DISCONNECT, or delayed, MQTT 5 will
+// delay: neither judged) and, when it was the client's current clean session, its
+// subscriptions (so a long run keeps only live clients' state).
+func (b *Broker) Disconnected(conn any, client string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.wills, conn)
+	if l, ok := b.live[client]; ok && l.conn == conn {
+		delete(b.live, client)
+		if l.clean {
+			delete(b.subs, client)
+			delete(b.asked, client)
+		}
+	}
 }
 
 // Subscribing notes the filters of a SUBSCRIBE as the client sent it, before any hook of

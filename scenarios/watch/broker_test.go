@@ -64,6 +64,21 @@ func TestBrokerQoSDowngrade(t *testing.T) {
 	if fs := b.Delivered("sub1", "/r/bob/x", []byte(`unseen`), 0, false, now); len(fs) > 0 {
 		t.Errorf("unseen publish: expected no finding, actual %v", fs)
 	}
+	// A clean session's subscriptions go with its connection (not another connection's).
+	conn, old := new(int), new(int)
+	b.Connected(old, "sub1", true, nil)
+	b.Connected(conn, "sub1", false, nil) // takes the ID over, session kept
+	b.Subscribing("sub1", []string{"/r/bob/#"})
+	b.Subscribed("sub1", []string{"/r/bob/#"}, []byte{1})
+	b.Disconnected(old, "sub1")
+	if fs := b.Delivered("sub1", "/r/bob/x", []byte(`{"q":1}`), 0, false, now); !brokerFinding(fs, "BRK-007") {
+		t.Errorf("after the old connection went: expected the subscription kept (BRK-007), actual %v", fs)
+	}
+	b.Connected(conn, "sub1", true, nil)
+	b.Disconnected(conn, "sub1")
+	if fs := b.Delivered("sub1", "/r/bob/x", []byte(`{"q":1}`), 0, false, now); len(fs) > 0 {
+		t.Errorf("after the clean session ended: expected its subscription forgotten, actual %v", fs)
+	}
 }
 
 // BRK-010: each publish reaches one member of a share group; judged from the filters as
@@ -129,7 +144,7 @@ func TestBrokerWills(t *testing.T) {
 	if fs := b.WillSent(conns[3], "alice", watch.Will{Topic: "/r/sphere/alice", Payload: []byte("x")}, now); len(fs) > 0 {
 		t.Errorf("non-empty will not retained: expected no finding, actual %v", fs)
 	}
-	b.Disconnected(conns[4]) // clean DISCONNECT: the will is gone
+	b.Disconnected(conns[4], "alice") // clean DISCONNECT: the will is gone
 	if fs := b.WillSent(conns[4], "alice", watch.Will{Topic: "/x"}, now); len(fs) > 0 {
 		t.Errorf("after the disconnect: expected no finding, actual %v", fs)
 	}

@@ -158,7 +158,7 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	if cl != nil {
 		h.Checker.Disconnected(cl.ID, time.Now())
 		if h.Broker != nil {
-			h.Broker.Disconnected(cl)
+			h.Broker.Disconnected(cl, cl.ID)
 		}
 	}
 }
