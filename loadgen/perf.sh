@@ -81,12 +81,27 @@ grep -q '^calls:' "$work/load.out" || { echo "perf: load did not reach its call 
 sleep "$WARM"
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, clock ticks
+systicks() { awk '{print $15}' "/proc/$1/stat"; }    # stime alone (the kernel's share)
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# read and write syscalls and bytes (/proc/<pid>/io, all threads): "syscr syscw rchar wchar"
+# scheduler counters summed over the process's threads (/proc/<pid>/task/*/schedstat and
+# status): "ns on CPU, ns waiting for a CPU, times scheduled, voluntary and involuntary switches"
+sched() {
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{c += $1; w += $2; n += $3} END {printf "%.0f %.0f %.0f ", c, w, n}'
+	cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches:/ {v += $2} /^nonvoluntary_ctxt_switches:/ {nv += $2} END {printf "%.0f %.0f\n", v, nv}'
+}
+io() { awk '/^syscr:/ {r = $2} /^syscw:/ {w = $2} /^rchar:/ {rb = $2} /^wchar:/ {wb = $2} END {print r, w, rb, wb}' "/proc/$1/io"; }
 hz=$(getconf CLK_TCK)
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 s0=$(ticks "$serve_pid") l0=$(ticks "$load_pid")
+ss0=$(systicks "$serve_pid") ls0=$(systicks "$load_pid")
+sio0=$(io "$serve_pid") lio0=$(io "$load_pid")
+ssc0=$(sched "$serve_pid") lsc0=$(sched "$load_pid")
 sleep "$WINDOW"
 s1=$(ticks "$serve_pid") l1=$(ticks "$load_pid")
+ss1=$(systicks "$serve_pid") ls1=$(systicks "$load_pid")
+sio1=$(io "$serve_pid") lio1=$(io "$load_pid")
+ssc1=$(sched "$serve_pid") lsc1=$(sched "$load_pid")
 srss=$(rss_kb "$serve_pid") lrss=$(rss_kb "$load_pid")
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -103,6 +118,22 @@ awk -v s="$((s1 - s0))" -v l="$((l1 - l0))" -v hz="$hz" -v rate="$RATE" -v win="
 	printf "%-10s %10s %14s %10s %16s\n", "process", "CPU s", "CPU per call", "RSS MB", "RSS per endpoint"
 	printf "%-10s %10.2f %11.2f ms %10.1f %13.1f KB\n", "generator", l/hz, l/hz/calls*1000, lrss/1024, lrss/eps
 	printf "%-10s %10.2f %11.2f ms %10.1f %13.1f KB\n", "reference", s/hz, s/hz/calls*1000, srss/1024, srss/eps
+}'
+# Syscalls per call (a packet read or written costs the broker about one each): the
+# count, unlike CPU time, does not depend on what else runs on the machine.
+awk -v calls="$((RATE * WINDOW))" -v si0="$sio0" -v si1="$sio1" -v li0="$lio0" -v li1="$lio1" 'BEGIN {
+	split(si0, a); split(si1, b); split(li0, c); split(li1, d)
+	printf "%-10s %12s %12s %14s %14s\n", "per call", "read calls", "write calls", "bytes read", "bytes written"
+	printf "%-10s %12.1f %12.1f %14.0f %14.0f\n", "generator", (d[1]-c[1])/calls, (d[2]-c[2])/calls, (d[3]-c[3])/calls, (d[4]-c[4])/calls
+	printf "%-10s %12.1f %12.1f %14.0f %14.0f\n", "reference", (b[1]-a[1])/calls, (b[2]-a[2])/calls, (b[3]-a[3])/calls, (b[4]-a[4])/calls
+}'
+# Waiting for a CPU (others' work on a shared machine) and wake-ups per call: a run whose
+# reference waited much longer for a CPU measured a busy machine, not a costlier reference.
+awk -v calls="$((RATE * WINDOW))" -v hz="$hz" -v ssys="$((ss1 - ss0))" -v lsys="$((ls1 - ls0))" -v si0="$ssc0" -v si1="$ssc1" -v li0="$lsc0" -v li1="$lsc1" 'BEGIN {
+	split(si0, a); split(si1, b); split(li0, c); split(li1, d)
+	printf "%-10s %12s %14s %12s %12s %12s\n", "per call", "on CPU", "of it kernel", "waiting CPU", "scheduled", "preempted"
+	printf "%-10s %9.2f ms %9.2f ms %9.2f ms %12.1f %12.1f\n", "generator", (d[1]-c[1])/calls/1e6, lsys/hz/calls*1000, (d[2]-c[2])/calls/1e6, (d[3]-c[3])/calls, (d[5]-c[5])/calls
+	printf "%-10s %9.2f ms %9.2f ms %9.2f ms %12.1f %12.1f\n", "reference", (b[1]-a[1])/calls/1e6, ssys/hz/calls*1000, (b[2]-a[2])/calls/1e6, (b[3]-a[3])/calls, (b[5]-a[5])/calls
 }'
 # load's own summary: 0 lost is part of every valid measurement.
 grep -E '^(window|messages|deliveries|latency|setup|late|warnings|  )' "$work/load.out" || true
