@@ -7,6 +7,11 @@
 # call and RSS per endpoint for both processes, the machine's load average, and load's own
 # verdict (lost messages must be 0). CPU time, not wall-clock latency: on a shared machine it
 # is what stays comparable between runs.
+# Also per call: syscalls and bytes read and written, kernel CPU, time spent waiting for a CPU
+# and times scheduled. These counts of work barely move with the machine's load, while CPU
+# time per call moved by ±20 % between neighbouring runs (docs/PERFORMANCE.md, "Why the
+# reference measured more against the light client"): compare clients or builds on them
+# first, and on CPU time only over interleaved runs.
 #
 # Environment (defaults = the issue's measurement):
 #   BIN=path        binary to measure (default: build ./cmd/rtcomm-harness into a temp dir)
