@@ -43,8 +43,6 @@ var unobservable = map[string]string{
 	"payload-limit-48k":             "the broker refuses the PUBLISH and closes the connection before OnPublish; from inside, that is also how mochi ends an MQTT 3.1.1 client's ACL-denied QoS 1 publish (processPublish), and no hook can see another hook's ACL verdict (providing OnACLCheck would allow everything: any hook's true wins)",
 	"websocket-without-mqttv31":     "a WebSocket handshake, before MQTT: nothing is published",
 	"loses-publisher-order":         "the reordering happens before the broker's hook, which sees the publishes in the order they arrive, never the order they were sent in",
-	"limits-skip-filters":           "the secured broker's bound on SUBSCRIBE filters: a subscription is no publish, and its scenarios run on the secured listener, where no checker is attached",
-	"limits-skip-wills":             "the secured broker's bound on will topics in CONNECT: a CONNECT is no publish, and its scenarios run on the secured listener, where no checker is attached",
 	// Identity: who may act as whom is the broker's authentication and ACLs, which publish nothing.
 	"lets-ids-be-spoofed": "authentication and identity ACLs publish nothing: a client acting under another's ID publishes the same messages its owner would",
 	"connector-as-confused-deputy": "its scenarios run on the secured listener, where no checker is attached (serve --check has none); and registering another's address or answering any fromTopic " +
@@ -254,36 +252,45 @@ func (p *pathChecker) settle(limit time.Duration) {
 	}
 }
 
-// write finishes every checker and writes their findings to dir/checker.json.
-func (p *pathChecker) write(dir string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// write finishes every checker, and those of secure (the secured broker's, when not nil),
+// and writes their findings to dir/checker.json; the secured broker's are under paths
+// prefixed "secure ".
+func (p *pathChecker) write(dir string, secure *pathChecker) error {
 	var run checkerRun
-	now := time.Now()
-	for path, h := range p.hooks {
-		h.Checker.Finish(now)
-		run.Observed += h.Checker.Observed()
-		for _, f := range h.Checker.Findings() {
-			r := checkerRecord{Path: path, Requirement: f.Requirement, Participant: f.Participant, Expected: f.Expected, Actual: f.Actual}
-			for _, e := range f.Evidence {
-				r.Evidence = append(r.Evidence, e.Topic+" "+brief(e.Payload))
-			}
-			run.Findings = append(run.Findings, r)
-		}
-	}
-	p.broker.Finish(now)
-	for _, f := range p.broker.Findings() {
-		r := checkerRecord{Path: "broker", Requirement: f.Requirement, Participant: f.Participant, Expected: f.Expected, Actual: f.Actual}
-		for _, e := range f.Evidence {
-			r.Evidence = append(r.Evidence, e.Topic+" "+brief(e.Payload))
-		}
-		run.Findings = append(run.Findings, r)
+	p.collect(&run, "")
+	if secure != nil {
+		secure.collect(&run, "secure ")
 	}
 	b, err := json.MarshalIndent(run, "", " ")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, checkerFile), b, 0o644)
+}
+
+// collect finishes the checkers and adds their findings to run, paths prefixed.
+func (p *pathChecker) collect(run *checkerRun, prefix string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	add := func(path string, f watch.Finding) {
+		r := checkerRecord{Path: prefix + path, Requirement: f.Requirement, Participant: f.Participant, Expected: f.Expected, Actual: f.Actual}
+		for _, e := range f.Evidence {
+			r.Evidence = append(r.Evidence, e.Topic+" "+brief(e.Payload))
+		}
+		run.Findings = append(run.Findings, r)
+	}
+	for path, h := range p.hooks {
+		h.Checker.Finish(now)
+		run.Observed += h.Checker.Observed()
+		for _, f := range h.Checker.Findings() {
+			add(path, f)
+		}
+	}
+	p.broker.Finish(now)
+	for _, f := range p.broker.Findings() {
+		add("broker", f)
+	}
 }
 
 func brief(b []byte) string {

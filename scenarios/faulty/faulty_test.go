@@ -14,9 +14,11 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/faulty"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -63,6 +65,17 @@ func TestFaultyChild(t *testing.T) {
 	defer target.Close()
 	// The passive checker rides along inside the open broker (TestCheckerFindsFaults).
 	pc := newPathChecker(target.Decl.TopicPath, spec.Profile(target.Decl.Profile))
+	// A second one rides inside the secured broker (the security scenarios' listener), held
+	// to the reference's topic limits (ID-017); attached first, so that a fault's own
+	// secured broker carries it too.
+	var spc *pathChecker
+	if target.SecureTCP != "" && target.ConnectorIdentity != nil && target.TLSConfig == nil {
+		spc = newPathChecker(target.Decl.TopicPath, spec.Profile(target.Decl.Profile))
+		spc.broker.SetLimits(watch.TopicLimits{MaxLength: broker.DefaultMaxTopicLength, MaxLevels: broker.DefaultMaxTopicLevels})
+		if err := faulty.ObserveSecure(target, spc); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if name == baseline {
 		err = faulty.Observe(target, []mqtt.Hook{pc}, nil, nil)
 	} else {
@@ -77,7 +90,10 @@ func TestFaultyChild(t *testing.T) {
 	_, err = scenarios.Run(t, scenarios.RunOptions{Target: target, OutDir: os.Getenv(envOut),
 		LabelFilter: os.Getenv(envLabels), Succinct: true, NoColor: true, HarnessVersion: "faulty-test"})
 	pc.settle(7 * time.Second)
-	if werr := pc.write(os.Getenv(envOut)); werr != nil {
+	if spc != nil {
+		spc.settle(7 * time.Second)
+	}
+	if werr := pc.write(os.Getenv(envOut), spc); werr != nil {
 		t.Error(werr)
 	}
 	if err != nil {

@@ -186,3 +186,56 @@ func TestBrokerConnack(t *testing.T) {
 		t.Errorf("after 5 s: expected one BRK-009 for e's CONNECT (not v5's), actual %v", fs)
 	}
 }
+
+// ID-017: with the broker's limits known, a filter it grants or a will topic it accepts
+// beyond them is its fault; one it refuses, one within the limits, or a judge without
+// limits gives none.
+func TestBrokerTopicLimits(t *testing.T) {
+	limits := watch.TopicLimits{MaxLength: 1024, MaxLevels: 32}
+	deep := "/r/alice" + strings.Repeat("/x", 30)   // 33 levels: the leading empty one counts
+	ok := "/r/alice" + strings.Repeat("/x", 29)     // 32 levels
+	long := "/r/alice/" + strings.Repeat("y", 1100) // 1,109 bytes
+	b := watch.NewBroker("/r/")
+	b.SetLimits(limits)
+
+	// SUBSCRIBE: granted within, refused beyond, then granted beyond.
+	b.Subscribing("c1", []string{ok, deep})
+	if fs := b.Subscribed("c1", []string{ok, deep}, []byte{1, 0x80}); len(fs) > 0 {
+		t.Errorf("within the limits granted, beyond refused: expected no finding, actual %v", fs)
+	}
+	b.Subscribing("c1", []string{deep, long})
+	fs := b.Subscribed("c1", []string{deep, long}, []byte{0, 1})
+	if len(fs) != 2 || !brokerFinding(fs, "ID-017") {
+		t.Fatalf("two filters beyond the limits granted: expected 2 ID-017 findings blamed on the broker, actual %v", fs)
+	}
+	if !strings.Contains(fs[0].Actual, "more than 32 levels") || !strings.Contains(fs[1].Actual, "1109 bytes") || len(fs[0].Evidence) != 1 {
+		t.Errorf("expected the levels and bytes as evidence, actual %v / %v", fs[0], fs[1])
+	}
+
+	// CONNECT: a will beyond the limits refused (CONNACK 5), then accepted (CONNACK 0);
+	// a will within them accepted.
+	connA, connB, connC := new(int), new(int), new(int)
+	b.Connected(connA, "a", true, &watch.Will{Topic: deep})
+	if fs := b.ConnackSent(connA, 5, time.Now()); len(fs) > 0 {
+		t.Errorf("will beyond the limits refused: expected no finding, actual %v", fs)
+	}
+	b.Connected(connC, "c", true, &watch.Will{Topic: ok})
+	if fs := b.ConnackSent(connC, 0, time.Now()); len(fs) > 0 {
+		t.Errorf("will within the limits accepted: expected no finding, actual %v", fs)
+	}
+	b.Connected(connB, "b", true, &watch.Will{Topic: long})
+	if fs := b.ConnackSent(connB, 0, time.Now()); !brokerFinding(fs, "ID-017") {
+		t.Fatalf("will beyond the limits accepted: expected ID-017 blamed on the broker, actual %v", fs)
+	}
+
+	// Without limits (the open broker of the fault runs): nothing judged.
+	open := watch.NewBroker("/r/")
+	open.Subscribing("c1", []string{deep})
+	if fs := open.Subscribed("c1", []string{deep}, []byte{0}); len(fs) > 0 {
+		t.Errorf("no limits configured: expected no finding, actual %v", fs)
+	}
+	open.Connected(connB, "b", true, &watch.Will{Topic: long})
+	if fs := open.ConnackSent(connB, 0, time.Now()); len(fs) > 0 {
+		t.Errorf("no limits configured: expected no finding, actual %v", fs)
+	}
+}

@@ -55,7 +55,7 @@ func DeclaredWill(pk packets.Packet) *Will {
 // OnSubscribed tells the broker judge the QoS it granted per filter.
 func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	if h.Broker != nil && cl != nil {
-		h.Broker.Subscribed(cl.ID, Filters(pk), codes)
+		h.report(h.Broker.Subscribed(cl.ID, Filters(pk), codes))
 	}
 }
 
