@@ -60,6 +60,10 @@ func newServeCheck(o serveOptions, reg prometheus.Registerer, log *slog.Logger) 
 	// grants or a will topic it accepts beyond them is its fault.
 	bj.SetLimits(watch.TopicLimits{MaxLength: cmp.Or(o.maxTopicLength, broker.DefaultMaxTopicLength),
 		MaxLevels: cmp.Or(o.maxTopicLevels, broker.DefaultMaxTopicLevels)})
+	if o.secure {
+		// The secured broker's identity rule, the connector's user exempt (ID-005/008/009).
+		bj.SetSecure(o.connectorUser)
+	}
 	s.hook = &watch.Hook{Checker: s.c, Broker: bj, OnFinding: func(f watch.Finding) {
 		violations.WithLabelValues(f.Requirement).Inc()
 		logFinding(log, f)

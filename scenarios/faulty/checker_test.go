@@ -199,7 +199,9 @@ func (p *pathChecker) all() []*watch.Hook {
 
 // OnPublish judges the publish on its path's checker.
 func (p *pathChecker) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	p.broker.Published(watch.Observation{Topic: pk.TopicName, Payload: pk.Payload, Client: cl.ID, Time: time.Now()}, pk.FixedHeader.Qos)
+	o := watch.Observation{Topic: pk.TopicName, Payload: pk.Payload, Client: cl.ID, Time: time.Now()}
+	p.broker.PublishedBy(string(cl.Properties.Username), o)
+	p.broker.Published(o, pk.FixedHeader.Qos)
 	for _, h := range p.hooksFor(pk.TopicName) {
 		_, _ = h.OnPublish(cl, pk)
 	}

@@ -72,6 +72,7 @@ func TestFaultyChild(t *testing.T) {
 	if target.SecureTCP != "" && target.ConnectorIdentity != nil && target.TLSConfig == nil {
 		spc = newPathChecker(target.Decl.TopicPath, spec.Profile(target.Decl.Profile))
 		spc.broker.SetLimits(watch.TopicLimits{MaxLength: broker.DefaultMaxTopicLength, MaxLevels: broker.DefaultMaxTopicLevels})
+		spc.broker.SetSecure(target.ConnectorIdentity.Username)
 		if err := faulty.ObserveSecure(target, spc); err != nil {
 			t.Fatal(err)
 		}
@@ -86,6 +87,11 @@ func TestFaultyChild(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if spc != nil && target.SecureTCP == target.TCP && target.ConnectorIdentity != nil {
+		// The target now declares its open listener its secured one (a fault's stand-in):
+		// the open broker's checker holds it to the identity rule, as serve --secure --check.
+		pc.broker.SetSecure(target.ConnectorIdentity.Username)
 	}
 	_, err = scenarios.Run(t, scenarios.RunOptions{Target: target, OutDir: os.Getenv(envOut),
 		LabelFilter: os.Getenv(envLabels), Succinct: true, NoColor: true, HarnessVersion: "faulty-test"})

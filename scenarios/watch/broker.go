@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +47,54 @@ type Broker struct {
 	// (ID-017): a filter it grants or a will topic it accepts beyond them is its fault.
 	limits   *TopicLimits
 	overWill map[any]Observation // connection -> its CONNECT's will topic beyond the limits
+	// secure, when set (SetSecure), holds the broker to rtcomm's identity rule: the
+	// connector's user, exempt from it.
+	secure *string
+}
+
+// SetSecure makes the judge hold a secured broker to rtcomm's identity rule (ID-005,
+// ID-008, ID-009) for every publish it let through (PublishedBy); superUser (the
+// connector's) is exempt, as in the reference. Call it before the broker serves.
+func (b *Broker) SetSecure(superUser string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.secure = &superUser
+}
+
+// PublishedBy judges a publish under the path that the broker let through from a client
+// authenticated as user, against the reference's identity rule (reference/broker/hooks.go,
+// identityRule.mayPublish; docs/SECURITY.md): an endpoint publishes only on topics whose
+// last level is its own ID (ID-005), sets presence only at <path>sphere/<its ID> (ID-008)
+// and never publishes events (ID-009). Nothing without SetSecure. The caller must see the
+// publish after the broker's own identity check (a hook added after the reference's).
+func (b *Broker) PublishedBy(user string, o Observation) []Finding {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.secure == nil || (*b.secure != "" && user == *b.secure) {
+		return nil
+	}
+	rest, ok := strings.CutPrefix(o.Topic, b.path)
+	if !ok {
+		return nil
+	}
+	ev := o
+	ev.Payload = slices.Clone(o.Payload[:min(len(o.Payload), 160)])
+	ev.Topic = shortTopic(o.Topic)
+	who := fmt.Sprintf("%s (client %s)", strconv.Quote(user), o.Client)
+	first, _, _ := strings.Cut(rest, "/")
+	var req, expected string
+	switch sender := spec.Sender(rest); {
+	case first == "event":
+		req, expected = "ID-009", "an endpoint's publish on the event topics refused (only the connector fires events)"
+	case first == "sphere" && rest != "sphere/"+user:
+		req, expected = "ID-008", fmt.Sprintf("presence set or cleared only by its endpoint: %s may publish at %ssphere/%s only", who, b.path, user)
+	case sender != user:
+		req, expected = "ID-005", fmt.Sprintf("a publish of %s only on topics ending in its authenticated ID %q", who, user)
+	default:
+		return nil
+	}
+	return b.add(Finding{Requirement: req, Participant: BrokerParticipant, Expected: expected,
+		Actual: fmt.Sprintf("the broker let %s publish at %s", who, ev.Topic), Time: o.Time, Evidence: []Observation{ev}})
 }
 
 // TopicLimits are a broker's configured bounds on topic names and filters (ID-017; the

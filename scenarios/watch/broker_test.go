@@ -239,3 +239,38 @@ func TestBrokerTopicLimits(t *testing.T) {
 		t.Errorf("no limits configured: expected no finding, actual %v", fs)
 	}
 }
+
+// ID-005/008/009: a secured broker that let a client publish beyond the identity rule is
+// blamed; the owner's own topics, the exempt connector user, an open broker's judge (no
+// SetSecure) and topics outside the path give no finding.
+func TestBrokerIdentityRule(t *testing.T) {
+	b := watch.NewBroker("/r/")
+	b.SetSecure("connector")
+	now := time.Now()
+	pub := func(user, topic string) []watch.Finding {
+		return b.PublishedBy(user, watch.Observation{Topic: topic, Payload: []byte(`{"method":"START_SESSION"}`), Client: "c-" + user, Time: now})
+	}
+	for _, c := range []struct{ user, topic string }{
+		{"alice", "/r/bob/alice"}, {"alice", "/r/sphere/alice"}, {"alice", "/r/management/alice"},
+		{"alice", "/r/connector/alice"}, {"connector", "/r/alice/connector-1"}, {"connector", "/r/event/session/started/alice/bob"},
+		{"alice", "/elsewhere/bob"},
+	} {
+		if fs := pub(c.user, c.topic); len(fs) > 0 {
+			t.Errorf("%s at %s: expected no finding, actual %v", c.user, c.topic, fs)
+		}
+	}
+	for _, c := range []struct{ user, topic, req string }{
+		{"mallory", "/r/bob/alice", "ID-005"}, {"", "/r/bob/alice", "ID-005"},
+		{"mallory", "/r/sphere/alice", "ID-008"}, {"alice", "/r/sphere/alice/x/alice", "ID-008"},
+		{"alice", "/r/event/session/started/bob/alice", "ID-009"},
+	} {
+		fs := pub(c.user, c.topic)
+		if !brokerFinding(fs, c.req) || len(fs) != 1 || len(fs[0].Evidence) != 1 {
+			t.Errorf("%q at %s let through: expected %s blamed on the broker with the publish as evidence, actual %v", c.user, c.topic, c.req, fs)
+		}
+	}
+	open := watch.NewBroker("/r/")
+	if fs := open.PublishedBy("mallory", watch.Observation{Topic: "/r/bob/alice", Time: now}); len(fs) > 0 {
+		t.Errorf("open broker (no SetSecure): expected no finding, actual %v", fs)
+	}
+}
