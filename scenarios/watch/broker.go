@@ -50,7 +50,22 @@ type Broker struct {
 	// secure, when set (SetSecure), holds the broker to rtcomm's identity rule: the
 	// connector's user, exempt from it.
 	secure *string
+	// requests: transID -> the requests authenticated users published with it (secure only),
+	// to judge where the connector's RESPONSEs go (ID-014).
+	requests map[string][]securedRequest
 }
+
+type securedRequest struct {
+	user string
+	at   time.Time
+	o    Observation
+}
+
+// requestsKept bounds the remembered requests; older ones than repliedWithin go first.
+const (
+	requestsKept  = 4096
+	repliedWithin = time.Minute
+)
 
 // SetSecure makes the judge hold a secured broker to rtcomm's identity rule (ID-005,
 // ID-008, ID-009) for every publish it let through (PublishedBy); superUser (the
@@ -65,12 +80,13 @@ func (b *Broker) SetSecure(superUser string) {
 // authenticated as user, against the reference's identity rule (reference/broker/hooks.go,
 // identityRule.mayPublish; docs/SECURITY.md): an endpoint publishes only on topics whose
 // last level is its own ID (ID-005), sets presence only at <path>sphere/<its ID> (ID-008)
-// and never publishes events (ID-009). Nothing without SetSecure. The caller must see the
+// and never publishes events (ID-009); the connector's user answers a request only into
+// its requester's inbox (ID-014, blamed on the connector). Nothing without SetSecure. The caller must see the
 // publish after the broker's own identity check (a hook added after the reference's).
 func (b *Broker) PublishedBy(user string, o Observation) []Finding {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.secure == nil || (*b.secure != "" && user == *b.secure) {
+	if b.secure == nil {
 		return nil
 	}
 	rest, ok := strings.CutPrefix(o.Topic, b.path)
@@ -80,6 +96,12 @@ func (b *Broker) PublishedBy(user string, o Observation) []Finding {
 	ev := o
 	ev.Payload = slices.Clone(o.Payload[:min(len(o.Payload), 160)])
 	ev.Topic = shortTopic(o.Topic)
+	if *b.secure != "" && user == *b.secure {
+		return b.connectorAnswer(rest, ev, o.Payload)
+	}
+	if m, _ := spec.Decode(o.Payload); m != nil && m.TransID != "" && m.Method != "RESPONSE" {
+		b.remember(m.TransID, securedRequest{user: user, at: o.Time, o: ev})
+	}
 	who := fmt.Sprintf("%s (client %s)", strconv.Quote(user), o.Client)
 	first, _, _ := strings.Cut(rest, "/")
 	var req, expected string
@@ -131,6 +153,51 @@ func (b *Broker) SetLimits(l TopicLimits) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.limits = &l
+}
+
+func (b *Broker) remember(trans string, r securedRequest) {
+	if b.requests == nil {
+		b.requests = map[string][]securedRequest{}
+	}
+	if len(b.requests) >= requestsKept {
+		for k, rs := range b.requests {
+			if r.at.Sub(rs[len(rs)-1].at) > repliedWithin {
+				delete(b.requests, k)
+			}
+		}
+		if len(b.requests) >= requestsKept {
+			return // all recent: this one is not judged rather than a live one forgotten
+		}
+	}
+	b.requests[trans] = append(b.requests[trans], r)
+}
+
+// connectorAnswer judges a RESPONSE the connector's user published at <path>rest: on a
+// secured deployment it goes only into the inbox (<path><user>[/...]) of a user that sent
+// a request with its transID (ID-014, the connector as a confused deputy: it answered a
+// fromTopic naming someone else's inbox). A RESPONSE to a transaction no authenticated
+// user opened here (the connector's own, a 3PCC service client's bare client ID outside
+// the path) is not judged.
+func (b *Broker) connectorAnswer(rest string, ev Observation, payload []byte) []Finding {
+	m, _ := spec.Decode(payload)
+	if m == nil || m.Method != "RESPONSE" || m.TransID == "" {
+		return nil
+	}
+	reqs := b.requests[m.TransID]
+	if len(reqs) == 0 {
+		return nil
+	}
+	users := make([]string, 0, len(reqs))
+	for _, r := range reqs {
+		if rest == r.user || strings.HasPrefix(rest, r.user+"/") {
+			return nil
+		}
+		users = append(users, strconv.Quote(r.user))
+	}
+	return b.add(Finding{Requirement: "ID-014", Participant: ConnectorParticipant,
+		Expected: fmt.Sprintf("the connector's RESPONSE to transaction %s only in the requester's own inbox (%s%s)", m.TransID, b.path, strings.Trim(users[0], `"`)),
+		Actual:   fmt.Sprintf("published at %s (requested by %s)", ev.Topic, strings.Join(users, ", ")), Time: ev.Time,
+		Evidence: []Observation{reqs[0].o, ev}})
 }
 
 // shortTopic keeps evidence small: an attack topic may be 64 KB.

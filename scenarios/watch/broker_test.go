@@ -274,3 +274,27 @@ func TestBrokerIdentityRule(t *testing.T) {
 		t.Errorf("open broker (no SetSecure): expected no finding, actual %v", fs)
 	}
 }
+
+// ID-014: on a secured broker the connector's RESPONSE goes into the requester's own
+// inbox; one into another's inbox (mallory's SERVICE_QUERY naming alice's) is the
+// connector's fault; a RESPONSE no request here asked for is not judged.
+func TestBrokerConfusedDeputy(t *testing.T) {
+	b := watch.NewBroker("/r/")
+	b.SetSecure("connector")
+	now := time.Now()
+	pub := func(user, topic, payload string) []watch.Finding {
+		return b.PublishedBy(user, watch.Observation{Topic: topic, Payload: []byte(payload), Client: "c-" + user, Time: now})
+	}
+	pub("alice", "/r/management/alice", `{"rtcommVer":"v1.0.0","method":"SERVICE_QUERY","transID":"t1","fromTopic":"/r/alice"}`)
+	pub("mallory", "/r/management/mallory", `{"rtcommVer":"v1.0.0","method":"SERVICE_QUERY","transID":"t2","fromTopic":"/r/alice"}`)
+	if fs := pub("connector", "/r/alice", `{"rtcommVer":"v1.0.0","method":"RESPONSE","orig":"SERVICE_QUERY","transID":"t1","result":"SUCCESS"}`); len(fs) > 0 {
+		t.Errorf("answer in the requester's inbox: expected no finding, actual %v", fs)
+	}
+	if fs := pub("connector", "/r/somebody", `{"rtcommVer":"v1.0.0","method":"RESPONSE","orig":"SERVICE_QUERY","transID":"t9","result":"SUCCESS"}`); len(fs) > 0 {
+		t.Errorf("answer to no request seen: expected no finding, actual %v", fs)
+	}
+	fs := pub("connector", "/r/alice", `{"rtcommVer":"v1.0.0","method":"RESPONSE","orig":"SERVICE_QUERY","transID":"t2","result":"SUCCESS"}`)
+	if len(fs) != 1 || fs[0].Requirement != "ID-014" || fs[0].Participant != watch.ConnectorParticipant || len(fs[0].Evidence) != 2 {
+		t.Fatalf("mallory's request answered into alice's inbox: expected ID-014 blamed on the connector with request and answer as evidence, actual %v", fs)
+	}
+}
