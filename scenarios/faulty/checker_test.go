@@ -325,14 +325,22 @@ func targetBlamed(r checkerRecord) bool {
 	return strings.HasPrefix(r.Participant, watch.ConnectorParticipant)
 }
 
+// brokerRequirement reports whether the catalog holds the broker to a requirement (BRK-,
+// and the secured broker's ID- ones): a finding against it blames the broker.
+func brokerRequirement(id string) bool {
+	r, ok := spec.Lookup(id)
+	return ok && r.Subject == spec.SubjectBroker
+}
+
 // caughtBy returns the findings against a requirement the fault breaks, blamed on the
-// faulty party: the broker for a broker fault (it breaks BRK- requirements only), else the
+// faulty party: the broker for a requirement the catalog holds the broker to (a broker
+// fault breaks BRK- requirements, the secured broker's faults ID- ones), else the
 // connector.
 func caughtBy(f faulty.Fault, run *checkerRun) []checkerRecord {
 	var out []checkerRecord
 	for _, r := range run.Findings {
 		blamed := targetBlamed(r)
-		if brokerFault(f) {
+		if brokerFault(f) || brokerRequirement(r.Requirement) {
 			blamed = r.Participant == watch.BrokerParticipant
 		}
 		if slices.Contains(f.Breaks, r.Requirement) && blamed {
@@ -395,7 +403,7 @@ func TestCheckerFindsFaults(t *testing.T) {
 			// The broker is blamed only for what its fault breaks: in a connector fault's
 			// run it is the unmodified reference, which must give the broker judge nothing.
 			for _, r := range res.checked.Findings {
-				if r.Participant == watch.BrokerParticipant && (!brokerFault(f) || !slices.Contains(f.Breaks, r.Requirement)) {
+				if r.Participant == watch.BrokerParticipant && !(slices.Contains(f.Breaks, r.Requirement) && (brokerFault(f) || brokerRequirement(r.Requirement))) {
 					t.Errorf("%s: the broker blamed for %s, which this fault does not break: expected %s, actual %s (evidence %q)", f.Name, r.Requirement, r.Expected, r.Actual, r.Evidence)
 				}
 			}
