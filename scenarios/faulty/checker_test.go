@@ -43,10 +43,6 @@ var unobservable = map[string]string{
 	"payload-limit-48k":             "the broker refuses the PUBLISH and closes the connection before OnPublish; from inside, that is also how mochi ends an MQTT 3.1.1 client's ACL-denied QoS 1 publish (processPublish), and no hook can see another hook's ACL verdict (providing OnACLCheck would allow everything: any hook's true wins)",
 	"websocket-without-mqttv31":     "a WebSocket handshake, before MQTT: nothing is published",
 	"loses-publisher-order":         "the reordering happens before the broker's hook, which sees the publishes in the order they arrive, never the order they were sent in",
-	// Identity: who may act as whom is the broker's authentication and ACLs, which publish nothing.
-	"lets-ids-be-spoofed": "authentication and identity ACLs publish nothing: a client acting under another's ID publishes the same messages its owner would",
-	"connector-as-confused-deputy": "its scenarios run on the secured listener, where no checker is attached (serve --check has none); and registering another's address or answering any fromTopic " +
-		"looks like lawful traffic without the authenticated identities",
 }
 
 // deliberateFinding says why a baseline finding is right ("" when it is a false one): the
