@@ -62,7 +62,7 @@ func newServeCheck(o serveOptions, reg prometheus.Registerer, log *slog.Logger) 
 		MaxLevels: cmp.Or(o.maxTopicLevels, broker.DefaultMaxTopicLevels)})
 	if o.secure {
 		// The secured broker's identity rule, the connector's user exempt (ID-005/008/009).
-		bj.SetSecure(o.connectorUser)
+		bj.SetSecure(o.topicPath, o.connectorUser)
 	}
 	s.hook = &watch.Hook{Checker: s.c, Broker: bj, OnFinding: func(f watch.Finding) {
 		violations.WithLabelValues(f.Requirement).Inc()

@@ -99,6 +99,8 @@ type pathChecker struct {
 	// broker judges the broker's deliveries and wills on every path (the broker-only
 	// scenarios' private /h-<tag>/ paths included: delivery is not rtcomm-specific).
 	broker *watch.Broker
+	// brokerOnly: no protocol checkers, only the broker judge (the secured broker's).
+	brokerOnly bool
 
 	mu    sync.Mutex
 	hooks map[string]*watch.Hook
@@ -151,7 +153,7 @@ func (p *pathChecker) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte)
 // hook returns the checker hook of the topic's scenario path (nil when not watched).
 func (p *pathChecker) hook(topic string) *watch.Hook {
 	rest, ok := strings.CutPrefix(topic, p.root)
-	if !ok {
+	if !ok || p.brokerOnly {
 		return nil
 	}
 	path := p.root
@@ -177,7 +179,7 @@ func (p *pathChecker) hooksFor(topic string) []*watch.Hook {
 	if h := p.hook(topic); h != nil {
 		return []*watch.Hook{h}
 	}
-	if strings.HasPrefix(topic, "/h-") {
+	if strings.HasPrefix(topic, "/h-") || p.brokerOnly {
 		return nil
 	}
 	return p.all()

@@ -2,6 +2,7 @@ package faulty_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"os"
 	"os/exec"
@@ -71,8 +72,12 @@ func TestFaultyChild(t *testing.T) {
 	var spc *pathChecker
 	if target.SecureTCP != "" && target.ConnectorIdentity != nil && target.TLSConfig == nil {
 		spc = newPathChecker(target.Decl.TopicPath, spec.Profile(target.Decl.Profile))
+		// Only the broker judge: the per-path protocol checkers know no secure-mode rules
+		// (ID-013's refused registrations, answers withheld from a foreign fromTopic) and
+		// would blame the reference connector for refusing the security scenarios' attacks.
+		spc.brokerOnly = true
 		spc.broker.SetLimits(watch.TopicLimits{MaxLength: broker.DefaultMaxTopicLength, MaxLevels: broker.DefaultMaxTopicLevels})
-		spc.broker.SetSecure(target.ConnectorIdentity.Username)
+		spc.broker.SetSecure(cmp.Or(target.SecurePath, target.Decl.TopicPath), target.ConnectorIdentity.Username)
 		if err := faulty.ObserveSecure(target, spc); err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +96,7 @@ func TestFaultyChild(t *testing.T) {
 	if spc != nil && target.SecureTCP == target.TCP && target.ConnectorIdentity != nil {
 		// The target now declares its open listener its secured one (a fault's stand-in):
 		// the open broker's checker holds it to the identity rule, as serve --secure --check.
-		pc.broker.SetSecure(target.ConnectorIdentity.Username)
+		pc.broker.SetSecure(cmp.Or(target.SecurePath, target.Decl.TopicPath), target.ConnectorIdentity.Username)
 	}
 	_, err = scenarios.Run(t, scenarios.RunOptions{Target: target, OutDir: os.Getenv(envOut),
 		LabelFilter: os.Getenv(envLabels), Succinct: true, NoColor: true, HarnessVersion: "faulty-test"})

@@ -49,7 +49,8 @@ type Broker struct {
 	overWill map[any]Observation // connection -> its CONNECT's will topic beyond the limits
 	// secure, when set (SetSecure), holds the broker to rtcomm's identity rule: the
 	// connector's user, exempt from it.
-	secure *string
+	secure  *string
+	secPath string // the secured topic path (ends in "/")
 	// requests: transID -> the requests authenticated users published with it (secure only),
 	// to judge where the connector's RESPONSEs go (ID-014).
 	requests map[string][]securedRequest
@@ -68,12 +69,14 @@ const (
 )
 
 // SetSecure makes the judge hold a secured broker to rtcomm's identity rule (ID-005,
-// ID-008, ID-009) for every publish it let through (PublishedBy); superUser (the
-// connector's) is exempt, as in the reference. Call it before the broker serves.
-func (b *Broker) SetSecure(superUser string) {
+// ID-008, ID-009, ID-014) for every publish under topicPath it let through
+// (PublishedBy); superUser (the connector's) is exempt, as in the reference. Call it
+// before the broker serves.
+func (b *Broker) SetSecure(topicPath, superUser string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.secure = &superUser
+	b.secPath = spec.NewTopics(topicPath).Path
 }
 
 // PublishedBy judges a publish under the path that the broker let through from a client
@@ -89,7 +92,7 @@ func (b *Broker) PublishedBy(user string, o Observation) []Finding {
 	if b.secure == nil {
 		return nil
 	}
-	rest, ok := strings.CutPrefix(o.Topic, b.path)
+	rest, ok := strings.CutPrefix(o.Topic, b.secPath)
 	if !ok {
 		return nil
 	}
@@ -109,7 +112,7 @@ func (b *Broker) PublishedBy(user string, o Observation) []Finding {
 	case first == "event":
 		req, expected = "ID-009", "an endpoint's publish on the event topics refused (only the connector fires events)"
 	case first == "sphere" && rest != "sphere/"+user:
-		req, expected = "ID-008", fmt.Sprintf("presence set or cleared only by its endpoint: %s may publish at %ssphere/%s only", who, b.path, user)
+		req, expected = "ID-008", fmt.Sprintf("presence set or cleared only by its endpoint: %s may publish at %ssphere/%s only", who, b.secPath, user)
 	case sender != user:
 		req, expected = "ID-005", fmt.Sprintf("a publish of %s only on topics ending in its authenticated ID %q", who, user)
 	default:
@@ -195,7 +198,7 @@ func (b *Broker) connectorAnswer(rest string, ev Observation, payload []byte) []
 		users = append(users, strconv.Quote(r.user))
 	}
 	return b.add(Finding{Requirement: "ID-014", Participant: ConnectorParticipant,
-		Expected: fmt.Sprintf("the connector's RESPONSE to transaction %s only in the requester's own inbox (%s%s)", m.TransID, b.path, strings.Trim(users[0], `"`)),
+		Expected: fmt.Sprintf("the connector's RESPONSE to transaction %s only in the requester's own inbox (%s%s)", m.TransID, b.secPath, strings.Trim(users[0], `"`)),
 		Actual:   fmt.Sprintf("published at %s (requested by %s)", ev.Topic, strings.Join(users, ", ")), Time: ev.Time,
 		Evidence: []Observation{reqs[0].o, ev}})
 }

@@ -245,7 +245,7 @@ func TestBrokerTopicLimits(t *testing.T) {
 // SetSecure) and topics outside the path give no finding.
 func TestBrokerIdentityRule(t *testing.T) {
 	b := watch.NewBroker("/r/")
-	b.SetSecure("connector")
+	b.SetSecure("/r/", "connector")
 	now := time.Now()
 	pub := func(user, topic string) []watch.Finding {
 		return b.PublishedBy(user, watch.Observation{Topic: topic, Payload: []byte(`{"method":"START_SESSION"}`), Client: "c-" + user, Time: now})
@@ -279,8 +279,8 @@ func TestBrokerIdentityRule(t *testing.T) {
 // inbox; one into another's inbox (mallory's SERVICE_QUERY naming alice's) is the
 // connector's fault; a RESPONSE no request here asked for is not judged.
 func TestBrokerConfusedDeputy(t *testing.T) {
-	b := watch.NewBroker("/r/")
-	b.SetSecure("connector")
+	b := watch.NewBroker("/") // deliveries judged on every path; the secured one is /r/
+	b.SetSecure("/r/", "connector")
 	now := time.Now()
 	pub := func(user, topic, payload string) []watch.Finding {
 		return b.PublishedBy(user, watch.Observation{Topic: topic, Payload: []byte(payload), Client: "c-" + user, Time: now})
