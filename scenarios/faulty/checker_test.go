@@ -23,7 +23,8 @@ import (
 )
 
 // checkerFile is what a child writes next to its verdicts: the passive checker's findings
-// on the run's traffic, seen inside the open broker (serve --check's hook).
+// on the run's traffic, seen inside the open broker (serve --check's hook) and the
+// secured one (its broker judge, as serve --secure --check's).
 const checkerFile = "checker.json"
 
 // unobservable are the faults the passive checker cannot see, each with the reason; every
