@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
 )
 
@@ -296,5 +299,27 @@ func TestBrokerConfusedDeputy(t *testing.T) {
 	fs := pub("connector", "/r/alice", `{"rtcommVer":"v1.0.0","method":"RESPONSE","orig":"SERVICE_QUERY","transID":"t2","result":"SUCCESS"}`)
 	if len(fs) != 1 || fs[0].Requirement != "ID-014" || fs[0].Participant != watch.ConnectorParticipant || len(fs[0].Evidence) != 2 {
 		t.Fatalf("mallory's request answered into alice's inbox: expected ID-014 blamed on the connector with request and answer as evidence, actual %v", fs)
+	}
+}
+
+// The hook (serve --secure --check) hands the broker judge the authenticated user mochi
+// keeps for the client: a publish mallory's connection made as alice is the broker's fault.
+func TestHookPassesAuthenticatedUser(t *testing.T) {
+	b := watch.NewBroker("/r/")
+	b.SetSecure("/r/", "connector")
+	var got []watch.Finding
+	h := &watch.Hook{Checker: watch.New(watch.Config{TopicPath: "/r/"}), Broker: b, OnFinding: func(f watch.Finding) { got = append(got, f) }}
+	pub := func(user, topic string) {
+		cl := &mqtt.Client{ID: "c-" + user}
+		cl.Properties.Username = []byte(user)
+		_, _ = h.OnPublish(cl, packets.Packet{TopicName: topic, Payload: []byte(`{"rtcommVer":"v1.0.0","method":"MESSAGE","sigSessID":"s","payload":{}}`)})
+	}
+	pub("alice", "/r/bob/alice")
+	if brokerFinding(got, "ID-005") {
+		t.Fatalf("alice as alice: expected no ID-005, actual %v", got)
+	}
+	pub("mallory", "/r/bob/alice")
+	if !brokerFinding(got, "ID-005") {
+		t.Fatalf("mallory as alice let through: expected ID-005 blamed on the broker, actual %v", got)
 	}
 }
