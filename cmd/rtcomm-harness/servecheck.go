@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,7 +55,16 @@ func newServeCheck(o serveOptions, reg prometheus.Registerer, log *slog.Logger) 
 	s := &serveCheck{o: o, start: time.Now(), trace: trace, slo: slo,
 		cfg: watch.Config{TopicPath: o.topicPath, Profile: prof, FromStart: true, Trace: trace}}
 	s.c = watch.New(s.cfg)
-	s.hook = &watch.Hook{Checker: s.c, Broker: watch.NewBroker(o.topicPath), OnFinding: func(f watch.Finding) {
+	bj := watch.NewBroker(o.topicPath)
+	// The embedded broker's topic limits, open and secure mode alike (ID-017): a filter it
+	// grants or a will topic it accepts beyond them is its fault.
+	bj.SetLimits(watch.TopicLimits{MaxLength: cmp.Or(o.maxTopicLength, broker.DefaultMaxTopicLength),
+		MaxLevels: cmp.Or(o.maxTopicLevels, broker.DefaultMaxTopicLevels)})
+	if o.secure {
+		// The secured broker's identity rule, the connector's user exempt (ID-005/008/009).
+		bj.SetSecure(o.topicPath, o.connectorUser)
+	}
+	s.hook = &watch.Hook{Checker: s.c, Broker: bj, OnFinding: func(f watch.Finding) {
 		violations.WithLabelValues(f.Requirement).Inc()
 		logFinding(log, f)
 	}}

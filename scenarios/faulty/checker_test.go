@@ -23,7 +23,8 @@ import (
 )
 
 // checkerFile is what a child writes next to its verdicts: the passive checker's findings
-// on the run's traffic, seen inside the open broker (serve --check's hook).
+// on the run's traffic, seen inside the open broker (serve --check's hook) and the
+// secured one (its broker judge, as serve --secure --check's).
 const checkerFile = "checker.json"
 
 // unobservable are the faults the passive checker cannot see, each with the reason; every
@@ -43,12 +44,6 @@ var unobservable = map[string]string{
 	"payload-limit-48k":             "the broker refuses the PUBLISH and closes the connection before OnPublish; from inside, that is also how mochi ends an MQTT 3.1.1 client's ACL-denied QoS 1 publish (processPublish), and no hook can see another hook's ACL verdict (providing OnACLCheck would allow everything: any hook's true wins)",
 	"websocket-without-mqttv31":     "a WebSocket handshake, before MQTT: nothing is published",
 	"loses-publisher-order":         "the reordering happens before the broker's hook, which sees the publishes in the order they arrive, never the order they were sent in",
-	"limits-skip-filters":           "the secured broker's bound on SUBSCRIBE filters: a subscription is no publish, and its scenarios run on the secured listener, where no checker is attached",
-	"limits-skip-wills":             "the secured broker's bound on will topics in CONNECT: a CONNECT is no publish, and its scenarios run on the secured listener, where no checker is attached",
-	// Identity: who may act as whom is the broker's authentication and ACLs, which publish nothing.
-	"lets-ids-be-spoofed": "authentication and identity ACLs publish nothing: a client acting under another's ID publishes the same messages its owner would",
-	"connector-as-confused-deputy": "its scenarios run on the secured listener, where no checker is attached (serve --check has none); and registering another's address or answering any fromTopic " +
-		"looks like lawful traffic without the authenticated identities",
 }
 
 // deliberateFinding says why a baseline finding is right ("" when it is a false one): the
@@ -105,6 +100,8 @@ type pathChecker struct {
 	// broker judges the broker's deliveries and wills on every path (the broker-only
 	// scenarios' private /h-<tag>/ paths included: delivery is not rtcomm-specific).
 	broker *watch.Broker
+	// brokerOnly: no protocol checkers, only the broker judge (the secured broker's).
+	brokerOnly bool
 
 	mu    sync.Mutex
 	hooks map[string]*watch.Hook
@@ -157,7 +154,7 @@ func (p *pathChecker) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte)
 // hook returns the checker hook of the topic's scenario path (nil when not watched).
 func (p *pathChecker) hook(topic string) *watch.Hook {
 	rest, ok := strings.CutPrefix(topic, p.root)
-	if !ok {
+	if !ok || p.brokerOnly {
 		return nil
 	}
 	path := p.root
@@ -183,7 +180,7 @@ func (p *pathChecker) hooksFor(topic string) []*watch.Hook {
 	if h := p.hook(topic); h != nil {
 		return []*watch.Hook{h}
 	}
-	if strings.HasPrefix(topic, "/h-") {
+	if strings.HasPrefix(topic, "/h-") || p.brokerOnly {
 		return nil
 	}
 	return p.all()
@@ -201,7 +198,9 @@ func (p *pathChecker) all() []*watch.Hook {
 
 // OnPublish judges the publish on its path's checker.
 func (p *pathChecker) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	p.broker.Published(watch.Observation{Topic: pk.TopicName, Payload: pk.Payload, Client: cl.ID, Time: time.Now()}, pk.FixedHeader.Qos)
+	o := watch.Observation{Topic: pk.TopicName, Payload: pk.Payload, Client: cl.ID, Time: time.Now()}
+	p.broker.PublishedBy(string(cl.Properties.Username), o)
+	p.broker.Published(o, pk.FixedHeader.Qos)
 	for _, h := range p.hooksFor(pk.TopicName) {
 		_, _ = h.OnPublish(cl, pk)
 	}
@@ -254,36 +253,45 @@ func (p *pathChecker) settle(limit time.Duration) {
 	}
 }
 
-// write finishes every checker and writes their findings to dir/checker.json.
-func (p *pathChecker) write(dir string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// write finishes every checker, and those of secure (the secured broker's, when not nil),
+// and writes their findings to dir/checker.json; the secured broker's are under paths
+// prefixed "secure ".
+func (p *pathChecker) write(dir string, secure *pathChecker) error {
 	var run checkerRun
-	now := time.Now()
-	for path, h := range p.hooks {
-		h.Checker.Finish(now)
-		run.Observed += h.Checker.Observed()
-		for _, f := range h.Checker.Findings() {
-			r := checkerRecord{Path: path, Requirement: f.Requirement, Participant: f.Participant, Expected: f.Expected, Actual: f.Actual}
-			for _, e := range f.Evidence {
-				r.Evidence = append(r.Evidence, e.Topic+" "+brief(e.Payload))
-			}
-			run.Findings = append(run.Findings, r)
-		}
-	}
-	p.broker.Finish(now)
-	for _, f := range p.broker.Findings() {
-		r := checkerRecord{Path: "broker", Requirement: f.Requirement, Participant: f.Participant, Expected: f.Expected, Actual: f.Actual}
-		for _, e := range f.Evidence {
-			r.Evidence = append(r.Evidence, e.Topic+" "+brief(e.Payload))
-		}
-		run.Findings = append(run.Findings, r)
+	p.collect(&run, "")
+	if secure != nil {
+		secure.collect(&run, "secure ")
 	}
 	b, err := json.MarshalIndent(run, "", " ")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, checkerFile), b, 0o644)
+}
+
+// collect finishes the checkers and adds their findings to run, paths prefixed.
+func (p *pathChecker) collect(run *checkerRun, prefix string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	add := func(path string, f watch.Finding) {
+		r := checkerRecord{Path: prefix + path, Requirement: f.Requirement, Participant: f.Participant, Expected: f.Expected, Actual: f.Actual}
+		for _, e := range f.Evidence {
+			r.Evidence = append(r.Evidence, e.Topic+" "+brief(e.Payload))
+		}
+		run.Findings = append(run.Findings, r)
+	}
+	for path, h := range p.hooks {
+		h.Checker.Finish(now)
+		run.Observed += h.Checker.Observed()
+		for _, f := range h.Checker.Findings() {
+			add(path, f)
+		}
+	}
+	p.broker.Finish(now)
+	for _, f := range p.broker.Findings() {
+		add("broker", f)
+	}
 }
 
 func brief(b []byte) string {
@@ -316,14 +324,22 @@ func targetBlamed(r checkerRecord) bool {
 	return strings.HasPrefix(r.Participant, watch.ConnectorParticipant)
 }
 
+// brokerRequirement reports whether the catalog holds the broker to a requirement (BRK-,
+// and the secured broker's ID- ones): a finding against it blames the broker.
+func brokerRequirement(id string) bool {
+	r, ok := spec.Lookup(id)
+	return ok && r.Subject == spec.SubjectBroker
+}
+
 // caughtBy returns the findings against a requirement the fault breaks, blamed on the
-// faulty party: the broker for a broker fault (it breaks BRK- requirements only), else the
+// faulty party: the broker for a requirement the catalog holds the broker to (a broker
+// fault breaks BRK- requirements, the secured broker's faults ID- ones), else the
 // connector.
 func caughtBy(f faulty.Fault, run *checkerRun) []checkerRecord {
 	var out []checkerRecord
 	for _, r := range run.Findings {
 		blamed := targetBlamed(r)
-		if brokerFault(f) {
+		if brokerFault(f) || brokerRequirement(r.Requirement) {
 			blamed = r.Participant == watch.BrokerParticipant
 		}
 		if slices.Contains(f.Breaks, r.Requirement) && blamed {
@@ -386,7 +402,7 @@ func TestCheckerFindsFaults(t *testing.T) {
 			// The broker is blamed only for what its fault breaks: in a connector fault's
 			// run it is the unmodified reference, which must give the broker judge nothing.
 			for _, r := range res.checked.Findings {
-				if r.Participant == watch.BrokerParticipant && (!brokerFault(f) || !slices.Contains(f.Breaks, r.Requirement)) {
+				if r.Participant == watch.BrokerParticipant && !(slices.Contains(f.Breaks, r.Requirement) && (brokerFault(f) || brokerRequirement(r.Requirement))) {
 					t.Errorf("%s: the broker blamed for %s, which this fault does not break: expected %s, actual %s (evidence %q)", f.Name, r.Requirement, r.Expected, r.Actual, r.Evidence)
 				}
 			}

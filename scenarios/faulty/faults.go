@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
@@ -182,6 +183,19 @@ func startBroker(t *scenarios.Target, cfg broker.Config) (tcp, ws string, err er
 	return b.TCPURL(), b.WSURL(), nil
 }
 
+// secureObservers are the hooks (the passive checker's) that every secured broker this
+// package starts for a target carries ahead of any fault's hooks: *scenarios.Target ->
+// []mqtt.Hook (ObserveSecure).
+var secureObservers sync.Map
+
+// ObserveSecure replaces the target's secured broker by an unmodified embedded secured
+// broker (the reference's, same identities) carrying the observers, which also ride on any
+// secured broker a fault applied later starts. Call it before ApplyObserved.
+func ObserveSecure(t *scenarios.Target, observers ...mqtt.Hook) error {
+	secureObservers.Store(t, observers)
+	return withSecureBroker(func(*broker.Config) {})(t)
+}
+
 // withSecureBroker replaces the target's secured broker by an embedded secured broker with
 // the same identities, mod applied to its configuration (mod adds the breaking hooks).
 func withSecureBroker(mod func(*broker.Config)) func(t *scenarios.Target) error {
@@ -198,6 +212,9 @@ func withSecureBroker(mod func(*broker.Config)) func(t *scenarios.Target) error 
 		}
 		cfg := broker.Config{MaxPayload: t.Decl.Limits.MaxPayload, TopicPath: t.Decl.TopicPath, Secure: true,
 			Credentials: creds, ConnectorUser: t.ConnectorIdentity.Username}
+		if obs, ok := secureObservers.Load(t); ok {
+			cfg.Hooks = append(cfg.Hooks, obs.([]mqtt.Hook)...)
+		}
 		mod(&cfg)
 		tcp, ws, err := startBroker(t, cfg)
 		if err != nil {

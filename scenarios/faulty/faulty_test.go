@@ -2,6 +2,7 @@ package faulty_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"os"
 	"os/exec"
@@ -14,9 +15,11 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/faulty"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -63,6 +66,22 @@ func TestFaultyChild(t *testing.T) {
 	defer target.Close()
 	// The passive checker rides along inside the open broker (TestCheckerFindsFaults).
 	pc := newPathChecker(target.Decl.TopicPath, spec.Profile(target.Decl.Profile))
+	// A second one rides inside the secured broker (the security scenarios' listener), held
+	// to the reference's topic limits (ID-017); attached first, so that a fault's own
+	// secured broker carries it too.
+	var spc *pathChecker
+	if target.SecureTCP != "" && target.ConnectorIdentity != nil && target.TLSConfig == nil {
+		spc = newPathChecker(target.Decl.TopicPath, spec.Profile(target.Decl.Profile))
+		// Only the broker judge: the per-path protocol checkers know no secure-mode rules
+		// (ID-013's refused registrations, answers withheld from a foreign fromTopic) and
+		// would blame the reference connector for refusing the security scenarios' attacks.
+		spc.brokerOnly = true
+		spc.broker.SetLimits(watch.TopicLimits{MaxLength: broker.DefaultMaxTopicLength, MaxLevels: broker.DefaultMaxTopicLevels})
+		spc.broker.SetSecure(cmp.Or(target.SecurePath, target.Decl.TopicPath), target.ConnectorIdentity.Username)
+		if err := faulty.ObserveSecure(target, spc); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if name == baseline {
 		err = faulty.Observe(target, []mqtt.Hook{pc}, nil, nil)
 	} else {
@@ -74,10 +93,18 @@ func TestFaultyChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if spc != nil && target.SecureTCP == target.TCP && target.ConnectorIdentity != nil {
+		// The target now declares its open listener its secured one (a fault's stand-in):
+		// the open broker's checker holds it to the identity rule, as serve --secure --check.
+		pc.broker.SetSecure(cmp.Or(target.SecurePath, target.Decl.TopicPath), target.ConnectorIdentity.Username)
+	}
 	_, err = scenarios.Run(t, scenarios.RunOptions{Target: target, OutDir: os.Getenv(envOut),
 		LabelFilter: os.Getenv(envLabels), Succinct: true, NoColor: true, HarnessVersion: "faulty-test"})
 	pc.settle(7 * time.Second)
-	if werr := pc.write(os.Getenv(envOut)); werr != nil {
+	if spc != nil {
+		spc.settle(7 * time.Second)
+	}
+	if werr := pc.write(os.Getenv(envOut), spc); werr != nil {
 		t.Error(werr)
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,173 @@ type Broker struct {
 	connects map[any]pendingConnect   // connection -> its MQTT 3.1/3.1.1 CONNECT awaiting CONNACK
 	findings []Finding
 	swept    time.Time
+
+	// limits, when set (SetLimits), are the topic limits the broker is configured with
+	// (ID-017): a filter it grants or a will topic it accepts beyond them is its fault.
+	limits   *TopicLimits
+	overWill map[any]Observation // connection -> its CONNECT's will topic beyond the limits
+	// secure, when set (SetSecure), holds the broker to rtcomm's identity rule: the
+	// connector's user, exempt from it.
+	secure  *string
+	secPath string // the secured topic path (ends in "/")
+	// requests: transID -> the requests authenticated users published with it (secure only),
+	// to judge where the connector's RESPONSEs go (ID-014).
+	requests map[string][]securedRequest
+}
+
+type securedRequest struct {
+	user string
+	at   time.Time
+	o    Observation
+}
+
+// requestsKept bounds the remembered requests; older ones than repliedWithin go first.
+const (
+	requestsKept  = 4096
+	repliedWithin = time.Minute
+)
+
+// SetSecure makes the judge hold a secured broker to rtcomm's identity rule (ID-005,
+// ID-008, ID-009, ID-014) for every publish under topicPath it let through
+// (PublishedBy); superUser (the connector's) is exempt, as in the reference. Call it
+// before the broker serves.
+func (b *Broker) SetSecure(topicPath, superUser string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.secure = &superUser
+	b.secPath = spec.NewTopics(topicPath).Path
+}
+
+// PublishedBy judges a publish under the path that the broker let through from a client
+// authenticated as user, against the reference's identity rule (reference/broker/hooks.go,
+// identityRule.mayPublish; docs/SECURITY.md): an endpoint publishes only on topics whose
+// last level is its own ID (ID-005), sets presence only at <path>sphere/<its ID> (ID-008)
+// and never publishes events (ID-009); the connector's user answers a request only into
+// its requester's inbox (ID-014, blamed on the connector). Nothing without SetSecure. The caller must see the
+// publish after the broker's own identity check (a hook added after the reference's).
+func (b *Broker) PublishedBy(user string, o Observation) []Finding {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.secure == nil {
+		return nil
+	}
+	rest, ok := strings.CutPrefix(o.Topic, b.secPath)
+	if !ok {
+		return nil
+	}
+	ev := o
+	ev.Payload = slices.Clone(o.Payload[:min(len(o.Payload), 160)])
+	ev.Topic = shortTopic(o.Topic)
+	if *b.secure != "" && user == *b.secure {
+		return b.connectorAnswer(rest, ev, o.Payload)
+	}
+	if m, _ := spec.Decode(o.Payload); m != nil && m.TransID != "" && m.Method != "RESPONSE" {
+		b.remember(m.TransID, securedRequest{user: user, at: o.Time, o: ev})
+	}
+	who := fmt.Sprintf("%s (client %s)", strconv.Quote(user), o.Client)
+	first, _, _ := strings.Cut(rest, "/")
+	var req, expected string
+	switch sender := spec.Sender(rest); {
+	case first == "event":
+		req, expected = "ID-009", "an endpoint's publish on the event topics refused (only the connector fires events)"
+	case first == "sphere" && rest != "sphere/"+user:
+		req, expected = "ID-008", fmt.Sprintf("presence set or cleared only by its endpoint: %s may publish at %ssphere/%s only", who, b.secPath, user)
+	case sender != user:
+		req, expected = "ID-005", fmt.Sprintf("a publish of %s only on topics ending in its authenticated ID %q", who, user)
+	default:
+		return nil
+	}
+	return b.add(Finding{Requirement: req, Participant: BrokerParticipant, Expected: expected,
+		Actual: fmt.Sprintf("the broker let %s publish at %s", who, ev.Topic), Time: o.Time, Evidence: []Observation{ev}})
+}
+
+// TopicLimits are a broker's configured bounds on topic names and filters (ID-017; the
+// reference's defaults: reference/broker/limits.go, 1,024 bytes and 32 levels).
+type TopicLimits struct {
+	MaxLength int // bytes
+	MaxLevels int
+}
+
+// beyond says how a topic breaks the limits ("" when it does not); it stops counting at
+// the first level over the limit, as the reference's limitsHook.topicError does.
+func (l TopicLimits) beyond(t string) string {
+	if l.MaxLength > 0 && len(t) > l.MaxLength {
+		return fmt.Sprintf("%d bytes (limit %d)", len(t), l.MaxLength)
+	}
+	if l.MaxLevels <= 0 {
+		return ""
+	}
+	levels := 1
+	for i := 0; i < len(t); i++ {
+		if t[i] == '/' {
+			if levels++; levels > l.MaxLevels {
+				return fmt.Sprintf("more than %d levels (limit %d)", l.MaxLevels, l.MaxLevels)
+			}
+		}
+	}
+	return ""
+}
+
+// SetLimits makes the judge hold the broker to its configured topic limits (ID-017): a
+// SUBSCRIBE filter granted or a CONNECT will topic accepted beyond them is a finding.
+// Call it before the broker serves.
+func (b *Broker) SetLimits(l TopicLimits) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.limits = &l
+}
+
+func (b *Broker) remember(trans string, r securedRequest) {
+	if b.requests == nil {
+		b.requests = map[string][]securedRequest{}
+	}
+	if len(b.requests) >= requestsKept {
+		for k, rs := range b.requests {
+			if r.at.Sub(rs[len(rs)-1].at) > repliedWithin {
+				delete(b.requests, k)
+			}
+		}
+		if len(b.requests) >= requestsKept {
+			return // all recent: this one is not judged rather than a live one forgotten
+		}
+	}
+	b.requests[trans] = append(b.requests[trans], r)
+}
+
+// connectorAnswer judges a RESPONSE the connector's user published at <path>rest: on a
+// secured deployment it goes only into the inbox (<path><user>[/...]) of a user that sent
+// a request with its transID (ID-014, the connector as a confused deputy: it answered a
+// fromTopic naming someone else's inbox). A RESPONSE to a transaction no authenticated
+// user opened here (the connector's own, a 3PCC service client's bare client ID outside
+// the path) is not judged.
+func (b *Broker) connectorAnswer(rest string, ev Observation, payload []byte) []Finding {
+	m, _ := spec.Decode(payload)
+	if m == nil || m.Method != "RESPONSE" || m.TransID == "" {
+		return nil
+	}
+	reqs := b.requests[m.TransID]
+	if len(reqs) == 0 {
+		return nil
+	}
+	users := make([]string, 0, len(reqs))
+	for _, r := range reqs {
+		if rest == r.user || strings.HasPrefix(rest, r.user+"/") {
+			return nil
+		}
+		users = append(users, strconv.Quote(r.user))
+	}
+	return b.add(Finding{Requirement: "ID-014", Participant: ConnectorParticipant,
+		Expected: fmt.Sprintf("the connector's RESPONSE to transaction %s only in the requester's own inbox (%s%s)", m.TransID, b.secPath, strings.Trim(users[0], `"`)),
+		Actual:   fmt.Sprintf("published at %s (requested by %s)", ev.Topic, strings.Join(users, ", ")), Time: ev.Time,
+		Evidence: []Observation{reqs[0].o, ev}})
+}
+
+// shortTopic keeps evidence small: an attack topic may be 64 KB.
+func shortTopic(t string) string {
+	if len(t) > 120 {
+		return t[:117] + "..."
+	}
+	return t
 }
 
 // Will is a Last Will as declared in CONNECT or as published.
@@ -92,7 +260,8 @@ type shareDeliv struct {
 func NewBroker(topicPath string) *Broker {
 	return &Broker{path: spec.NewTopics(topicPath).Path, seed: maphash.MakeSeed(),
 		subs: map[string][]brokerSub{}, asked: map[string][]string{}, wills: map[any]Will{}, live: map[string]liveConn{},
-		pubs: map[uint64]*brokerPub{}, shared: map[shareKey]*shareDeliv{}, connects: map[any]pendingConnect{}}
+		pubs: map[uint64]*brokerPub{}, shared: map[shareKey]*shareDeliv{}, connects: map[any]pendingConnect{},
+		overWill: map[any]Observation{}}
 }
 
 // Findings returns every finding so far.
@@ -131,6 +300,12 @@ func (b *Broker) Connected(conn any, client string, clean bool, will *Will) {
 	if will != nil && b.inPath(will.Topic) {
 		b.wills[conn] = *will
 	}
+	if will != nil && b.limits != nil {
+		// Judged at the CONNACK: a hook after this one may still refuse the CONNECT.
+		if why := b.limits.beyond(will.Topic); why != "" {
+			b.overWill[conn] = Observation{Topic: shortTopic(will.Topic), Client: client, Payload: []byte("will topic: " + why)}
+		}
+	}
 }
 
 // Disconnected forgets the connection's will (mochi publishes a will before it reports the
@@ -148,6 +323,7 @@ func (b *Broker) Disconnected(conn any, client string) {
 			delete(b.asked, client)
 		}
 	}
+	delete(b.overWill, conn)
 }
 
 // Subscribing notes the filters of a SUBSCRIBE as the client sent it, before any hook of
@@ -160,8 +336,9 @@ func (b *Broker) Subscribing(client string, filters []string) {
 
 // Subscribed records the broker's answer: codes[i] is the granted QoS (or a refusal,
 // >= 0x80) of the i-th filter of the SUBSCRIBE noted by Subscribing; granted are the
-// filters as the broker applied them, used when nothing was noted.
-func (b *Broker) Subscribed(client string, granted []string, codes []byte) {
+// filters as the broker applied them, used when nothing was noted. With limits set, it
+// returns a finding per filter granted beyond them (ID-017).
+func (b *Broker) Subscribed(client string, granted []string, codes []byte) []Finding {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	filters := b.asked[client]
@@ -169,9 +346,18 @@ func (b *Broker) Subscribed(client string, granted []string, codes []byte) {
 	if len(filters) != len(codes) {
 		filters = granted
 	}
+	var out []Finding
 	for i, f := range filters {
 		if i >= len(codes) || codes[i] >= 0x80 {
 			continue
+		}
+		if b.limits != nil {
+			if why := b.limits.beyond(f); why != "" {
+				out = append(out, b.add(Finding{Requirement: "ID-017", Participant: BrokerParticipant,
+					Expected: fmt.Sprintf("%s's SUBSCRIBE refused: a filter beyond the broker's limits (%d bytes, %d levels)", client, b.limits.MaxLength, b.limits.MaxLevels),
+					Actual:   fmt.Sprintf("granted QoS %d to a filter of %s", codes[i], why), Time: time.Now(),
+					Evidence: []Observation{{Topic: shortTopic(f), Client: client, Payload: []byte("SUBSCRIBE filter: " + why)}}})...)
+			}
 		}
 		s := brokerSub{filter: f, qos: codes[i]}
 		if rest, ok := strings.CutPrefix(f, "$share/"); ok {
@@ -184,6 +370,7 @@ func (b *Broker) Subscribed(client string, granted []string, codes []byte) {
 		subs := slices.DeleteFunc(b.subs[client], func(o brokerSub) bool { return o.filter == s.filter && o.group == s.group })
 		b.subs[client] = append(subs, s)
 	}
+	return out
 }
 
 // Unsubscribed forgets filters of a client.
@@ -217,17 +404,27 @@ func (b *Broker) ConnectRead(conn any, client string, version byte, at time.Time
 func (b *Broker) ConnackSent(conn any, code byte, at time.Time) []Finding {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var out []Finding
+	if w, ok := b.overWill[conn]; ok {
+		delete(b.overWill, conn)
+		if code == 0 {
+			w.Time = at
+			out = b.add(Finding{Requirement: "ID-017", Participant: BrokerParticipant,
+				Expected: fmt.Sprintf("%s's CONNECT refused: its will topic is beyond the broker's limits (%d bytes, %d levels)", w.Client, b.limits.MaxLength, b.limits.MaxLevels),
+				Actual:   "CONNACK 0 (accepted), " + string(w.Payload), Time: at, Evidence: []Observation{w}})
+		}
+	}
 	c, ok := b.connects[conn]
 	if !ok {
-		return nil
+		return out
 	}
 	delete(b.connects, conn)
 	if code != 1 {
-		return nil
+		return out
 	}
-	return b.add(Finding{Requirement: "BRK-009", Participant: BrokerParticipant,
+	return append(out, b.add(Finding{Requirement: "BRK-009", Participant: BrokerParticipant,
 		Expected: fmt.Sprintf("CONNACK 0 for %s's MQTT %s CONNECT", c.client, mqttVersion(c.version)),
-		Actual:   "CONNACK 1 (unacceptable protocol version)", Time: at})
+		Actual:   "CONNACK 1 (unacceptable protocol version)", Time: at})...)
 }
 
 func mqttVersion(v byte) string {

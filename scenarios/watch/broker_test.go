@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
 )
 
@@ -184,5 +187,139 @@ func TestBrokerConnack(t *testing.T) {
 	fs := b.Finish(at.Add(5 * time.Second))
 	if len(fs) != 1 || !brokerFinding(fs, "BRK-009") || !strings.Contains(fs[0].Expected, "e's MQTT 3.1") {
 		t.Errorf("after 5 s: expected one BRK-009 for e's CONNECT (not v5's), actual %v", fs)
+	}
+}
+
+// ID-017: with the broker's limits known, a filter it grants or a will topic it accepts
+// beyond them is its fault; one it refuses, one within the limits, or a judge without
+// limits gives none.
+func TestBrokerTopicLimits(t *testing.T) {
+	limits := watch.TopicLimits{MaxLength: 1024, MaxLevels: 32}
+	deep := "/r/alice" + strings.Repeat("/x", 30)   // 33 levels: the leading empty one counts
+	ok := "/r/alice" + strings.Repeat("/x", 29)     // 32 levels
+	long := "/r/alice/" + strings.Repeat("y", 1100) // 1,109 bytes
+	b := watch.NewBroker("/r/")
+	b.SetLimits(limits)
+
+	// SUBSCRIBE: granted within, refused beyond, then granted beyond.
+	b.Subscribing("c1", []string{ok, deep})
+	if fs := b.Subscribed("c1", []string{ok, deep}, []byte{1, 0x80}); len(fs) > 0 {
+		t.Errorf("within the limits granted, beyond refused: expected no finding, actual %v", fs)
+	}
+	b.Subscribing("c1", []string{deep, long})
+	fs := b.Subscribed("c1", []string{deep, long}, []byte{0, 1})
+	if len(fs) != 2 || !brokerFinding(fs, "ID-017") {
+		t.Fatalf("two filters beyond the limits granted: expected 2 ID-017 findings blamed on the broker, actual %v", fs)
+	}
+	if !strings.Contains(fs[0].Actual, "more than 32 levels") || !strings.Contains(fs[1].Actual, "1109 bytes") || len(fs[0].Evidence) != 1 {
+		t.Errorf("expected the levels and bytes as evidence, actual %v / %v", fs[0], fs[1])
+	}
+
+	// CONNECT: a will beyond the limits refused (CONNACK 5), then accepted (CONNACK 0);
+	// a will within them accepted.
+	connA, connB, connC := new(int), new(int), new(int)
+	b.Connected(connA, "a", true, &watch.Will{Topic: deep})
+	if fs := b.ConnackSent(connA, 5, time.Now()); len(fs) > 0 {
+		t.Errorf("will beyond the limits refused: expected no finding, actual %v", fs)
+	}
+	b.Connected(connC, "c", true, &watch.Will{Topic: ok})
+	if fs := b.ConnackSent(connC, 0, time.Now()); len(fs) > 0 {
+		t.Errorf("will within the limits accepted: expected no finding, actual %v", fs)
+	}
+	b.Connected(connB, "b", true, &watch.Will{Topic: long})
+	if fs := b.ConnackSent(connB, 0, time.Now()); !brokerFinding(fs, "ID-017") {
+		t.Fatalf("will beyond the limits accepted: expected ID-017 blamed on the broker, actual %v", fs)
+	}
+
+	// Without limits (the open broker of the fault runs): nothing judged.
+	open := watch.NewBroker("/r/")
+	open.Subscribing("c1", []string{deep})
+	if fs := open.Subscribed("c1", []string{deep}, []byte{0}); len(fs) > 0 {
+		t.Errorf("no limits configured: expected no finding, actual %v", fs)
+	}
+	open.Connected(connB, "b", true, &watch.Will{Topic: long})
+	if fs := open.ConnackSent(connB, 0, time.Now()); len(fs) > 0 {
+		t.Errorf("no limits configured: expected no finding, actual %v", fs)
+	}
+}
+
+// ID-005/008/009: a secured broker that let a client publish beyond the identity rule is
+// blamed; the owner's own topics, the exempt connector user, an open broker's judge (no
+// SetSecure) and topics outside the path give no finding.
+func TestBrokerIdentityRule(t *testing.T) {
+	b := watch.NewBroker("/r/")
+	b.SetSecure("/r/", "connector")
+	now := time.Now()
+	pub := func(user, topic string) []watch.Finding {
+		return b.PublishedBy(user, watch.Observation{Topic: topic, Payload: []byte(`{"method":"START_SESSION"}`), Client: "c-" + user, Time: now})
+	}
+	for _, c := range []struct{ user, topic string }{
+		{"alice", "/r/bob/alice"}, {"alice", "/r/sphere/alice"}, {"alice", "/r/management/alice"},
+		{"alice", "/r/connector/alice"}, {"connector", "/r/alice/connector-1"}, {"connector", "/r/event/session/started/alice/bob"},
+		{"alice", "/elsewhere/bob"},
+	} {
+		if fs := pub(c.user, c.topic); len(fs) > 0 {
+			t.Errorf("%s at %s: expected no finding, actual %v", c.user, c.topic, fs)
+		}
+	}
+	for _, c := range []struct{ user, topic, req string }{
+		{"mallory", "/r/bob/alice", "ID-005"}, {"", "/r/bob/alice", "ID-005"},
+		{"mallory", "/r/sphere/alice", "ID-008"}, {"alice", "/r/sphere/alice/x/alice", "ID-008"},
+		{"alice", "/r/event/session/started/bob/alice", "ID-009"},
+	} {
+		fs := pub(c.user, c.topic)
+		if !brokerFinding(fs, c.req) || len(fs) != 1 || len(fs[0].Evidence) != 1 {
+			t.Errorf("%q at %s let through: expected %s blamed on the broker with the publish as evidence, actual %v", c.user, c.topic, c.req, fs)
+		}
+	}
+	open := watch.NewBroker("/r/")
+	if fs := open.PublishedBy("mallory", watch.Observation{Topic: "/r/bob/alice", Time: now}); len(fs) > 0 {
+		t.Errorf("open broker (no SetSecure): expected no finding, actual %v", fs)
+	}
+}
+
+// ID-014: on a secured broker the connector's RESPONSE goes into the requester's own
+// inbox; one into another's inbox (mallory's SERVICE_QUERY naming alice's) is the
+// connector's fault; a RESPONSE no request here asked for is not judged.
+func TestBrokerConfusedDeputy(t *testing.T) {
+	b := watch.NewBroker("/") // deliveries judged on every path; the secured one is /r/
+	b.SetSecure("/r/", "connector")
+	now := time.Now()
+	pub := func(user, topic, payload string) []watch.Finding {
+		return b.PublishedBy(user, watch.Observation{Topic: topic, Payload: []byte(payload), Client: "c-" + user, Time: now})
+	}
+	pub("alice", "/r/management/alice", `{"rtcommVer":"v1.0.0","method":"SERVICE_QUERY","transID":"t1","fromTopic":"/r/alice"}`)
+	pub("mallory", "/r/management/mallory", `{"rtcommVer":"v1.0.0","method":"SERVICE_QUERY","transID":"t2","fromTopic":"/r/alice"}`)
+	if fs := pub("connector", "/r/alice", `{"rtcommVer":"v1.0.0","method":"RESPONSE","orig":"SERVICE_QUERY","transID":"t1","result":"SUCCESS"}`); len(fs) > 0 {
+		t.Errorf("answer in the requester's inbox: expected no finding, actual %v", fs)
+	}
+	if fs := pub("connector", "/r/somebody", `{"rtcommVer":"v1.0.0","method":"RESPONSE","orig":"SERVICE_QUERY","transID":"t9","result":"SUCCESS"}`); len(fs) > 0 {
+		t.Errorf("answer to no request seen: expected no finding, actual %v", fs)
+	}
+	fs := pub("connector", "/r/alice", `{"rtcommVer":"v1.0.0","method":"RESPONSE","orig":"SERVICE_QUERY","transID":"t2","result":"SUCCESS"}`)
+	if len(fs) != 1 || fs[0].Requirement != "ID-014" || fs[0].Participant != watch.ConnectorParticipant || len(fs[0].Evidence) != 2 {
+		t.Fatalf("mallory's request answered into alice's inbox: expected ID-014 blamed on the connector with request and answer as evidence, actual %v", fs)
+	}
+}
+
+// The hook (serve --secure --check) hands the broker judge the authenticated user mochi
+// keeps for the client: a publish mallory's connection made as alice is the broker's fault.
+func TestHookPassesAuthenticatedUser(t *testing.T) {
+	b := watch.NewBroker("/r/")
+	b.SetSecure("/r/", "connector")
+	var got []watch.Finding
+	h := &watch.Hook{Checker: watch.New(watch.Config{TopicPath: "/r/"}), Broker: b, OnFinding: func(f watch.Finding) { got = append(got, f) }}
+	pub := func(user, topic string) {
+		cl := &mqtt.Client{ID: "c-" + user}
+		cl.Properties.Username = []byte(user)
+		_, _ = h.OnPublish(cl, packets.Packet{TopicName: topic, Payload: []byte(`{"rtcommVer":"v1.0.0","method":"MESSAGE","sigSessID":"s","payload":{}}`)})
+	}
+	pub("alice", "/r/bob/alice")
+	if brokerFinding(got, "ID-005") {
+		t.Fatalf("alice as alice: expected no ID-005, actual %v", got)
+	}
+	pub("mallory", "/r/bob/alice")
+	if !brokerFinding(got, "ID-005") {
+		t.Fatalf("mallory as alice let through: expected ID-005 blamed on the broker, actual %v", got)
 	}
 }

@@ -55,7 +55,7 @@ func DeclaredWill(pk packets.Packet) *Will {
 // OnSubscribed tells the broker judge the QoS it granted per filter.
 func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	if h.Broker != nil && cl != nil {
-		h.Broker.Subscribed(cl.ID, Filters(pk), codes)
+		h.report(h.Broker.Subscribed(cl.ID, Filters(pk), codes))
 	}
 }
 
@@ -136,6 +136,8 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		o := Observation{Topic: pk.TopicName, Payload: pk.Payload, Retained: pk.FixedHeader.Retain, Time: time.Now()}
 		if cl != nil {
 			o.Client = cl.ID
+			// A hook added after the secured broker's identity hook sees only what it let through.
+			h.report(h.Broker.PublishedBy(string(cl.Properties.Username), o))
 		}
 		h.report(h.Broker.Published(o, pk.FixedHeader.Qos))
 	}
