@@ -30,7 +30,8 @@ func (h *Hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSubscribe:
 		return true
-	case mqtt.OnConnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketSent, mqtt.OnPacketRead:
+	case mqtt.OnConnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketSent, mqtt.OnPacketRead,
+		mqtt.OnSessionEstablish, mqtt.OnRetainMessage, mqtt.OnClientExpired: // broker_identity.go
 		return h.Broker != nil
 	}
 	return false
@@ -95,6 +96,7 @@ func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 		h.report(h.Broker.Delivered(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Dup, time.Now()))
 	case packets.Connack:
 		h.report(h.Broker.ConnackSent(cl, pk.ReasonCode, time.Now()))
+		h.report(h.Broker.SessionAcked(cl, pk.ReasonCode, pk.SessionPresent, time.Now()))
 	}
 }
 
@@ -156,11 +158,12 @@ func (h *Hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 
 // OnDisconnect tells the checker a client went: a connector that ends its sessions as it
 // shuts down is not reaping them early (SESS-009).
-func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if cl != nil {
 		h.Checker.Disconnected(cl.ID, time.Now())
 		if h.Broker != nil {
 			h.Broker.Disconnected(cl, cl.ID)
+			h.report(h.Broker.SessionEnded(cl, cl.ID, expire, time.Now()))
 		}
 	}
 }

@@ -1,0 +1,619 @@
+package watch
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// What a secured broker and its connector DID about identity beyond single publishes
+// (broker.go judges those): session take-overs by client ID (ID-010, ID-012), persistent
+// sessions resumed by another user (ID-011), retained messages kept outside presence or
+// over the per-user quota (ID-016), and the connector acting on registrations of another's
+// inbox (ID-013) or on 3PCC requests it must refuse or complete with the wrong session
+// (ID-015). Every judgement needs SetSecure; it runs under Broker.mu.
+
+// takeoverWithin is how soon after the newcomer's CONNACK the holder's connection must close
+// for the CONNECT to count as a take-over: mochi closes it before it writes the CONNACK.
+const takeoverWithin = 5 * time.Second
+
+// pccKept is how long a 3PCC request (and the session it referred) is remembered: well
+// beyond lib.rtcomm.node's 45 s and the reference's default 3PCC timeout.
+const pccKept = 5 * time.Minute
+
+// identityState is the Broker's model for these rules (Broker.ident).
+type identityState struct {
+	sessions  map[string]*heldSession // client ID -> the session the broker holds for it
+	claims    map[any]*sessionClaim   // conn -> its CONNECT from OnSessionEstablish until settled
+	takeovers map[any]*sessionClaim   // holder's conn -> a CONNECT of another user with its client ID
+
+	// ID-016: what the broker retained under the path, per topic, charged to its user.
+	quota    int // bytes per user; 0: quota not judged
+	retained map[string]retainedBy
+	perUser  map[string]int
+
+	// ID-013: registrations of an address that is not the registrant's own inbox.
+	badRegs  map[string]map[string]Observation // registrant ID -> appContext -> its DOCUMENT
+	badAddrs map[string]Observation            // address -> a DOCUMENT that declared it (not its owner's)
+	ownAddrs map[string]bool                   // addresses their inbox's owner registered
+	full     bool                              // ownAddrs hit its bound: DOCUMENT_REPLACED not judged
+
+	// ID-015: the configured call controllers (nil: not told, not judged) and the 3PCC
+	// requests and referred sessions seen.
+	controllers map[string]bool
+	pccs        map[string]*pccRequest // requester's transID -> request
+	referred    map[string]*pccRequest // the referred session's sigSessID -> request
+}
+
+type heldSession struct {
+	user string
+	conn any // nil: persisted without a connection
+	at   Observation
+}
+
+type sessionClaim struct {
+	conn         any
+	client, user string
+	at           time.Time
+	holder       *heldSession // another user's session holding the client ID at OnSessionEstablish
+	holderConn   any          // its connection then (nil: persisted)
+	acked, gone  time.Time    // CONNACK 0 to the newcomer; the holder's connection closed
+	present      bool
+}
+
+type retainedBy struct {
+	user string
+	size int
+}
+
+type pccRequest struct {
+	transID, caller, callee, sid string
+	from                         string // the sender the connector can tell ("" on the bare topic: a trusted service)
+	allowed                      bool
+	at                           time.Time
+	o                            Observation
+	refer                        *Observation // the REFER the connector sent for it
+	started, answered            bool         // the referred session: caller's START_SESSION, callee's SUCCESS
+}
+
+// Bounds on the model: beyond them new entries are not judged rather than old live ones forgotten.
+const (
+	identityKept = 1 << 16
+)
+
+func (s *identityState) init() {
+	if s.sessions != nil {
+		return
+	}
+	s.sessions, s.claims, s.takeovers = map[string]*heldSession{}, map[any]*sessionClaim{}, map[any]*sessionClaim{}
+	s.retained, s.perUser = map[string]retainedBy{}, map[string]int{}
+	s.badRegs, s.badAddrs, s.ownAddrs = map[string]map[string]Observation{}, map[string]Observation{}, map[string]bool{}
+	s.pccs, s.referred = map[string]*pccRequest{}, map[string]*pccRequest{}
+}
+
+// SetCallControllers tells the judge the endpoint IDs the connector is configured to serve
+// 3PCC_PLACE_CALL to in secure mode (ID-015; the reference: connector.Config.CallControllers,
+// serve --call-controllers and the credentials file's call-controller role). Listing the
+// connector's user lets it place calls on the bare call-control topic (lib.rtcomm.node), as
+// in the reference. Without it, who may place calls is not judged.
+func (b *Broker) SetCallControllers(ids []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ident.init()
+	b.ident.controllers = map[string]bool{}
+	for _, id := range ids {
+		b.ident.controllers[id] = true
+	}
+}
+
+// SetRetainedQuota tells the judge the retained payload bytes one user may hold on the
+// secured broker (ID-016; the reference: broker.Config.RetainedQuota, serve
+// --retained-quota); 0 leaves the quota unjudged.
+func (b *Broker) SetRetainedQuota(bytes int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ident.quota = bytes
+}
+
+func connectEvidence(client, user string, at time.Time, what string) Observation {
+	return Observation{Client: client, Time: at, Payload: []byte(fmt.Sprintf("%s: client ID %q, user %q", what, client, user))}
+}
+
+// SessionEstablishing notes a CONNECT the broker's hooks let through (mochi's
+// OnSessionEstablish: authenticated, just before the broker takes over any session with the
+// client ID), as user with client ID client (after any hook assigned one).
+func (b *Broker) SessionEstablishing(conn any, client, user string, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := &b.ident
+	s.init()
+	c := &sessionClaim{conn: conn, client: client, user: user, at: at}
+	if h := s.sessions[client]; h != nil && h.user != user {
+		held := *h
+		c.holder, c.holderConn = &held, h.conn
+		if h.conn != nil {
+			s.takeovers[h.conn] = c
+		}
+	}
+	if len(s.claims) < identityKept {
+		s.claims[conn] = c
+	}
+}
+
+// SessionAcked judges the CONNACK written to conn for a CONNECT noted by SessionEstablishing:
+// accepted (code 0) with another user's persistent session present breaks ID-011; accepted
+// while another user's connection held the client ID breaks ID-010 (ID-012 when it was the
+// connector's) once that connection closes (the take-over).
+func (b *Broker) SessionAcked(conn any, code byte, present bool, at time.Time) []Finding {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := &b.ident
+	c := s.claims[conn]
+	if c == nil {
+		return nil
+	}
+	if code != 0 {
+		b.dropClaim(c)
+		return nil
+	}
+	c.acked, c.present = at, present
+	if h := s.sessions[c.client]; present && h != nil {
+		h.conn = conn // resumed: the session keeps the user that created it
+	} else if len(s.sessions) < identityKept || h != nil {
+		s.sessions[c.client] = &heldSession{user: c.user, conn: conn, at: connectEvidence(c.client, c.user, c.at, "CONNECT")}
+	}
+	var out []Finding
+	if c.holder != nil && present && b.secure != nil {
+		out = b.add(Finding{Requirement: "ID-011", Participant: BrokerParticipant,
+			Expected: fmt.Sprintf("the persistent session of client ID %q, created by user %q, resumed by no other user", c.client, c.holder.user),
+			Actual:   fmt.Sprintf("CONNACK 0 with session present to user %q: its queued messages and subscriptions are %q's", c.user, c.user),
+			Time:     at, Evidence: []Observation{c.holder.at, connectEvidence(c.client, c.user, c.at, "CONNECT resuming it")}})
+	}
+	if c.holderConn == nil || !c.gone.IsZero() {
+		out = append(out, b.takenOver(c)...)
+		delete(s.claims, conn)
+	}
+	return out
+}
+
+// takenOver judges a CONNECT accepted while another user's connection held its client ID.
+func (b *Broker) takenOver(c *sessionClaim) []Finding {
+	if c.holderConn == nil || c.acked.IsZero() || c.gone.IsZero() || b.secure == nil || c.gone.Sub(c.acked) > takeoverWithin {
+		return nil
+	}
+	req, whose := "ID-010", "user "+strconv.Quote(c.holder.user)
+	if *b.secure != "" && c.holder.user == *b.secure {
+		req, whose = "ID-012", "the connector (user "+strconv.Quote(c.holder.user)+")"
+	}
+	return b.add(Finding{Requirement: req, Participant: BrokerParticipant,
+		Expected: fmt.Sprintf("the CONNECT of user %q with client ID %q, held by a live session of %s, refused (or given a session of its own) with no effect on %s", c.user, c.client, whose, whose),
+		Actual:   fmt.Sprintf("CONNACK 0 and %s's connection closed: its session taken over", whose), Time: c.acked,
+		Evidence: []Observation{c.holder.at, connectEvidence(c.client, c.user, c.at, "CONNECT taking it over")}})
+}
+
+func (b *Broker) dropClaim(c *sessionClaim) {
+	delete(b.ident.claims, c.conn)
+	if c.holderConn != nil && b.ident.takeovers[c.holderConn] == c {
+		delete(b.ident.takeovers, c.holderConn)
+	}
+}
+
+// SessionEnded notes a connection's end (mochi's OnDisconnect; expire: its session ends with
+// it) and returns a take-over it completes (SessionAcked).
+func (b *Broker) SessionEnded(conn any, client string, expire bool, at time.Time) []Finding {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := &b.ident
+	if s.sessions == nil {
+		return nil
+	}
+	var out []Finding
+	if c := s.takeovers[conn]; c != nil {
+		delete(s.takeovers, conn)
+		c.gone = at
+		if !c.acked.IsZero() {
+			out = b.takenOver(c)
+			delete(s.claims, c.conn)
+		}
+	}
+	if c := s.claims[conn]; c != nil && c.acked.IsZero() {
+		b.dropClaim(c) // closed before its CONNACK
+	} else if c != nil && c.holderConn == nil {
+		delete(s.claims, conn)
+	}
+	if h := s.sessions[client]; h != nil && h.conn == conn {
+		if expire {
+			delete(s.sessions, client)
+		} else {
+			h.conn = nil
+		}
+	}
+	return out
+}
+
+// SessionExpired forgets a persisted session the broker expired (mochi's OnClientExpired).
+func (b *Broker) SessionExpired(client string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h := b.ident.sessions[client]; h != nil && h.conn == nil {
+		delete(b.ident.sessions, client)
+	}
+}
+
+// presenceRest reports whether rest (a topic under the path) is a presence topic where a
+// secured broker may retain: sphere/<id> or sphere/<group>/<id>, no empty level
+// (reference/broker/limits.go, retainedPolicy.presence).
+func presenceRest(rest string) bool {
+	r, ok := strings.CutPrefix(rest, "sphere/")
+	if !ok || r == "" || strings.ContainsAny(r, "+#") {
+		return false
+	}
+	first, second, two := strings.Cut(r, "/")
+	return first != "" && (!two || (second != "" && !strings.Contains(second, "/")))
+}
+
+// Retained judges a message the secured broker stored as retained (mochi's OnRetainMessage,
+// after every hook; wills included) for client, authenticated as user: under the path it
+// keeps only presence (ID-016), and within the per-user quota (SetRetainedQuota; the
+// connector's user exempt), counted as the reference's retainedPolicy counts.
+func (b *Broker) Retained(client, user, topic string, payload []byte, at time.Time) []Finding {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.secure == nil {
+		return nil
+	}
+	rest, ok := strings.CutPrefix(topic, b.secPath)
+	if !ok {
+		return nil
+	}
+	s := &b.ident
+	s.init()
+	prev, had := s.retained[topic]
+	if had {
+		if s.perUser[prev.user] -= prev.size; s.perUser[prev.user] <= 0 {
+			delete(s.perUser, prev.user)
+		}
+		delete(s.retained, topic)
+	}
+	if len(payload) == 0 {
+		return nil
+	}
+	ev := []Observation{{Topic: shortTopic(topic), Payload: slices.Clone(payload[:min(len(payload), 160)]), Retained: true, Client: client, Time: at}}
+	who := fmt.Sprintf("%q (client %s)", user, client)
+	var out []Finding
+	switch {
+	case !presenceRest(rest):
+		out = b.add(Finding{Requirement: "ID-016", Participant: BrokerParticipant,
+			Expected: fmt.Sprintf("retained messages kept only on presence topics (%ssphere/...)", b.secPath),
+			Actual:   fmt.Sprintf("kept the retained message of %s at %s", who, shortTopic(topic)), Time: at, Evidence: ev})
+	case s.quota > 0 && user != *b.secure && s.perUser[user]+len(payload) > s.quota:
+		out = b.add(Finding{Requirement: "ID-016", Participant: BrokerParticipant,
+			Expected: fmt.Sprintf("at most %d retained bytes kept for user %q", s.quota, user),
+			Actual:   fmt.Sprintf("kept %d bytes of %s at %s, %d in all", len(payload), who, shortTopic(topic), s.perUser[user]+len(payload)), Time: at, Evidence: ev})
+	}
+	if len(s.retained) < identityKept {
+		s.retained[topic] = retainedBy{user: user, size: len(payload)}
+		s.perUser[user] += len(payload)
+	}
+	return out
+}
+
+// deputy judges what the connector did with registrations (ID-013) and 3PCC requests
+// (ID-015) on a secured deployment: o is a publish the broker let through from user (the
+// connector's: *b.secure). Called by PublishedBy, under b.mu.
+func (b *Broker) deputy(user string, o Observation) []Finding {
+	s := &b.ident
+	s.init()
+	rest, inPath := strings.CutPrefix(o.Topic, b.secPath)
+	super := *b.secure != "" && user == *b.secure
+	if !super {
+		if inPath {
+			b.endpointSent(user, rest, o)
+		}
+		return nil
+	}
+	// The connector's: only methods it acts with are decoded.
+	if !bytes.Contains(o.Payload, []byte("START_SESSION")) && !bytes.Contains(o.Payload, []byte("DOCUMENT_REPLACED")) &&
+		!bytes.Contains(o.Payload, []byte("REFER")) && !bytes.Contains(o.Payload, []byte("3PCC_PLACE_CALL")) {
+		return nil
+	}
+	m, _ := spec.Decode(o.Payload)
+	if m == nil {
+		return nil
+	}
+	ev := o
+	ev.Topic, ev.Payload = shortTopic(o.Topic), slices.Clone(o.Payload[:min(len(o.Payload), 160)])
+	switch {
+	case m.Method == spec.MethodResponse && m.Orig == spec.Method3PCCPlaceCall:
+		return b.pccAnswered(m, ev)
+	case !inPath:
+		return nil
+	case m.Method == spec.MethodStartSession:
+		return b.routedTo(m, ev)
+	case m.Method == spec.MethodDocumentReplaced:
+		return b.replacedAt(spec.Parent(o.Topic), ev)
+	case m.Method == spec.MethodRefer:
+		return b.referred(rest, m, ev)
+	case m.Method == spec.Method3PCCPlaceCall && isCallControl(rest):
+		b.pccPlaced(user, rest, m, ev) // lib.rtcomm.node through the connector's user, on the bare topic
+	}
+	return nil
+}
+
+func isCallControl(rest string) bool {
+	return rest == "callControl" || (strings.HasPrefix(rest, "callControl/") && !strings.Contains(rest[len("callControl/"):], "/"))
+}
+
+// ownInbox reports whether topic is id's own inbox <path><id> or below it.
+func (b *Broker) ownInbox(id, topic string) bool {
+	rest, ok := strings.CutPrefix(topic, b.secPath)
+	return ok && id != "" && (rest == id || strings.HasPrefix(rest, id+"/"))
+}
+
+// endpointSent notes what an endpoint (not the connector) published at <path>rest that the
+// connector may act on: its DOCUMENT, its 3PCC request, its referred session and answer.
+func (b *Broker) endpointSent(user, rest string, o Observation) {
+	s := &b.ident
+	first, _, _ := strings.Cut(rest, "/")
+	switch {
+	case first == "sphere":
+		id := spec.Sender(rest)
+		if len(o.Payload) == 0 {
+			delete(s.badRegs, id) // unregistered: the connector forgets it
+			return
+		}
+		m, _ := spec.Decode(o.Payload)
+		if m == nil || m.Method != spec.MethodDocument || m.Address() == "" {
+			return
+		}
+		addr := strings.TrimSuffix(m.Address(), "/")
+		ev := o
+		ev.Topic, ev.Payload = shortTopic(o.Topic), slices.Clone(o.Payload[:min(len(o.Payload), 240)])
+		if b.ownInbox(id, addr) {
+			if regs := s.badRegs[id]; regs != nil {
+				delete(regs, m.AppContext)
+			}
+			if len(s.ownAddrs) < identityKept {
+				s.ownAddrs[addr] = true
+			} else if !s.ownAddrs[addr] {
+				s.full = true
+			}
+			return
+		}
+		if len(s.badRegs) >= identityKept {
+			return
+		}
+		if s.badRegs[id] == nil {
+			s.badRegs[id] = map[string]Observation{}
+		}
+		s.badRegs[id][m.AppContext] = ev
+		s.badAddrs[addr] = ev
+	case isCallControl(rest):
+		if bytes.Contains(o.Payload, []byte("3PCC_PLACE_CALL")) {
+			if m, _ := spec.Decode(o.Payload); m != nil && m.Method == spec.Method3PCCPlaceCall {
+				ev := o
+				ev.Topic, ev.Payload = shortTopic(o.Topic), slices.Clone(o.Payload[:min(len(o.Payload), 240)])
+				b.pccPlaced(user, rest, m, ev)
+			}
+		}
+	case len(s.referred) > 0 && bytes.Contains(o.Payload, []byte("sigSessID")):
+		m, _ := spec.Decode(o.Payload)
+		if m == nil {
+			return
+		}
+		p := s.referred[m.SigSessID]
+		switch {
+		case p == nil:
+		case m.Method == spec.MethodStartSession && spec.Sender(rest) == p.caller && m.ToEndpointID == p.callee:
+			p.started = true
+		case m.Method == spec.MethodResponse && m.Orig == spec.MethodStartSession && m.Result == spec.ResultSuccess && p.started && spec.Sender(rest) == p.callee:
+			p.answered = true
+		}
+	}
+}
+
+// routedTo judges a START_SESSION the connector published: forwarded to an address that a
+// DOCUMENT of its callee declared although it is not the callee's own inbox (ID-013).
+func (b *Broker) routedTo(m *spec.Message, ev Observation) []Finding {
+	reg, ok := b.ident.badRegs[m.ToEndpointID][m.AppContext]
+	if !ok {
+		for _, r := range b.ident.badRegs[m.ToEndpointID] {
+			reg, ok = r, true
+			break
+		}
+	}
+	if !ok || !topicUnder(ev.Topic, b.regAddress(reg)) {
+		return nil
+	}
+	return b.add(Finding{Requirement: "ID-013", Participant: ConnectorParticipant,
+		Expected: fmt.Sprintf("no DOCUMENT of %q registered with an address outside its own inbox (%s%s), so no call to it routed there", m.ToEndpointID, b.secPath, m.ToEndpointID),
+		Actual:   fmt.Sprintf("the call to %q forwarded at %s, the address its DOCUMENT claimed", m.ToEndpointID, ev.Topic), Time: ev.Time,
+		Evidence: []Observation{reg, ev}})
+}
+
+func (b *Broker) regAddress(doc Observation) string {
+	m, _ := spec.Decode(doc.Payload)
+	if m == nil {
+		return ""
+	}
+	return strings.TrimSuffix(m.Address(), "/")
+}
+
+func topicUnder(topic, prefix string) bool {
+	return prefix != "" && (topic == prefix || strings.HasPrefix(topic, prefix+"/"))
+}
+
+// replacedAt judges a DOCUMENT_REPLACED the connector sent to address: one only a
+// registration of another's inbox declared (its owner never registered it) means the
+// connector registered that DOCUMENT (ID-013).
+func (b *Broker) replacedAt(address string, ev Observation) []Finding {
+	s := &b.ident
+	doc, ok := s.badAddrs[address]
+	if !ok || s.ownAddrs[address] || s.full {
+		return nil
+	}
+	return b.add(Finding{Requirement: "ID-013", Participant: ConnectorParticipant,
+		Expected: fmt.Sprintf("no DOCUMENT_REPLACED at %s: only a DOCUMENT of another endpoint than its inbox's owner declared it, which the connector must not register", address),
+		Actual:   "DOCUMENT_REPLACED published at " + ev.Topic, Time: ev.Time, Evidence: []Observation{doc, ev}})
+}
+
+// pccPlaced notes a 3PCC_PLACE_CALL on the call-control topic (rest: callControl or
+// callControl/<sender>) and whether the connector may serve it (ID-015; the reference's
+// Connector.mayPlaceCalls).
+func (b *Broker) pccPlaced(user, rest string, m *spec.Message, ev Observation) {
+	s := &b.ident
+	if m.TransID == "" {
+		return
+	}
+	b.prunePCC(ev.Time)
+	if len(s.pccs) >= identityKept {
+		return
+	}
+	p := &pccRequest{transID: m.TransID, caller: m.CallerEndpoint, callee: m.CalleeEndpoint, sid: m.SessionID, at: ev.Time, o: ev, allowed: true}
+	if s.controllers != nil {
+		if rest == "callControl" {
+			p.allowed = *b.secure != "" && user == *b.secure && s.controllers[user]
+		} else {
+			p.from = spec.Sender(rest)
+			p.allowed = s.controllers[p.from]
+		}
+	}
+	s.pccs[m.TransID] = p
+	if p.sid != "" {
+		s.referred[p.sid] = p
+	}
+}
+
+func (b *Broker) prunePCC(now time.Time) {
+	s := &b.ident
+	if len(s.pccs) < 256 {
+		return
+	}
+	for k, p := range s.pccs {
+		if now.Sub(p.at) > pccKept {
+			delete(s.pccs, k)
+			if s.referred[p.sid] == p {
+				delete(s.referred, p.sid)
+			}
+		}
+	}
+}
+
+func (b *Broker) notController(p *pccRequest) string {
+	if p.from == "" {
+		return "the bare call-control topic, the connector's user not a configured call controller"
+	}
+	return strconv.Quote(p.from) + ", not a configured call controller"
+}
+
+// referred judges a REFER the connector sent: for a request of someone who is no call
+// controller it is a finding (ID-015); for another, it names the session that must complete it.
+func (b *Broker) referred(rest string, m *spec.Message, ev Observation) []Finding {
+	s := &b.ident
+	var d spec.ReferDetails
+	_ = json.Unmarshal(m.Details, &d)
+	var match *pccRequest
+	for _, p := range s.pccs {
+		if p.refer != nil || p.callee != m.ToEndpointID {
+			continue
+		}
+		if p.sid != "" && p.sid != d.SessionID {
+			continue
+		}
+		if p.sid == "" && !(rest == p.caller || strings.HasPrefix(rest, p.caller+"/")) {
+			continue
+		}
+		if match != nil && match.allowed != p.allowed {
+			return nil // two requests, one allowed, could explain it: not judged
+		}
+		if match == nil || p.at.Before(match.at) {
+			match = p
+		}
+	}
+	if match == nil {
+		return nil
+	}
+	refer := ev
+	match.refer = &refer
+	if match.sid == "" && d.SessionID != "" {
+		match.sid = d.SessionID
+		s.referred[d.SessionID] = match
+	}
+	if match.allowed {
+		return nil
+	}
+	return b.add(Finding{Requirement: "ID-015", Participant: ConnectorParticipant,
+		Expected: "a 3PCC_PLACE_CALL only from a configured call controller acted on; this one came from " + b.notController(match),
+		Actual:   fmt.Sprintf("REFER sent to %q at %s to call %q", match.caller, ev.Topic, match.callee), Time: ev.Time,
+		Evidence: []Observation{match.o, ev}})
+}
+
+// pccAnswered judges the connector's RESPONSE to a 3PCC request: SUCCESS only to a call
+// controller and only once the referred session (its sigSessID, from the caller to the
+// callee) was answered (ID-015).
+func (b *Broker) pccAnswered(m *spec.Message, ev Observation) []Finding {
+	s := &b.ident
+	p := s.pccs[m.TransID]
+	if p == nil {
+		return nil
+	}
+	delete(s.pccs, m.TransID)
+	if s.referred[p.sid] == p {
+		defer delete(s.referred, p.sid)
+	}
+	if m.Result != spec.ResultSuccess {
+		return nil
+	}
+	evidence := []Observation{p.o}
+	if p.refer != nil {
+		evidence = append(evidence, *p.refer)
+	}
+	evidence = append(evidence, ev)
+	switch {
+	case !p.allowed:
+		return b.add(Finding{Requirement: "ID-015", Participant: ConnectorParticipant,
+			Expected: "a 3PCC_PLACE_CALL only from a configured call controller completed; this one came from " + b.notController(p),
+			Actual:   "RESPONSE SUCCESS to transaction " + p.transID, Time: ev.Time, Evidence: evidence})
+	case p.sid == "":
+		return nil // no REFER seen: the referred session is unknown
+	case !p.answered:
+		what := "no START_SESSION"
+		if p.started {
+			what = "a START_SESSION but no answer SUCCESS"
+		}
+		return b.add(Finding{Requirement: "ID-015", Participant: ConnectorParticipant,
+			Expected: fmt.Sprintf("the 3PCC request %s completed SUCCESS only by the referred session: sigSessID %s from %q to %q, answered", p.transID, p.sid, p.caller, p.callee),
+			Actual:   fmt.Sprintf("RESPONSE SUCCESS with %s of that session seen", what), Time: ev.Time, Evidence: evidence})
+	}
+	return nil
+}
+
+// OnSessionEstablish tells the broker judge of a CONNECT every hook before it let through.
+func (h *Hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if h.Broker != nil && cl != nil {
+		h.Broker.SessionEstablishing(cl, cl.ID, string(cl.Properties.Username), time.Now())
+	}
+}
+
+// OnRetainMessage judges a message the broker retained.
+func (h *Hook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
+	if h.Broker != nil && cl != nil && !cl.Net.Inline {
+		h.report(h.Broker.Retained(cl.ID, string(cl.Properties.Username), pk.TopicName, pk.Payload, time.Now()))
+	}
+}
+
+// OnClientExpired tells the broker judge a persisted session went.
+func (h *Hook) OnClientExpired(cl *mqtt.Client) {
+	if h.Broker != nil && cl != nil {
+		h.Broker.SessionExpired(cl.ID)
+	}
+}
