@@ -251,6 +251,9 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 			cfg.ClientID = o.connectorUser + ":" + mqttc.RandomClientID("")
 			cfg.Secure = true // ID-013 ID-014 ID-015
 			cfg.CallControllers = append(cfg.CallControllers, file.Roles[broker.RoleCallController]...)
+			if chk != nil {
+				chk.hook.Broker.SetCallControllers(cfg.CallControllers) // ID-015
+			}
 		}
 		b, err = broker.Start(ctx, bc)
 		if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
@@ -243,9 +244,21 @@ func TestServeSecureFlagErrors(t *testing.T) {
 // TestServeSecureConnectorIdentity: in `serve --secure` the connector's client ID (seen by
 // every endpoint as the last level of its answers) cannot be taken by another user
 // (ID-012), and 3PCC is served to the credentials file's call controllers only (ID-015).
+// It runs under --check: the broker judge, told the identity rule, the retained quota and
+// the call controllers as serve --secure --check tells it, finds nothing against the
+// reference's refusals of these attacks (and of a foreign registration, ID-013, and a
+// retained message in another's inbox, ID-016).
 func TestServeSecureConnectorIdentity(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	checkOut := filepath.Join(dir, "check")
+	t.Cleanup(func() { // after serve's own cleanup (LIFO), which writes the bundle
+		for _, f := range readFindings(t, checkOut) {
+			if strings.HasPrefix(f.Requirement, "ID-") || f.Participant == watch.BrokerParticipant {
+				t.Errorf("serve --secure --check on the reference: %s", f)
+			}
+		}
+	})
 	creds := filepath.Join(dir, "creds.txt")
 	if err := os.WriteFile(creds, []byte("connector:conn-pw\nalice:alice-pw\nbob:bob-pw\nmallory:m-pw\noperator:op-pw\n+call-controller operator\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -255,6 +268,7 @@ func TestServeSecureConnectorIdentity(t *testing.T) {
 		tcpAddr: "127.0.0.1:0", wsAddr: "off", httpAddr: "off", topicPath: path,
 		answerTimeout: 30 * time.Second, maxPayload: 1 << 20, clientIDs: "bound",
 		secure: true, credentials: creds, connectorUser: "connector",
+		check: true, checkOut: checkOut, checkProfile: "client",
 	})
 	url := out["mqtt tcp"]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -329,6 +343,17 @@ func TestServeSecureConnectorIdentity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// mallory registers alice's inbox as her address and leaves a retained message there:
+	// the connector ignores the DOCUMENT (ID-013), the broker keeps no retained copy (ID-016).
+	doc, _ := json.Marshal(map[string]any{"method": "DOCUMENT", "rtcommVer": spec.Version, "type": "ENDPOINT",
+		"addressTopic": topics.Inbox("alice"), "appContext": "rtcomm", "fromTopic": nil})
+	if err := mallory.Publish(ctx, topics.Sphere("mallory"), 1, true, doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := mallory.Publish(ctx, spec.Join(topics.Inbox("alice"), "mallory"), 1, true, []byte(`{"sticky":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	<-ain // that publish, live
 	place(mallory, "mallory")
 	if _, r := next(min, "mallory's 3PCC answer"); r.Result != spec.ResultFailure {
 		t.Fatalf("mallory's 3PCC: Expected FAILURE, Actual %s", r.Result)

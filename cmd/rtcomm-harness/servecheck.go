@@ -61,8 +61,11 @@ func newServeCheck(o serveOptions, reg prometheus.Registerer, log *slog.Logger) 
 	bj.SetLimits(watch.TopicLimits{MaxLength: cmp.Or(o.maxTopicLength, broker.DefaultMaxTopicLength),
 		MaxLevels: cmp.Or(o.maxTopicLevels, broker.DefaultMaxTopicLevels)})
 	if o.secure {
-		// The secured broker's identity rule, the connector's user exempt (ID-005/008/009).
+		// The secured broker's identity rule, the connector's user exempt (ID-005/008/009),
+		// and its retained quota per user (ID-016); serve tells it the call controllers
+		// once it has read the credentials file (ID-015).
 		bj.SetSecure(o.topicPath, o.connectorUser)
+		bj.SetRetainedQuota(cmp.Or(o.retainedQuota, broker.DefaultRetainedQuota))
 	}
 	s.hook = &watch.Hook{Checker: s.c, Broker: bj, OnFinding: func(f watch.Finding) {
 		violations.WithLabelValues(f.Requirement).Inc()

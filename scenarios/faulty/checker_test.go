@@ -148,8 +148,24 @@ func (p *pathChecker) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte)
 		p.broker.Delivered(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Dup, time.Now())
 	case packets.Connack:
 		p.broker.ConnackSent(cl, pk.ReasonCode, time.Now())
+		p.broker.SessionAcked(cl, pk.ReasonCode, pk.SessionPresent, time.Now())
 	}
 }
+
+// OnSessionEstablish tells the broker judge of a CONNECT the broker's hooks let through.
+func (p *pathChecker) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	p.broker.SessionEstablishing(cl, cl.ID, string(cl.Properties.Username), time.Now())
+}
+
+// OnRetainMessage judges what the broker retained.
+func (p *pathChecker) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
+	if !cl.Net.Inline {
+		p.broker.Retained(cl.ID, string(cl.Properties.Username), pk.TopicName, pk.Payload, time.Now())
+	}
+}
+
+// OnClientExpired tells the broker judge a persisted session went.
+func (p *pathChecker) OnClientExpired(cl *mqtt.Client) { p.broker.SessionExpired(cl.ID) }
 
 // hook returns the checker hook of the topic's scenario path (nil when not watched).
 func (p *pathChecker) hook(topic string) *watch.Hook {
@@ -233,6 +249,7 @@ func (p *pathChecker) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Pa
 // OnDisconnect tells every checker.
 func (p *pathChecker) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	p.broker.Disconnected(cl, cl.ID)
+	p.broker.SessionEnded(cl, cl.ID, expire, time.Now())
 	for _, h := range p.all() {
 		h.OnDisconnect(cl, err, expire)
 	}

@@ -78,6 +78,8 @@ func TestFaultyChild(t *testing.T) {
 		spc.brokerOnly = true
 		spc.broker.SetLimits(watch.TopicLimits{MaxLength: broker.DefaultMaxTopicLength, MaxLevels: broker.DefaultMaxTopicLevels})
 		spc.broker.SetSecure(cmp.Or(target.SecurePath, target.Decl.TopicPath), target.ConnectorIdentity.Username)
+		spc.broker.SetRetainedQuota(broker.DefaultRetainedQuota)
+		spc.broker.SetCallControllers(target.CallControllers)
 		if err := faulty.ObserveSecure(target, spc); err != nil {
 			t.Fatal(err)
 		}
@@ -97,6 +99,8 @@ func TestFaultyChild(t *testing.T) {
 		// The target now declares its open listener its secured one (a fault's stand-in):
 		// the open broker's checker holds it to the identity rule, as serve --secure --check.
 		pc.broker.SetSecure(cmp.Or(target.SecurePath, target.Decl.TopicPath), target.ConnectorIdentity.Username)
+		pc.broker.SetRetainedQuota(broker.DefaultRetainedQuota)
+		pc.broker.SetCallControllers(target.CallControllers)
 	}
 	_, err = scenarios.Run(t, scenarios.RunOptions{Target: target, OutDir: os.Getenv(envOut),
 		LabelFilter: os.Getenv(envLabels), Succinct: true, NoColor: true, HarnessVersion: "faulty-test"})
