@@ -165,6 +165,7 @@ func (b *Broker) SessionAcked(conn any, code byte, present bool, at time.Time) [
 		b.dropClaim(c)
 		return nil
 	}
+	delete(s.claims, conn) // a holder still connected keeps it in takeovers until it goes
 	c.acked, c.present = at, present
 	if h := s.sessions[c.client]; present && h != nil {
 		h.conn = conn // resumed: the session keeps the user that created it
@@ -178,11 +179,7 @@ func (b *Broker) SessionAcked(conn any, code byte, present bool, at time.Time) [
 			Actual:   fmt.Sprintf("CONNACK 0 with session present to user %q: its queued messages and subscriptions are %q's", c.user, c.user),
 			Time:     at, Evidence: []Observation{c.holder.at, connectEvidence(c.client, c.user, c.at, "CONNECT resuming it")}})
 	}
-	if c.holderConn == nil || !c.gone.IsZero() {
-		out = append(out, b.takenOver(c)...)
-		delete(s.claims, conn)
-	}
-	return out
+	return append(out, b.takenOver(c)...)
 }
 
 // takenOver judges a CONNECT accepted while another user's connection held its client ID.
@@ -222,13 +219,10 @@ func (b *Broker) SessionEnded(conn any, client string, expire bool, at time.Time
 		c.gone = at
 		if !c.acked.IsZero() {
 			out = b.takenOver(c)
-			delete(s.claims, c.conn)
 		}
 	}
-	if c := s.claims[conn]; c != nil && c.acked.IsZero() {
+	if c := s.claims[conn]; c != nil {
 		b.dropClaim(c) // closed before its CONNACK
-	} else if c != nil && c.holderConn == nil {
-		delete(s.claims, conn)
 	}
 	if h := s.sessions[client]; h != nil && h.conn == conn {
 		if expire {
