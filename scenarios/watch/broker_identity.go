@@ -315,9 +315,11 @@ func (b *Broker) deputy(user string, o Observation) []Finding {
 		}
 		return nil
 	}
-	// The connector's: only methods it acts with are decoded.
-	if !bytes.Contains(o.Payload, []byte("START_SESSION")) && !bytes.Contains(o.Payload, []byte("DOCUMENT_REPLACED")) &&
-		!bytes.Contains(o.Payload, []byte("REFER")) && !bytes.Contains(o.Payload, []byte("3PCC_PLACE_CALL")) {
+	// The connector's: decoded only when it may act on something judged (a relay of every
+	// call would otherwise be decoded once more).
+	p := o.Payload
+	if !bytes.Contains(p, []byte("3PCC_PLACE_CALL")) && !(len(s.pccs) > 0 && bytes.Contains(p, []byte("REFER"))) &&
+		!(len(s.badAddrs) > 0 && (bytes.Contains(p, []byte("START_SESSION")) || bytes.Contains(p, []byte("DOCUMENT_REPLACED")))) {
 		return nil
 	}
 	m, _ := spec.Decode(o.Payload)
@@ -383,7 +385,7 @@ func (b *Broker) endpointSent(user, rest string, o Observation) {
 			}
 			return
 		}
-		if len(s.badRegs) >= identityKept {
+		if len(s.badRegs) >= identityKept || len(s.badAddrs) >= identityKept {
 			return
 		}
 		if s.badRegs[id] == nil {
