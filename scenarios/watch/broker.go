@@ -54,7 +54,7 @@ type Broker struct {
 	// requests: transID -> the requests authenticated users published with it (secure only),
 	// to judge where the connector's RESPONSEs go (ID-014).
 	requests map[string][]securedRequest
-	// ident: sessions, retained store and the connector's deputy acts (broker_identity.go).
+	// ident: sessions, retained store and the connector's deputy acts (broker_identity.go and the files it names).
 	ident identityState
 }
 
@@ -87,7 +87,7 @@ func (b *Broker) SetSecure(topicPath, superUser string) {
 // last level is its own ID (ID-005), sets presence only at <path>sphere/<its ID> (ID-008)
 // and never publishes events (ID-009); the connector's user answers a request only into
 // its requester's inbox (ID-014, blamed on the connector), and the connector's acts on
-// registrations and 3PCC requests are judged too (ID-013, ID-015: broker_identity.go).
+// registrations and 3PCC requests are judged too (ID-013, ID-015: broker_deputy.go).
 // Nothing without SetSecure. The caller must see the
 // publish after the broker's own identity check (a hook added after the reference's).
 func (b *Broker) PublishedBy(user string, o Observation) []Finding {
@@ -96,7 +96,7 @@ func (b *Broker) PublishedBy(user string, o Observation) []Finding {
 	if b.secure == nil {
 		return nil
 	}
-	return append(b.deputy(user, o), b.publishedBy(user, o)...) // deputy: ID-013, ID-015 (broker_identity.go)
+	return append(b.deputy(user, o), b.publishedBy(user, o)...) // deputy: ID-013, ID-015 (broker_deputy.go)
 }
 
 func (b *Broker) publishedBy(user string, o Observation) []Finding {

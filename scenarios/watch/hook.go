@@ -31,7 +31,7 @@ func (h *Hook) Provides(b byte) bool {
 	case mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSubscribe:
 		return true
 	case mqtt.OnConnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketSent, mqtt.OnPacketRead,
-		mqtt.OnSessionEstablish, mqtt.OnRetainMessage, mqtt.OnClientExpired: // broker_identity.go
+		mqtt.OnSessionEstablish, mqtt.OnRetainMessage, mqtt.OnClientExpired: // broker_sessions.go, broker_retainpolicy.go
 		return h.Broker != nil
 	}
 	return false
