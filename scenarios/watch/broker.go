@@ -54,7 +54,8 @@ type Broker struct {
 	// requests: transID -> the requests authenticated users published with it (secure only),
 	// to judge where the connector's RESPONSEs go (ID-014).
 	requests map[string][]securedRequest
-	// ident: sessions, retained store and the connector's deputy acts (broker_identity.go and the files it names).
+	// ident: sessions, the retention policy and the connector's deputy acts on a secured
+	// broker (broker_identity.go and the files it names).
 	ident identityState
 }
 
@@ -88,8 +89,8 @@ func (b *Broker) SetSecure(topicPath, superUser string) {
 // and never publishes events (ID-009); the connector's user answers a request only into
 // its requester's inbox (ID-014, blamed on the connector), and the connector's acts on
 // registrations and 3PCC requests are judged too (ID-013, ID-015: broker_deputy.go).
-// Nothing without SetSecure. The caller must see the
-// publish after the broker's own identity check (a hook added after the reference's).
+// Nothing without SetSecure. The caller must see the publish after the broker's own
+// identity check (a hook added after the reference's).
 func (b *Broker) PublishedBy(user string, o Observation) []Finding {
 	b.mu.Lock()
 	defer b.mu.Unlock()
