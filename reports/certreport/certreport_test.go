@@ -80,13 +80,15 @@ func TestSingleBundleReport(t *testing.T) {
 		t.Errorf("expected verdict, then summary, then requirements: %d %d %d", iv, is, ir)
 	}
 	for _, want := range []string{`id="fail-SESS-004"`, `href="#fail-SESS-004"`, "a RESPONSE within 5s", "message trace (3 messages)",
-		"&lt;script src=//evil.example/a.js&gt;", "(5000 bytes)", "1 claimed MUST requirement(s) failed", "shared-subscriptions, websocket"} {
+		"&lt;script src=//evil.example/a.js&gt;", "(5000 bytes)", "1 claimed MUST requirement(s) failed", "shared-subscriptions, websocket",
+		`<span class="muted mono">/src/scenarios/sessions/sessions.go:91</span>`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("the HTML lacks %q", want)
 		}
 	}
 	m := md.String()
-	for _, want := range []string{"**❌ Not certified for profile strict.**", "### SESS-004 (MUST)", "| BRK-010 | MUST | A shared subscription delivers each message to exactly one member \\| of the group. | pass |", "<details><summary>message trace (3 messages)"} {
+	for _, want := range []string{"**❌ Not certified for profile strict.**", "### SESS-004 (MUST)", "| BRK-010 | MUST | A shared subscription delivers each message to exactly one member \\| of the group. | pass |", "<details><summary>message trace (3 messages)",
+		"(`/src/scenarios/sessions/sessions.go:91`)"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("the Markdown lacks %q", want)
 		}

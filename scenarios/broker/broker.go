@@ -34,6 +34,14 @@ var _ = Describe("Broker capabilities", Area("broker"), func() {
 		return c.Inbox().Collect(e.Ctx, e.Quiet(), 0, func(m Msg) bool { return m.Retained })
 	}
 
+	// sphereMonitor connects a client (its refusal failing req) that watches every sphere topic.
+	sphereMonitor := func(e *Env, req string) *Conn {
+		GinkgoHelper()
+		mon := e.MustConnect(req, "monitor", ConnOptions{})
+		Harness(mon.Subscribe(e.Topics.SphereRoot()+"/#", 1), "subscribe")
+		return mon
+	}
+
 	It("delivers a retained message to a subscriber that arrives later", Req("BRK-001"), func(ctx SpecContext) {
 		e := NewEnv(ctx)
 		topic := e.Topics.Sphere(e.ID("alice"))
@@ -66,8 +74,7 @@ var _ = Describe("Broker capabilities", Area("broker"), func() {
 		e := NewEnv(ctx)
 		topic := e.Topics.Sphere(e.ID("alice"))
 		pub := e.MustConnect("BRK-001", "publisher", ConnOptions{})
-		mon := e.MustConnect("BRK-001", "monitor", ConnOptions{})
-		Harness(mon.Subscribe(e.Topics.SphereRoot()+"/#", 1), "subscribe")
+		mon := sphereMonitor(e, "BRK-001")
 		Harness(pub.Publish(topic, 1, true, []byte(`{"method":"DOCUMENT","rtcommVer":"v1.0.0"}`)), "publish retained")
 		Harness(pub.Publish(topic, 0, true, nil), "publish empty retained")
 		_, ok := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return m.Topic == topic && len(m.Payload) == 0 })
@@ -82,8 +89,7 @@ var _ = Describe("Broker capabilities", Area("broker"), func() {
 		e := NewEnv(ctx)
 		id := e.ID("alice")
 		topic := e.Topics.Sphere(id)
-		mon := e.MustConnect("BRK-002", "monitor", ConnOptions{})
-		Harness(mon.Subscribe(e.Topics.SphereRoot()+"/#", 1), "subscribe")
+		mon := sphereMonitor(e, "BRK-002")
 		alice := e.MustConnect("BRK-002", id, ConnOptions{Will: &mqttc.Will{Topic: topic, Retained: true, QoS: 1}})
 		Harness(alice.Publish(topic, 1, true, []byte(`{"method":"DOCUMENT","rtcommVer":"v1.0.0","type":"ENDPOINT"}`)), "register")
 		_, ok := mon.Inbox().Await(e.Ctx, e.Reply(), func(m Msg) bool { return m.Topic == topic && len(m.Payload) > 0 })
@@ -101,8 +107,7 @@ var _ = Describe("Broker capabilities", Area("broker"), func() {
 		e := NewEnv(ctx)
 		id := e.ID("bob")
 		topic := e.Topics.Sphere(id)
-		mon := e.MustConnect("BRK-002", "monitor", ConnOptions{})
-		Harness(mon.Subscribe(e.Topics.SphereRoot()+"/#", 1), "subscribe")
+		mon := sphereMonitor(e, "BRK-002")
 		bob := e.MustConnect("BRK-002", id, ConnOptions{Will: &mqttc.Will{Topic: topic, Retained: true, QoS: 1}})
 		Harness(bob.Publish(topic, 1, true, []byte(`{"method":"DOCUMENT","rtcommVer":"v1.0.0"}`)), "register")
 		bob.Close()

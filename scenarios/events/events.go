@@ -62,14 +62,23 @@ func eventProblems(root string, m Msg) []string {
 // Events (PROTOCOL.md, "Flows: Events").
 var _ = Describe("Events", Area("events"), func() {
 
-	It("fires started (on the call or on the answer) and stopped when it ends, at topics a wildcard can filter", Req("EVT-001", "EVT-002"), func(ctx SpecContext) {
-		e := NewEnv(ctx, WithConnector())
-		SkipUnlessInPath(e, "only a connector in the path sees the answer and the STOP_SESSION")
-		root := eventTopic(e)
-		bob := e.Party("bob", PartyOptions{})
-		alice := e.Party("alice", PartyOptions{})
-		mon := e.MustConnect("EVT-001", "monitor", ConnOptions{Validate: true})
+	// sessionEvents starts a scenario only a connector in the session path can pass (why says
+	// what it must see) with bob, alice, and a validating monitor (its refusal failing req)
+	// subscribed to every session event under root, the event topic the connector advertises.
+	sessionEvents := func(ctx SpecContext, req, why string) (e *Env, root string, alice, bob *Party, mon *Conn) {
+		GinkgoHelper()
+		e = NewEnv(ctx, WithConnector())
+		SkipUnlessInPath(e, why)
+		root = eventTopic(e)
+		bob = e.Party("bob", PartyOptions{})
+		alice = e.Party("alice", PartyOptions{})
+		mon = e.MustConnect(req, "monitor", ConnOptions{Validate: true})
 		Harness(mon.Subscribe(root+"/session/#", 0), "subscribe events")
+		return e, root, alice, bob, mon
+	}
+
+	It("fires started (on the call or on the answer) and stopped when it ends, at topics a wildcard can filter", Req("EVT-001", "EVT-002"), func(ctx SpecContext) {
+		e, root, alice, bob, mon := sessionEvents(ctx, "EVT-001", "only a connector in the path sees the answer and the STOP_SESSION")
 		startedByAlice := e.MustConnect("EVT-001", "filtered", ConnOptions{})
 		Harness(startedByAlice.Subscribe(root+"/session/started/"+alice.ID()+"/#", 0), "subscribe filtered")
 
@@ -99,13 +108,7 @@ var _ = Describe("Events", Area("events"), func() {
 	}, SpecTimeout(time.Minute))
 
 	It("fires failed with a reason when a call is rejected", Req("EVT-001", "EVT-002"), func(ctx SpecContext) {
-		e := NewEnv(ctx, WithConnector())
-		SkipUnlessInPath(e, "only a connector in the path sees the rejection")
-		root := eventTopic(e)
-		bob := e.Party("bob", PartyOptions{})
-		alice := e.Party("alice", PartyOptions{})
-		mon := e.MustConnect("EVT-001", "monitor", ConnOptions{Validate: true})
-		Harness(mon.Subscribe(root+"/session/#", 0), "subscribe events")
+		e, root, alice, bob, mon := sessionEvents(ctx, "EVT-001", "only a connector in the path sees the rejection")
 		out := alice.Call(bob.ID(), MustOffer("chrome-audio-offer"))
 		inv := bob.Invite("SESS-002")
 		c, cancel := e.OpContext()
@@ -119,13 +122,7 @@ var _ = Describe("Events", Area("events"), func() {
 	}, SpecTimeout(time.Minute))
 
 	It("fires modified on a renegotiation", Req("EVT-003"), func(ctx SpecContext) {
-		e := NewEnv(ctx, WithConnector())
-		SkipUnlessInPath(e, "only a connector in the path sees the renegotiation")
-		root := eventTopic(e)
-		bob := e.Party("bob", PartyOptions{})
-		alice := e.Party("alice", PartyOptions{})
-		mon := e.MustConnect("EVT-003", "monitor", ConnOptions{Validate: true})
-		Harness(mon.Subscribe(root+"/session/#", 0), "subscribe events")
+		e, root, alice, bob, mon := sessionEvents(ctx, "EVT-003", "only a connector in the path sees the renegotiation")
 		out, _ := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
 		c, cancel := e.OpContext()
 		defer cancel()

@@ -20,6 +20,17 @@ func relayedInPath(start *spec.Message, callerAddr string) bool {
 	return start != nil && start.FromTopic != "" && start.FromTopic != callerAddr
 }
 
+// audioCall starts a scenario from an established call through a connector: alice (the
+// caller) and bob, both of party shape sh, on the Chrome audio offer and answer.
+func audioCall(ctx SpecContext, sh PartyShape) (e *Env, alice, bob *Party, out, in *endpoint.Session) {
+	GinkgoHelper()
+	e = NewEnv(ctx, WithConnector())
+	bob = e.Party("bob", sh.O())
+	alice = e.Party("alice", sh.O())
+	out, in = e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
+	return e, alice, bob, out, in
+}
+
 // Offer/answer (PROTOCOL.md, "Flows: Call").
 var _ = Describe("Offer/answer", Area("sessions"), func() {
 	for _, sh := range Shapes {
@@ -112,10 +123,7 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 		}, SpecTimeout(time.Minute))
 
 		It(sh.In("rewrites fromTopic to its own topic on every message it relays when it stays in the path"), Req("SESS-006"), func(ctx SpecContext) {
-			e := NewEnv(ctx, WithConnector())
-			bob := e.Party("bob", sh.O())
-			alice := e.Party("alice", sh.O())
-			out, in := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
+			e, alice, bob, out, in := audioCall(ctx, sh)
 			var start *spec.Message
 			for _, m := range bob.Inbox().All() {
 				if d := m.Decode(); d != nil && d.Method == spec.MethodStartSession {
@@ -169,10 +177,7 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 		}, SpecTimeout(time.Minute))
 
 		It(sh.In("routes STOP_SESSION from the caller to the callee and answers nothing"), Req("SESS-008", "SESS-011", "SESS-012"), func(ctx SpecContext) {
-			e := NewEnv(ctx, WithConnector())
-			bob := e.Party("bob", sh.O())
-			alice := e.Party("alice", sh.O())
-			out, in := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
+			e, alice, bob, out, in := audioCall(ctx, sh)
 			c, cancel := e.OpContext()
 			defer cancel()
 			mark := alice.Inbox().Mark()
@@ -185,10 +190,7 @@ var _ = Describe("Offer/answer", Area("sessions"), func() {
 		}, SpecTimeout(time.Minute))
 
 		It(sh.In("routes STOP_SESSION from the callee to the caller and answers nothing"), Req("SESS-008"), func(ctx SpecContext) {
-			e := NewEnv(ctx, WithConnector())
-			bob := e.Party("bob", sh.O())
-			alice := e.Party("alice", sh.O())
-			out, in := e.Connected(alice, bob, MustOffer("chrome-audio-offer"), MustAnswer("chrome-audio-offer"))
+			e, alice, bob, out, in := audioCall(ctx, sh)
 			c, cancel := e.OpContext()
 			defer cancel()
 			mark := bob.Inbox().Mark()
