@@ -19,6 +19,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen/results"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
@@ -88,7 +89,11 @@ func newLoadCheck(o loadOptions, runDir string, log *slog.Logger) (*loadCheck, e
 	if embedded {
 		l.mode = "hook"
 	}
-	l.hook = &loadHook{Hook: watch.Hook{Checker: l.c, Broker: watch.NewBroker(o.topicPath), OnFinding: l.found}, off: &l.off}
+	bj := watch.NewBroker(o.topicPath)
+	// The load run's embedded broker keeps retained messages by the reference's defaults
+	// (loadgen/sim: open mode), modelled to judge its retained store (BRK-001).
+	bj.SetRetention(watch.Retention{Quota: broker.DefaultRetainedQuota, Total: broker.DefaultRetainedTotal})
+	l.hook = &loadHook{Hook: watch.Hook{Checker: l.c, Broker: bj, OnFinding: l.found}, off: &l.off}
 	if err := os.MkdirAll(l.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("--check: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/verdict"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
 
 // serveCheck is serve --check: the passive checker as a hook of the embedded broker.
@@ -60,13 +61,18 @@ func newServeCheck(o serveOptions, reg prometheus.Registerer, log *slog.Logger) 
 	// grants or a will topic it accepts beyond them is its fault.
 	bj.SetLimits(watch.TopicLimits{MaxLength: cmp.Or(o.maxTopicLength, broker.DefaultMaxTopicLength),
 		MaxLevels: cmp.Or(o.maxTopicLevels, broker.DefaultMaxTopicLevels)})
+	// The embedded broker's retention policy (ID-016), to model its retained store (BRK-001):
+	// quotas in both modes, presence topics only in secure mode.
+	ret := watch.Retention{Quota: cmp.Or(o.retainedQuota, broker.DefaultRetainedQuota), Total: broker.DefaultRetainedTotal}
 	if o.secure {
 		// The secured broker's identity rule, the connector's user exempt (ID-005/008/009),
 		// and its retained quota per user (ID-016); serve tells it the call controllers
 		// once it has read the credentials file (ID-015).
 		bj.SetSecure(o.topicPath, o.connectorUser)
 		bj.SetRetainedQuota(cmp.Or(o.retainedQuota, broker.DefaultRetainedQuota))
+		ret.PresencePath, ret.Exempt = spec.NewTopics(o.topicPath).Path, o.connectorUser
 	}
+	bj.SetRetention(ret)
 	s.hook = &watch.Hook{Checker: s.c, Broker: bj, OnFinding: func(f watch.Finding) {
 		violations.WithLabelValues(f.Requirement).Inc()
 		logFinding(log, f)

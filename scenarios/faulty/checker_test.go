@@ -34,11 +34,9 @@ const checkerFile = "checker.json"
 // stays honest.
 var unobservable = map[string]string{
 	// The broker's own behaviour beyond what the broker judge models (delivery QoS, share
-	// groups, wills: docs/CHECK.md): it does not judge missing deliveries or the retained
-	// store, and never sees a refused connection or packet. certify catches these
+	// groups, wills, the retained store: docs/CHECK.md): it does not judge missing live
+	// deliveries, and never sees a refused connection or packet. certify catches these
 	// (docs/FAULTS.md).
-	"forgets-retained":              "what the broker keeps for later subscribers is its retained store, which the broker judge does not model (the reference drops retain flags lawfully, ID-016): a later subscriber's missing retained message is a missing delivery",
-	"empty-retained-does-not-clear": "the broker keeps a retained message the empty publish should clear: its retained store, which the broker judge does not model",
 	"hash-as-plus":                  "a delivery that never happens: the broker judge does not judge missing deliveries (ACL denials, full queues and departed clients are lawful misses it does not model)",
 	"refuses-spaces":                "the broker acknowledges, then delivers to no one: a missing delivery, which the broker judge does not judge",
 	"payload-limit-48k":             "the broker refuses the PUBLISH and closes the connection before OnPublish; from inside, that is also how mochi ends an MQTT 3.1.1 client's ACL-denied QoS 1 publish (processPublish), and no hook can see another hook's ACL verdict (providing OnACLCheck would allow everything: any hook's true wins)",
@@ -133,12 +131,21 @@ func (p *pathChecker) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	p.broker.Unsubscribed(cl.ID, watch.Filters(pk))
 }
 
-// OnPacketRead tells the broker judge of a CONNECT before any other hook can refuse it.
+// OnPacketRead tells the broker judge of a CONNECT before any other hook can refuse it,
+// and of a PUBLISH's retain flag as the client asked.
 func (p *pathChecker) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type == packets.Connect {
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
 		p.broker.ConnectRead(cl, pk.Connect.ClientIdentifier, pk.ProtocolVersion, time.Now())
+	case packets.Publish:
+		watch.PublishRead(p.broker, cl, pk)
 	}
 	return pk, nil
+}
+
+// OnPublished tells the broker judge's retained store of an accepted publish.
+func (p *pathChecker) OnPublished(cl *mqtt.Client, pk packets.Packet) {
+	watch.PublishAccepted(p.broker, cl, pk)
 }
 
 // OnPacketSent judges a delivery or a CONNACK.
@@ -146,6 +153,9 @@ func (p *pathChecker) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte)
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
 		p.broker.Delivered(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Dup, time.Now())
+		if pk.FixedHeader.Retain {
+			p.broker.RetainedDelivered(cl.ID, pk.TopicName, pk.Payload, time.Now())
+		}
 	case packets.Connack:
 		p.broker.ConnackSent(cl, pk.ReasonCode, time.Now())
 		p.broker.SessionAcked(cl, pk.ReasonCode, pk.SessionPresent, time.Now())
@@ -225,6 +235,7 @@ func (p *pathChecker) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 
 // OnWillSent judges a Last Will on its path's checker.
 func (p *pathChecker) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	p.broker.WillRetained(cl, cl.ID, string(cl.Properties.Username), watch.Will{Topic: pk.TopicName, Payload: pk.Payload, Retained: pk.FixedHeader.Retain}, time.Now())
 	p.broker.WillSent(cl, cl.ID, watch.Will{Topic: pk.TopicName, Payload: pk.Payload, Retained: pk.FixedHeader.Retain, QoS: pk.FixedHeader.Qos}, time.Now())
 	for _, h := range p.hooksFor(pk.TopicName) {
 		h.OnWillSent(cl, pk)
@@ -234,6 +245,7 @@ func (p *pathChecker) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 // OnSubscribe tells the filter's path's checker (a connector subscribes to its management topic).
 func (p *pathChecker) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	p.broker.Subscribing(cl.ID, watch.Filters(pk))
+	p.broker.SubscribeOptions(cl.ID, watch.SubscribeOptions(pk))
 	for _, f := range pk.Filters {
 		filter := f.Filter
 		if rest, ok := strings.CutPrefix(filter, "$share/"); ok {

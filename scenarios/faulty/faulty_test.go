@@ -66,6 +66,9 @@ func TestFaultyChild(t *testing.T) {
 	defer target.Close()
 	// The passive checker rides along inside the open broker (TestCheckerFindsFaults).
 	pc := newPathChecker(target.Decl.TopicPath, spec.Profile(target.Decl.Profile))
+	// Both brokers keep retained messages by the reference's default policy (ID-016): the
+	// broker judges model their retained stores (BRK-001).
+	pc.broker.SetRetention(watch.Retention{Quota: broker.DefaultRetainedQuota, Total: broker.DefaultRetainedTotal})
 	// A second one rides inside the secured broker (the security scenarios' listener), held
 	// to the reference's topic limits (ID-017); attached first, so that a fault's own
 	// secured broker carries it too.
@@ -80,6 +83,8 @@ func TestFaultyChild(t *testing.T) {
 		spc.broker.SetSecure(cmp.Or(target.SecurePath, target.Decl.TopicPath), target.ConnectorIdentity.Username)
 		spc.broker.SetRetainedQuota(broker.DefaultRetainedQuota)
 		spc.broker.SetCallControllers(target.CallControllers)
+		spc.broker.SetRetention(watch.Retention{PresencePath: spec.NewTopics(cmp.Or(target.SecurePath, target.Decl.TopicPath)).Path,
+			Quota: broker.DefaultRetainedQuota, Total: broker.DefaultRetainedTotal, Exempt: target.ConnectorIdentity.Username})
 		if err := faulty.ObserveSecure(target, spc); err != nil {
 			t.Fatal(err)
 		}

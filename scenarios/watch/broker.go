@@ -25,9 +25,9 @@ const recentFor = 30 * time.Second
 // Broker judges what the broker itself does with the traffic under a topic path, from
 // inside it (serve --check's hook): a CONNACK for each MQTT 3.1/3.1.1 CONNECT (BRK-009), the QoS of each delivery (BRK-007), one member per
 // shared-subscription group (BRK-010), and the Last Wills it publishes against the ones
-// declared in CONNECT (BRK-002). Findings blame BrokerParticipant. It is safe for
-// concurrent use. What it does not judge (missing deliveries, the retained store) is listed
-// in docs/CHECK.md.
+// declared in CONNECT (BRK-002); with SetRetention, its retained store (BRK-001,
+// broker_retained.go). Findings blame BrokerParticipant. It is safe for concurrent use.
+// What it does not judge (missing live deliveries) is listed in docs/CHECK.md.
 type Broker struct {
 	path string
 	seed maphash.Seed
@@ -57,6 +57,8 @@ type Broker struct {
 	// ident: sessions, the retention policy and the connector's deputy acts on a secured
 	// broker (broker_identity.go and the files it names).
 	ident identityState
+	// ret, when set (SetRetention), models the retained store (broker_retained.go).
+	ret *retainedModel
 }
 
 type securedRequest struct {
@@ -333,6 +335,7 @@ func (b *Broker) Disconnected(conn any, client string) {
 		}
 	}
 	delete(b.overWill, conn)
+	b.retainedGone(conn)
 }
 
 // Subscribing notes the filters of a SUBSCRIBE as the client sent it, before any hook of
@@ -355,6 +358,7 @@ func (b *Broker) Subscribed(client string, granted []string, codes []byte) []Fin
 	if len(filters) != len(codes) {
 		filters = granted
 	}
+	b.retainedSubscribed(client, filters, granted, codes, time.Now())
 	var out []Finding
 	for i, f := range filters {
 		if i >= len(codes) || codes[i] >= 0x80 {
@@ -461,6 +465,9 @@ func (b *Broker) Due() time.Time {
 			due = d
 		}
 	}
+	if d := b.retainedDue(); d.After(due) {
+		due = d
+	}
 	return due
 }
 
@@ -475,7 +482,7 @@ func (b *Broker) overdue(now time.Time) []Finding {
 			Expected: fmt.Sprintf("CONNACK for %s's MQTT %s CONNECT within %s", c.client, mqttVersion(c.version), connackWithin),
 			Actual:   "no CONNACK (the connection was closed or left unanswered)", Time: c.at.Add(connackWithin)})...)
 	}
-	return out
+	return append(out, b.retainedOverdue(now)...)
 }
 
 // Published notes an inbound publish as its client sent it (before the broker's hooks),

@@ -31,7 +31,8 @@ func (h *Hook) Provides(b byte) bool {
 	case mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSubscribe:
 		return true
 	case mqtt.OnConnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketSent, mqtt.OnPacketRead,
-		mqtt.OnSessionEstablish, mqtt.OnRetainMessage, mqtt.OnClientExpired: // broker_sessions.go, broker_retainpolicy.go
+		mqtt.OnSessionEstablish, mqtt.OnRetainMessage, mqtt.OnClientExpired, // broker_sessions.go, broker_retainpolicy.go
+		mqtt.OnPublished: // broker_retained.go
 		return h.Broker != nil
 	}
 	return false
@@ -76,13 +77,52 @@ func Filters(pk packets.Packet) []string {
 	return fs
 }
 
-// OnPacketRead tells the broker judge of a CONNECT as the client sent it, before any hook
-// of the broker could refuse it; it never changes or refuses a packet.
+// OnPacketRead tells the broker judge of a CONNECT or a PUBLISH as the client sent it,
+// before any hook of the broker could refuse or rewrite it; it never changes or refuses a
+// packet.
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if h.Broker != nil && cl != nil && pk.FixedHeader.Type == packets.Connect {
+	if h.Broker == nil || cl == nil {
+		return pk, nil
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
 		h.Broker.ConnectRead(cl, pk.Connect.ClientIdentifier, pk.ProtocolVersion, time.Now())
+	case packets.Publish:
+		PublishRead(h.Broker, cl, pk)
 	}
 	return pk, nil
+}
+
+// PublishRead tells b of a PUBLISH as cl sent it (the retain flag asked, before any hook).
+func PublishRead(b *Broker, cl *mqtt.Client, pk packets.Packet) {
+	b.PublishRead(cl, cl.ID, string(cl.Properties.Username), pk.TopicName, len(pk.Payload), pk.FixedHeader.Retain)
+}
+
+// OnPublished tells the broker judge's retained store of a publish the broker accepted.
+func (h *Hook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
+	if h.Broker != nil && cl != nil {
+		PublishAccepted(h.Broker, cl, pk)
+	}
+}
+
+// PublishAccepted tells b of a publish the broker accepted (mochi's OnPublished: after
+// every hook, the retained store updated); one it ignored (a hook's CodeSuccessIgnore)
+// changes nothing.
+func PublishAccepted(b *Broker, cl *mqtt.Client, pk packets.Packet) {
+	if pk.Ignore {
+		return
+	}
+	b.PublishAccepted(cl, string(cl.Properties.Username), Observation{Topic: pk.TopicName, Payload: pk.Payload,
+		Retained: pk.FixedHeader.Retain, Client: cl.ID, Time: time.Now()}, pk.Properties.MessageExpiryInterval > 0)
+}
+
+// SubscribeOptions returns the retained-message options of a SUBSCRIBE's filters.
+func SubscribeOptions(pk packets.Packet) []RetainOption {
+	opts := make([]RetainOption, len(pk.Filters))
+	for i, f := range pk.Filters {
+		opts[i] = RetainOption{Handling: f.RetainHandling, NoLocal: f.NoLocal}
+	}
+	return opts
 }
 
 // OnPacketSent judges a CONNACK or a PUBLISH the broker wrote to a client (the packet as
@@ -94,6 +134,9 @@ func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
 		h.report(h.Broker.Delivered(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Dup, time.Now()))
+		if pk.FixedHeader.Retain {
+			h.Broker.RetainedDelivered(cl.ID, pk.TopicName, pk.Payload, time.Now())
+		}
 	case packets.Connack:
 		h.report(h.Broker.ConnackSent(cl, pk.ReasonCode, time.Now()))
 		h.report(h.Broker.SessionAcked(cl, pk.ReasonCode, pk.SessionPresent, time.Now()))
@@ -126,6 +169,7 @@ func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 		}
 		if h.Broker != nil {
 			h.Broker.Subscribing(cl.ID, Filters(pk))
+			h.Broker.SubscribeOptions(cl.ID, SubscribeOptions(pk))
 		}
 	}
 	return pk
@@ -152,6 +196,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 func (h *Hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	h.observe(cl, pk)
 	if h.Broker != nil && cl != nil {
+		h.Broker.WillRetained(cl, cl.ID, string(cl.Properties.Username), Will{Topic: pk.TopicName, Payload: pk.Payload, Retained: pk.FixedHeader.Retain}, time.Now())
 		h.report(h.Broker.WillSent(cl, cl.ID, Will{Topic: pk.TopicName, Payload: pk.Payload, Retained: pk.FixedHeader.Retain, QoS: pk.FixedHeader.Qos}, time.Now()))
 	}
 }
