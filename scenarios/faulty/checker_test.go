@@ -37,11 +37,11 @@ var unobservable = map[string]string{
 	// groups, wills, the retained store: docs/CHECK.md): it does not judge missing live
 	// deliveries, and never sees a refused connection or packet. certify catches these
 	// (docs/FAULTS.md).
-	"hash-as-plus":                  "a delivery that never happens: the broker judge does not judge missing deliveries (ACL denials, full queues and departed clients are lawful misses it does not model)",
-	"refuses-spaces":                "the broker acknowledges, then delivers to no one: a missing delivery, which the broker judge does not judge",
-	"payload-limit-48k":             "the broker refuses the PUBLISH and closes the connection before OnPublish; from inside, that is also how mochi ends an MQTT 3.1.1 client's ACL-denied QoS 1 publish (processPublish), and no hook can see another hook's ACL verdict (providing OnACLCheck would allow everything: any hook's true wins)",
-	"websocket-without-mqttv31":     "a WebSocket handshake, before MQTT: nothing is published",
-	"loses-publisher-order":         "the reordering happens before the broker's hook, which sees the publishes in the order they arrive, never the order they were sent in",
+	"hash-as-plus":              "a delivery that never happens: the broker judge does not judge missing deliveries (ACL denials, full queues and departed clients are lawful misses it does not model)",
+	"refuses-spaces":            "the broker acknowledges, then delivers to no one: a missing delivery, which the broker judge does not judge",
+	"payload-limit-48k":         "the broker refuses the PUBLISH and closes the connection before OnPublish; from inside, that is also how mochi ends an MQTT 3.1.1 client's ACL-denied QoS 1 publish (processPublish), and no hook can see another hook's ACL verdict (providing OnACLCheck would allow everything: any hook's true wins)",
+	"websocket-without-mqttv31": "a WebSocket handshake, before MQTT: nothing is published",
+	"loses-publisher-order":     "the reordering happens before the broker's hook, which sees the publishes in the order they arrive, never the order they were sent in",
 }
 
 // deliberateFinding says why a baseline finding is right ("" when it is a false one): the

@@ -101,12 +101,12 @@ type retainCharge struct {
 
 // retainedTopic is what the model knows of one topic's retained message.
 type retainedTopic struct {
-	known   bool          // false: the broker may hold one of several messages (not judged)
-	lastAt  time.Time     // when the model last changed it, and for which connection
+	known   bool      // false: the broker may hold one of several messages (not judged)
+	lastAt  time.Time // when the model last changed it, and for which connection
 	lastBy  any
-	key     uint64        // b.key(topic, payload) of the message held; meaningful when size > 0
-	size    int           // 0: none held
-	origin  string        // client ID that published it (No Local)
+	key     uint64 // b.key(topic, payload) of the message held; meaningful when size > 0
+	size    int    // 0: none held
+	origin  string // client ID that published it (No Local)
 	charges []retainCharge
 	sample  Observation // the publish that set or cleared it (evidence)
 }
