@@ -139,8 +139,22 @@ func (p *pathChecker) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.
 		p.broker.ConnectRead(cl, pk.Connect.ClientIdentifier, pk.ProtocolVersion, time.Now())
 	case packets.Publish:
 		watch.PublishRead(p.broker, cl, pk)
+		return pk, nil
 	}
+	p.broker.PacketRead(cl, cl.ID)
 	return pk, nil
+}
+
+// OnRetainPublished tells the broker judge of a retained message sent from the store.
+func (p *pathChecker) OnRetainPublished(cl *mqtt.Client, pk packets.Packet) {
+	p.broker.RetainedDelivered(cl.ID, pk.TopicName, pk.Payload, time.Now())
+}
+
+// OnPublishDropped tells the broker judge of a retained message dropped for a full queue.
+func (p *pathChecker) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	if pk.FixedHeader.Retain {
+		p.broker.RetainedDelivered(cl.ID, pk.TopicName, pk.Payload, time.Now())
+	}
 }
 
 // OnPublished tells the broker judge's retained store of an accepted publish.

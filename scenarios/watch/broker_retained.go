@@ -117,8 +117,11 @@ type retainWait struct {
 	conn            any
 	filter, applied string // as asked, and as the broker applied it (a hook may rewrite it)
 	noLocal         bool
-	at, due         time.Time
-	topics          map[string]*retainExpect
+	// scanned: the client sent another packet after the SUBSCRIBE, so the broker had sent
+	// every retained message it meant to (mochi sends them before it reads the next one).
+	scanned bool
+	at, due time.Time
+	topics  map[string]*retainExpect
 }
 
 // retainExpect is what a subscription may receive from one topic's store: any message the
@@ -164,6 +167,7 @@ func (b *Broker) PublishRead(conn any, client, user, topic string, size int, ret
 		return
 	}
 	m.settle(conn)
+	m.read(conn, client)
 	r := &retainRead{asked: retain, owner: retainOwner(client, user)}
 	if retain && size > 0 {
 		r.size = size
@@ -181,6 +185,24 @@ func (b *Broker) PublishRead(conn any, client, user, topic string, size int, ret
 		m.busy[topic] = append(m.busy[topic], r)
 	}
 	m.reading[conn] = r
+}
+
+// PacketRead notes that the broker read a packet other than PUBLISH from conn: the
+// retained messages of the client's earlier SUBSCRIBEs have all been sent.
+func (b *Broker) PacketRead(conn any, client string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ret != nil {
+		b.ret.read(conn, client)
+	}
+}
+
+func (m *retainedModel) read(conn any, client string) {
+	for _, w := range m.waits[client] {
+		if w.conn == conn {
+			w.scanned = true
+		}
+	}
 }
 
 // settle forgets the PUBLISH noted for conn (processed, refused, or its client gone).
@@ -470,9 +492,11 @@ func (b *Broker) retainedSubscribed(client string, asked, applied []string, code
 	}
 }
 
-// RetainedDelivered notes a PUBLISH with the retain flag the broker wrote to a client: a
-// retained message sent for a new subscription (or, MQTT 5 Retain As Published, a live
-// one: then the topic's new message). It is judged when the client's subscription is due.
+// RetainedDelivered notes a retained message the broker sent a client: from its store for a
+// new subscription (mochi's OnRetainPublished, as it queues it; or dropped for a full
+// queue, OnPublishDropped: lawful), or a PUBLISH with the retain flag as written (also,
+// MQTT 5 Retain As Published, a live one: then the topic's new message). It is judged
+// when the client's subscription is due.
 func (b *Broker) RetainedDelivered(client, topic string, payload []byte, at time.Time) {
 	if topic == "" || !b.inPath(topic) {
 		return // a topic alias (MQTT 5) or outside the path
@@ -550,7 +574,8 @@ func (b *Broker) retainedOverdue(now time.Time) []Finding {
 func (b *Broker) judgeWait(w *retainWait) []Finding {
 	var out []Finding
 	sub := Observation{Topic: shortTopic(w.filter), Client: w.client, Payload: []byte("SUBSCRIBE " + w.filter), Time: w.at}
-	gone := b.live[w.client].conn != w.conn
+	// A subscriber gone before it sent another packet may have gone during the sending.
+	gone := b.live[w.client].conn != w.conn && !w.scanned
 	names := make([]string, 0, len(w.topics))
 	for name := range w.topics {
 		names = append(names, name)

@@ -85,6 +85,12 @@ func TestRetainedMissing(t *testing.T) {
 	// Planted: kept but never sent.
 	j.subscribe("/r/sphere/+", watch.RetainOption{})
 	j.found("kept but not sent")
+	// A subscriber that sent another packet (here DISCONNECT) and went had been sent all
+	// the broker meant to send: still judged. One gone without is not (TestRetainedLawful).
+	j.subscribe("/r/sphere/+", watch.RetainOption{})
+	j.b.PacketRead(j.sub, "sub")
+	j.b.Disconnected(j.sub, "sub")
+	j.found("not sent before the subscriber's next packet")
 }
 
 // BRK-001 (empty-retained-does-not-clear): after an empty retained publish the old

@@ -32,7 +32,7 @@ func (h *Hook) Provides(b byte) bool {
 		return true
 	case mqtt.OnConnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketSent, mqtt.OnPacketRead,
 		mqtt.OnSessionEstablish, mqtt.OnRetainMessage, mqtt.OnClientExpired, // broker_sessions.go, broker_retainpolicy.go
-		mqtt.OnPublished: // broker_retained.go
+		mqtt.OnPublished, mqtt.OnRetainPublished, mqtt.OnPublishDropped: // broker_retained.go
 		return h.Broker != nil
 	}
 	return false
@@ -89,8 +89,26 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		h.Broker.ConnectRead(cl, pk.Connect.ClientIdentifier, pk.ProtocolVersion, time.Now())
 	case packets.Publish:
 		PublishRead(h.Broker, cl, pk)
+		return pk, nil
 	}
+	h.Broker.PacketRead(cl, cl.ID)
 	return pk, nil
+}
+
+// OnRetainPublished tells the broker judge of a retained message the broker sent from its
+// store to a new subscription.
+func (h *Hook) OnRetainPublished(cl *mqtt.Client, pk packets.Packet) {
+	if h.Broker != nil && cl != nil {
+		h.Broker.RetainedDelivered(cl.ID, pk.TopicName, pk.Payload, time.Now())
+	}
+}
+
+// OnPublishDropped tells the broker judge of a retained message dropped for a full queue
+// (lawful: not missing).
+func (h *Hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	if h.Broker != nil && cl != nil && pk.FixedHeader.Retain {
+		h.Broker.RetainedDelivered(cl.ID, pk.TopicName, pk.Payload, time.Now())
+	}
 }
 
 // PublishRead tells b of a PUBLISH as cl sent it (the retain flag asked, before any hook).
