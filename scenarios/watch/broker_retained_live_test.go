@@ -1,0 +1,129 @@
+package watch_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
+	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
+	"github.com/rtcomm-harness/rtcomm-harness/spec"
+)
+
+// retainFault is a planted broker bug after the judge's hook, as scenarios/faulty plants
+// forgets-retained (clear: false) and empty-retained-does-not-clear (clear: true).
+type retainFault struct {
+	mqtt.HookBase
+	clear bool
+}
+
+func (h *retainFault) ID() string           { return "test-retain-fault" }
+func (h *retainFault) Provides(b byte) bool { return b == mqtt.OnPublish }
+func (h *retainFault) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Retain && (len(pk.Payload) == 0) == h.clear {
+		pk.FixedHeader.Retain = false
+	}
+	return pk, nil
+}
+
+// The hook (serve --check's) judges the reference broker's retained store: the
+// reference's own call traffic (presence is retained, the connector subscribes to the
+// sphere) and late subscribers give no finding; each planted fault gives BRK-001 on the
+// broker.
+func TestHookJudgesRetainedStore(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fault mqtt.Hook
+	}{{"reference", nil}, {"forgets-retained", &retainFault{}}, {"empty-retained-does-not-clear", &retainFault{clear: true}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := "/w-" + uuid.NewString()[:8] + "/"
+			var mu sync.Mutex
+			var found []watch.Finding
+			bj := watch.NewBroker(path)
+			bj.SetRetention(watch.Retention{Quota: broker.DefaultRetainedQuota, Total: broker.DefaultRetainedTotal})
+			h := &watch.Hook{Checker: watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, TopicPath: path}), Broker: bj,
+				OnFinding: func(f watch.Finding) { mu.Lock(); found = append(found, f); mu.Unlock() }}
+			hooks := []mqtt.Hook{h}
+			if tc.fault != nil {
+				hooks = append(hooks, tc.fault)
+			}
+			b, err := broker.Start(context.Background(), broker.Config{Hooks: hooks})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() })
+			tg := &scenarios.Target{Decl: scenarios.Declaration{Name: "watch", Mode: scenarios.ModeEmbedded, Profile: scenarios.ProfileClient, TopicPath: path},
+				TCP: b.TCPURL(), StartConnector: scenarios.ReferenceConnector}
+			t.Cleanup(tg.Close)
+			stop, err := tg.StartConnector(context.Background(), scenarios.ConnectorParams{BrokerURL: tg.TCP, TopicPath: path, Profile: scenarios.ProfileClient})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(stop)
+			if tc.fault == nil {
+				call(t, b.TCPURL(), path, true)
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			pub, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: b.TCPURL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pub.Close()
+			doc := []byte(`{"method":"DOCUMENT","rtcommVer":"v1.0.0","type":"ENDPOINT","appContext":"rtcomm","state":"available"}`)
+			for _, p := range []struct {
+				topic   string
+				payload []byte
+			}{{path + "sphere/kept", doc}, {path + "sphere/cleared", doc}, {path + "sphere/cleared", nil}} {
+				if err := pub.Publish(ctx, p.topic, 1, true, p.payload); err != nil {
+					t.Fatal(err)
+				}
+			}
+			late, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: b.TCPURL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan mqttc.Message, 16)
+			if err := late.Subscribe(ctx, path+"sphere/#", 1, func(m mqttc.Message) { got <- m }); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			late.Close() // after SUBACK: judged (the retained messages came before its DISCONNECT)
+			h.FinishBroker(time.Now().Add(6 * time.Second))
+
+			mu.Lock()
+			defer mu.Unlock()
+			var brk []watch.Finding
+			for _, f := range found {
+				if f.Participant == watch.BrokerParticipant {
+					brk = append(brk, f)
+				}
+			}
+			if tc.fault == nil {
+				// The protocol checker's findings are on the synthetic DOCUMENTs (no
+				// addressTopic); TestReferenceCallHasNoFindings holds the call to none.
+				for _, f := range brk {
+					t.Errorf("broker finding on the reference's traffic: %s", f)
+				}
+				if len(got) == 0 {
+					t.Errorf("expected the late subscriber to get the retained presence, actual none")
+				}
+				return
+			}
+			if len(brk) == 0 || brk[0].Requirement != "BRK-001" {
+				t.Fatalf("%s: expected BRK-001 blamed on the broker, actual %v", tc.name, found)
+			}
+			t.Logf("%s: %s", tc.name, brk[0])
+		})
+	}
+}
