@@ -2,6 +2,7 @@ package watch
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -576,12 +577,7 @@ func (b *Broker) judgeWait(w *retainWait) []Finding {
 	sub := Observation{Topic: shortTopic(w.filter), Client: w.client, Payload: []byte("SUBSCRIBE " + w.filter), Time: w.at}
 	// A subscriber gone before it sent another packet may have gone during the sending.
 	gone := b.live[w.client].conn != w.conn && !w.scanned
-	names := make([]string, 0, len(w.topics))
-	for name := range w.topics {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, topic := range names {
+	for _, topic := range slices.Sorted(maps.Keys(w.topics)) {
 		e := w.topics[topic]
 		if e.void {
 			continue
@@ -600,7 +596,7 @@ func (b *Broker) judgeWait(w *retainWait) []Finding {
 			}
 			out = append(out, b.add(Finding{Requirement: "BRK-001", Participant: BrokerParticipant,
 				Expected: fmt.Sprintf("%s's subscription to %s sent %s at %s", w.client, shortTopic(w.filter), held, shortTopic(topic)),
-				Actual:   fmt.Sprintf("a retained PUBLISH of payload %q, which the topic did not hold since the subscription", brief(e.stale[i].Payload)),
+				Actual:   fmt.Sprintf("a retained PUBLISH of payload %q, which the topic did not hold since the subscription", short(e.stale[i].Payload)),
 				Time:     e.stale[i].Time, Evidence: []Observation{e.sample, sub, e.stale[i]}})...)
 			break // one finding per topic and subscription
 		}
@@ -613,11 +609,4 @@ func (b *Broker) judgeWait(w *retainWait) []Finding {
 			Time:     w.due, Evidence: []Observation{e.sample, sub}})...)
 	}
 	return out
-}
-
-func brief(p []byte) string {
-	if len(p) > 60 {
-		return string(p[:57]) + "..."
-	}
-	return string(p)
 }

@@ -6,13 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
-	"github.com/rtcomm-harness/rtcomm-harness/scenarios"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
 	"github.com/rtcomm-harness/rtcomm-harness/spec"
 )
@@ -45,37 +43,26 @@ func TestHookJudgesRetainedStore(t *testing.T) {
 	}{{"reference", nil}, {"forgets-retained", &retainFault{}}, {"empty-retained-does-not-clear", &retainFault{clear: true}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			path := "/w-" + uuid.NewString()[:8] + "/"
 			var mu sync.Mutex
 			var found []watch.Finding
-			bj := watch.NewBroker(path)
-			bj.SetRetention(watch.Retention{Quota: broker.DefaultRetainedQuota, Total: broker.DefaultRetainedTotal})
-			h := &watch.Hook{Checker: watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, TopicPath: path}), Broker: bj,
-				OnFinding: func(f watch.Finding) { mu.Lock(); found = append(found, f); mu.Unlock() }}
-			hooks := []mqtt.Hook{h}
-			if tc.fault != nil {
-				hooks = append(hooks, tc.fault)
-			}
-			b, err := broker.Start(context.Background(), broker.Config{Hooks: hooks})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { b.Close() })
-			tg := &scenarios.Target{Decl: scenarios.Declaration{Name: "watch", Mode: scenarios.ModeEmbedded, Profile: scenarios.ProfileClient, TopicPath: path},
-				TCP: b.TCPURL(), StartConnector: scenarios.ReferenceConnector}
-			t.Cleanup(tg.Close)
-			stop, err := tg.StartConnector(context.Background(), scenarios.ConnectorParams{BrokerURL: tg.TCP, TopicPath: path, Profile: scenarios.ProfileClient})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(stop)
+			var h *watch.Hook
+			url, path := stackWith(t, "", func(path string) []mqtt.Hook {
+				bj := watch.NewBroker(path)
+				bj.SetRetention(watch.Retention{Quota: broker.DefaultRetainedQuota, Total: broker.DefaultRetainedTotal})
+				h = &watch.Hook{Checker: watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, TopicPath: path}), Broker: bj,
+					OnFinding: func(f watch.Finding) { mu.Lock(); found = append(found, f); mu.Unlock() }}
+				if tc.fault != nil {
+					return []mqtt.Hook{h, tc.fault}
+				}
+				return []mqtt.Hook{h}
+			})
 			if tc.fault == nil {
-				call(t, b.TCPURL(), path, true)
+				call(t, url, path, true)
 			}
 
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			pub, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: b.TCPURL()})
+			pub, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: url})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +76,7 @@ func TestHookJudgesRetainedStore(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			late, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: b.TCPURL()})
+			late, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: url})
 			if err != nil {
 				t.Fatal(err)
 			}

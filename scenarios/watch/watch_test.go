@@ -89,9 +89,20 @@ func hasFinding(fs []watch.Finding, req, who string) bool {
 // stack is a broker with the checker hook and a reference connector, optionally faulty.
 func stack(t *testing.T, fault string) (*watch.Checker, string, string) {
 	t.Helper()
+	var c *watch.Checker
+	url, path := stackWith(t, fault, func(path string) []mqtt.Hook {
+		c = watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, TopicPath: path})
+		return []mqtt.Hook{&watch.Hook{Checker: c}}
+	})
+	return c, url, path
+}
+
+// stackWith is stack with the broker's hooks made for the topic path by hooks; it returns
+// the broker's URL and the path.
+func stackWith(t *testing.T, fault string, hooks func(path string) []mqtt.Hook) (string, string) {
+	t.Helper()
 	path := "/w-" + uuid.NewString()[:8] + "/"
-	c := watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, TopicPath: path})
-	b, err := broker.Start(context.Background(), broker.Config{Hooks: []mqtt.Hook{&watch.Hook{Checker: c}}})
+	b, err := broker.Start(context.Background(), broker.Config{Hooks: hooks(path)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +124,7 @@ func stack(t *testing.T, fault string) (*watch.Checker, string, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	return c, tg.TCP, path
+	return tg.TCP, path
 }
 
 // call runs a whole call between two reference endpoints: registration, SERVICE_QUERY,
