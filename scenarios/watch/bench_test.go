@@ -66,8 +66,9 @@ const (
 // Chrome audio+video offer and answer a load run sends by default (5-6 KB each: validating
 // them is most of the cost). State of finished calls is kept for a minute, so memory grows
 // with calls here: B/op. judge=checker+broker adds the broker judge that serve --check and
-// load --check run in the embedded broker: each publish noted and delivered once to a
-// subscriber of the path.
+// load --check run in the embedded broker: each publish read, noted, accepted and delivered
+// once to a subscriber of the path, which acknowledges it (the retained store's calls
+// included; rtcomm's call messages are not retained).
 func BenchmarkCheckerPerCall(b *testing.B) {
 	offer, err := fixtures.OfferPayload("chrome-av-offer")
 	if err != nil {
@@ -85,8 +86,11 @@ func BenchmarkCheckerPerCall(b *testing.B) {
 			b.Run(sdp.name+"/judge="+judge, func(b *testing.B) {
 				c := watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, ConnectorClients: []string{"rtcconn-x"}})
 				var br *watch.Broker
+				pubConn, subConn := new(int), new(int)
 				if judge == "checker+broker" {
 					br = watch.NewBroker("")
+					br.SetRetention(watch.Retention{Quota: 256 << 10, Total: 64 << 20})
+					br.Connected(subConn, "sub", true, nil)
 					br.Subscribing("sub", []string{"/rtcomm/#"})
 					br.Subscribed("sub", []string{"/rtcomm/#"}, []byte{1})
 				}
@@ -105,10 +109,13 @@ func BenchmarkCheckerPerCall(b *testing.B) {
 						if br == nil {
 							continue
 						}
+						br.PublishRead(pubConn, o.Client, "", o.Topic, len(o.Payload), false)
 						br.Published(o, 1)
+						br.PublishAccepted(pubConn, "", o, false)
 						if fs := br.Delivered("sub", o.Topic, o.Payload, 1, false, now); len(fs) > 0 {
 							b.Fatalf("the benchmark's delivery is not clean: %v", fs[0])
 						}
+						br.PacketRead(subConn, "sub") // its PUBACK
 					}
 				}
 			})

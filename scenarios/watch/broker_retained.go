@@ -169,13 +169,16 @@ func (b *Broker) PublishRead(conn any, client, user, topic string, size int, ret
 	}
 	m.settle(conn)
 	m.read(conn, client)
+	if !retain {
+		return // nothing to note: a publish not asked retained changes no store
+	}
 	r := &retainRead{asked: retain, owner: retainOwner(client, user)}
-	if retain && size > 0 {
+	if size > 0 {
 		r.size = size
 		m.pendingOwner[r.owner] += size
 		m.pendingSum += size
 	}
-	if retain && topic != "" {
+	if topic != "" {
 		r.topic = topic
 		if others := m.busy[topic]; len(others) > 0 {
 			r.overlap = true
