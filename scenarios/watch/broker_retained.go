@@ -486,9 +486,17 @@ func (b *Broker) retainedSubscribed(client string, asked, applied []string, code
 		}
 		w := &retainWait{client: client, conn: l.conn, filter: f, applied: applied[i], noLocal: opt.NoLocal,
 			at: now, due: now.Add(retainedWithin), topics: map[string]*retainExpect{}}
-		for name, t := range m.topics {
-			if (t.size > 0 || !t.known) && b.inPath(name) {
-				w.expect(name, t)
+		if !strings.ContainsAny(f, "+#") {
+			if t := m.topics[f]; t != nil && (t.size > 0 || !t.known) && b.inPath(f) {
+				w.expect(f, t)
+			}
+		} else {
+			// A topic it matches starts so ("a/#" matches "a" too).
+			prefix := strings.TrimSuffix(f[:strings.IndexAny(f, "+#")], "/")
+			for name, t := range m.topics {
+				if (t.size > 0 || !t.known) && strings.HasPrefix(name, prefix) && b.inPath(name) {
+					w.expect(name, t)
+				}
 			}
 		}
 		m.waits[client] = append(m.waits[client], w)

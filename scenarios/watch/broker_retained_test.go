@@ -82,9 +82,14 @@ func TestRetainedMissing(t *testing.T) {
 	j.subscribe("/r/sphere/#", watch.RetainOption{})
 	j.delivered("/r/sphere/alice", `{"doc":1}`)
 	j.none("kept and sent")
-	// Planted: kept but never sent.
+	// Planted: kept but never sent, to an exact filter and to one whose # stands for the
+	// parent level.
 	j.subscribe("/r/sphere/+", watch.RetainOption{})
 	j.found("kept but not sent")
+	j.subscribe("/r/sphere/alice", watch.RetainOption{})
+	j.found("kept but not sent (exact filter)")
+	j.subscribe("/r/sphere/alice/#", watch.RetainOption{})
+	j.found("kept but not sent (parent level)")
 	// A subscriber that sent another packet (here DISCONNECT) and went had been sent all
 	// the broker meant to send: still judged. One gone without is not (TestRetainedLawful).
 	j.subscribe("/r/sphere/+", watch.RetainOption{})
