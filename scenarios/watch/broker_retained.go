@@ -244,9 +244,8 @@ func (b *Broker) retainedGone(conn any) {
 // OnPublished: every hook let it through, the store is updated): o.Retained is the flag as
 // the broker kept it, expires an MQTT 5 message expiry. A flag kept means stored; a flag
 // asked for but dropped is lawful only where the policy drops it: outside the retainable
-// topics or over a quota; an empty retained publish always clears. Publishes of a
-// connection with none noted (mochi's inline client) and dropped flags are judged only
-// when certain.
+// topics or over a quota; an empty retained publish always clears. A publish of a
+// connection with none noted (mochi's inline client) counts only when the flag was kept.
 func (b *Broker) PublishAccepted(conn any, user string, o Observation, expires bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -268,8 +267,6 @@ func (b *Broker) PublishAccepted(conn any, user string, o Observation, expires b
 	case o.Retained || len(o.Payload) == 0:
 		// Kept (stored), or a clear, which the policy always admits.
 		b.retainSet(o, owner, expires, conn)
-	case !noted:
-		b.retainUnsure(o, owner, conn) // the flag as asked is unknown
 	case !m.pol.retainable(o.Topic):
 		// Delivered live, not kept (ID-016): the topic keeps what it held.
 	case m.within(owner, o.Topic, len(o.Payload)):
@@ -403,9 +400,9 @@ func (w *retainWait) expect(topic string, t *retainedTopic) *retainExpect {
 	if t != nil {
 		e.sample = t.sample
 		switch {
-		case !t.known:
-			e.void = true
-		case t.size > 0 && !(w.noLocal && t.origin == w.client):
+		case !t.known || (t.size > 0 && w.noLocal && t.origin == w.client):
+			e.void = true // unknown, or the subscriber's own message under No Local: not judged
+		case t.size > 0:
 			e.none = false
 			e.keys = []uint64{t.key}
 		}
