@@ -2,10 +2,12 @@ package watch_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -111,6 +113,86 @@ func TestHookJudgesRetainedStore(t *testing.T) {
 				t.Fatalf("%s: expected BRK-001 blamed on the broker, actual %v", tc.name, found)
 			}
 			t.Logf("%s: %s", tc.name, brk[0])
+		})
+	}
+}
+
+// serve --secure --check: the secured reference broker keeps retained messages only on
+// presence topics (ID-016). A retained publish into an inbox is lawfully not kept, alice's
+// presence is sent to a later subscriber: no finding; with the planted fault, BRK-001.
+func TestHookJudgesSecuredRetainedStore(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fault mqtt.Hook
+	}{{"reference", nil}, {"forgets-retained", &retainFault{}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := "/ws-" + uuid.NewString()[:8] + "/"
+			var mu sync.Mutex
+			var found []watch.Finding
+			bj := watch.NewBroker(path)
+			bj.SetSecure(path, "connector")
+			bj.SetRetention(watch.Retention{PresencePath: path, Quota: broker.DefaultRetainedQuota, Total: broker.DefaultRetainedTotal, Exempt: "connector"})
+			h := &watch.Hook{Checker: watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, TopicPath: path}), Broker: bj,
+				OnFinding: func(f watch.Finding) { mu.Lock(); found = append(found, f); mu.Unlock() }}
+			hooks := []mqtt.Hook{h}
+			if tc.fault != nil {
+				hooks = append(hooks, tc.fault)
+			}
+			b, err := broker.Start(context.Background(), broker.Config{Secure: true, TopicPath: path, ConnectorUser: "connector",
+				Credentials: map[string]string{"alice": "pw-alice", "bob": "pw-bob", "connector": "pw-conn"}, Hooks: hooks})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			alice, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: b.TCPURL(), Username: "alice", Password: "pw-alice"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer alice.Close()
+			doc := []byte(`{"method":"DOCUMENT","rtcommVer":"v1.0.0","type":"ENDPOINT","appContext":"rtcomm","addressTopic":"` + path + `alice","state":"available"}`)
+			for _, topic := range []string{path + "sphere/alice", path + "bob/alice"} {
+				if err := alice.Publish(ctx, topic, 1, true, doc); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bob, err := mqttc.Dial(ctx, mqttc.Options{BrokerURL: b.TCPURL(), Username: "bob", Password: "pw-bob"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan mqttc.Message, 16)
+			for _, f := range []string{path + "sphere/#", path + "bob/#"} {
+				if err := bob.Subscribe(ctx, f, 1, func(m mqttc.Message) { got <- m }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(300 * time.Millisecond)
+			bob.Close()
+			h.FinishBroker(time.Now().Add(6 * time.Second))
+
+			mu.Lock()
+			defer mu.Unlock()
+			var brk []watch.Finding
+			for _, f := range found {
+				if f.Participant == watch.BrokerParticipant {
+					brk = append(brk, f)
+				}
+			}
+			if tc.fault == nil {
+				for _, f := range brk {
+					t.Errorf("broker finding on the secured reference: %s", f)
+				}
+				if len(got) != 1 {
+					t.Errorf("expected bob to get alice's retained presence only, actual %d messages", len(got))
+				}
+				return
+			}
+			if len(brk) != 1 || brk[0].Requirement != "BRK-001" || !strings.Contains(brk[0].Expected, path+"sphere/alice") {
+				t.Fatalf("expected one BRK-001 on alice's presence blamed on the broker, actual %v", brk)
+			}
 		})
 	}
 }
