@@ -45,17 +45,13 @@ type Retention struct {
 }
 
 // retainable reports whether the policy lets topic hold a retained message at all
-// (reference/broker/limits.go, retainedPolicy.presence and validPresenceRest).
+// (reference/broker/limits.go, retainedPolicy.presence; presenceRest).
 func (r Retention) retainable(topic string) bool {
 	if r.PresencePath == "" {
 		return true
 	}
-	rest, ok := strings.CutPrefix(topic, r.PresencePath+"sphere/")
-	if !ok || strings.ContainsAny(rest, "+#") {
-		return false
-	}
-	first, second, two := strings.Cut(rest, "/")
-	return first != "" && (!two || (second != "" && !strings.Contains(second, "/")))
+	rest, ok := strings.CutPrefix(topic, r.PresencePath)
+	return ok && presenceRest(rest)
 }
 
 // RetainOption is what a client asked of one SUBSCRIBE filter about retained messages
