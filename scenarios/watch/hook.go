@@ -95,54 +95,6 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	return pk, nil
 }
 
-// OnRetainPublished tells the broker judge of a retained message the broker sent from its
-// store to a new subscription.
-func (h *Hook) OnRetainPublished(cl *mqtt.Client, pk packets.Packet) {
-	if h.Broker != nil && cl != nil {
-		h.Broker.RetainedDelivered(cl.ID, pk.TopicName, pk.Payload, time.Now())
-	}
-}
-
-// OnPublishDropped tells the broker judge of a retained message dropped for a full queue
-// (lawful: not missing).
-func (h *Hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
-	if h.Broker != nil && cl != nil && pk.FixedHeader.Retain {
-		h.Broker.RetainedDelivered(cl.ID, pk.TopicName, pk.Payload, time.Now())
-	}
-}
-
-// PublishRead tells b of a PUBLISH as cl sent it (the retain flag asked, before any hook).
-func PublishRead(b *Broker, cl *mqtt.Client, pk packets.Packet) {
-	b.PublishRead(cl, cl.ID, string(cl.Properties.Username), pk.TopicName, len(pk.Payload), pk.FixedHeader.Retain)
-}
-
-// OnPublished tells the broker judge's retained store of a publish the broker accepted.
-func (h *Hook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	if h.Broker != nil && cl != nil {
-		PublishAccepted(h.Broker, cl, pk)
-	}
-}
-
-// PublishAccepted tells b of a publish the broker accepted (mochi's OnPublished: after
-// every hook, the retained store updated); one it ignored (a hook's CodeSuccessIgnore)
-// changes nothing.
-func PublishAccepted(b *Broker, cl *mqtt.Client, pk packets.Packet) {
-	if pk.Ignore {
-		return
-	}
-	b.PublishAccepted(cl, string(cl.Properties.Username), Observation{Topic: pk.TopicName, Payload: pk.Payload,
-		Retained: pk.FixedHeader.Retain, Client: cl.ID, Time: time.Now()}, pk.Properties.MessageExpiryInterval > 0)
-}
-
-// SubscribeOptions returns the retained-message options of a SUBSCRIBE's filters.
-func SubscribeOptions(pk packets.Packet) []RetainOption {
-	opts := make([]RetainOption, len(pk.Filters))
-	for i, f := range pk.Filters {
-		opts[i] = RetainOption{Handling: f.RetainHandling, NoLocal: f.NoLocal}
-	}
-	return opts
-}
-
 // OnPacketSent judges a CONNACK or a PUBLISH the broker wrote to a client (the packet as
 // written, after every hook of the broker).
 func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
