@@ -374,8 +374,8 @@ func (b *Broker) retainChanged(topic string, t *retainedTopic) {
 				continue
 			}
 			switch {
-			case !t.known:
-				e.void = true
+			case !t.known || (t.size > 0 && w.noLocal && t.origin == w.client):
+				e.void = true // unknown, or the subscriber's own message under No Local
 			case t.size == 0:
 				e.none = true
 			default:

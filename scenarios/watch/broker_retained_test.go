@@ -192,6 +192,13 @@ func TestRetainedLawful(t *testing.T) {
 	j.b.SubscribeOptions("pub", []watch.RetainOption{{NoLocal: true}})
 	j.b.Subscribed("pub", []string{"/r/sphere/a"}, []byte{0})
 	j.found("No Local: sub is owed pub's message") // sub is owed D; pub is not
+	j.publish(j.pb2, "pub2", "", "/r/sphere/a", `D2`, true, true)
+	j.b.Subscribing("pub", []string{"/r/sphere/a"})
+	j.b.SubscribeOptions("pub", []watch.RetainOption{{NoLocal: true}})
+	j.b.Subscribed("pub", []string{"/r/sphere/a"}, []byte{0})
+	j.publish(j.pub, "pub", "", "/r/sphere/a", `D3`, true, true) // pub's own while it waits
+	j.none("No Local: pub's own message replaced the one it was owed")
+	j.publish(j.pub, "pub", "", "/r/sphere/a", `D`, true, true)
 	j.b.Subscribing("sub", []string{"/r/sphere/a"})
 	j.b.SubscribeOptions("sub", nil)
 	j.b.Subscribed("sub", []string{"/r/sphere/a"}, []byte{0x80})
