@@ -2,6 +2,7 @@ package watch_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +34,27 @@ func (h *retainFault) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Pack
 	return pk, nil
 }
 
+// retainedJudgeHook is a hook (serve --check's) with a broker judge of the retained store under
+// path; findings returns what it blamed on the broker so far.
+func retainedJudgeHook(path string, r watch.Retention, secure bool) (h *watch.Hook, findings func() []watch.Finding) {
+	var mu sync.Mutex
+	var found []watch.Finding
+	bj := watch.NewBroker(path)
+	if secure {
+		bj.SetSecure(path, "connector")
+	}
+	bj.SetRetention(r)
+	h = &watch.Hook{Checker: watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, TopicPath: path}), Broker: bj,
+		OnFinding: func(f watch.Finding) {
+			if f.Participant == watch.BrokerParticipant {
+				mu.Lock()
+				found = append(found, f)
+				mu.Unlock()
+			}
+		}}
+	return h, func() []watch.Finding { mu.Lock(); defer mu.Unlock(); return slices.Clone(found) }
+}
+
 // The hook (serve --check's) judges the reference broker's retained store: the
 // reference's own call traffic (presence is retained, the connector subscribes to the
 // sphere) and late subscribers give no finding; each planted fault gives BRK-001 on the
@@ -45,14 +67,10 @@ func TestHookJudgesRetainedStore(t *testing.T) {
 	}{{"reference", nil}, {"forgets-retained", &retainFault{}}, {"empty-retained-does-not-clear", &retainFault{clear: true}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var mu sync.Mutex
-			var found []watch.Finding
 			var h *watch.Hook
+			var findings func() []watch.Finding
 			url, path := stackWith(t, "", func(path string) []mqtt.Hook {
-				bj := watch.NewBroker(path)
-				bj.SetRetention(watch.Retention{Quota: broker.DefaultRetainedQuota, Total: broker.DefaultRetainedTotal})
-				h = &watch.Hook{Checker: watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, TopicPath: path}), Broker: bj,
-					OnFinding: func(f watch.Finding) { mu.Lock(); found = append(found, f); mu.Unlock() }}
+				h, findings = retainedJudgeHook(path, watch.Retention{Quota: broker.DefaultRetainedQuota, Total: broker.DefaultRetainedTotal}, false)
 				if tc.fault != nil {
 					return []mqtt.Hook{h, tc.fault}
 				}
@@ -90,14 +108,7 @@ func TestHookJudgesRetainedStore(t *testing.T) {
 			late.Close() // after SUBACK: judged (the retained messages came before its DISCONNECT)
 			h.FinishBroker(time.Now().Add(6 * time.Second))
 
-			mu.Lock()
-			defer mu.Unlock()
-			var brk []watch.Finding
-			for _, f := range found {
-				if f.Participant == watch.BrokerParticipant {
-					brk = append(brk, f)
-				}
-			}
+			brk := findings()
 			if tc.fault == nil {
 				// The protocol checker's findings are on the synthetic DOCUMENTs (no
 				// addressTopic); TestReferenceCallHasNoFindings holds the call to none.
@@ -110,7 +121,7 @@ func TestHookJudgesRetainedStore(t *testing.T) {
 				return
 			}
 			if len(brk) == 0 || brk[0].Requirement != "BRK-001" {
-				t.Fatalf("%s: expected BRK-001 blamed on the broker, actual %v", tc.name, found)
+				t.Fatalf("%s: expected BRK-001 blamed on the broker, actual %v", tc.name, brk)
 			}
 			t.Logf("%s: %s", tc.name, brk[0])
 		})
@@ -129,13 +140,8 @@ func TestHookJudgesSecuredRetainedStore(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			path := "/ws-" + uuid.NewString()[:8] + "/"
-			var mu sync.Mutex
-			var found []watch.Finding
-			bj := watch.NewBroker(path)
-			bj.SetSecure(path, "connector")
-			bj.SetRetention(watch.Retention{PresencePath: path, Quota: broker.DefaultRetainedQuota, Total: broker.DefaultRetainedTotal, Exempt: "connector"})
-			h := &watch.Hook{Checker: watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, TopicPath: path}), Broker: bj,
-				OnFinding: func(f watch.Finding) { mu.Lock(); found = append(found, f); mu.Unlock() }}
+			h, findings := retainedJudgeHook(path, watch.Retention{PresencePath: path, Quota: broker.DefaultRetainedQuota,
+				Total: broker.DefaultRetainedTotal, Exempt: "connector"}, true)
 			hooks := []mqtt.Hook{h}
 			if tc.fault != nil {
 				hooks = append(hooks, tc.fault)
@@ -173,14 +179,7 @@ func TestHookJudgesSecuredRetainedStore(t *testing.T) {
 			bob.Close()
 			h.FinishBroker(time.Now().Add(6 * time.Second))
 
-			mu.Lock()
-			defer mu.Unlock()
-			var brk []watch.Finding
-			for _, f := range found {
-				if f.Participant == watch.BrokerParticipant {
-					brk = append(brk, f)
-				}
-			}
+			brk := findings()
 			if tc.fault == nil {
 				for _, f := range brk {
 					t.Errorf("broker finding on the secured reference: %s", f)
