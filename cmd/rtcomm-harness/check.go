@@ -226,6 +226,10 @@ func finishCheck(out io.Writer, dir string, c *watch.Checker, t verdict.Target, 
 	for _, p := range who {
 		fmt.Fprintf(out, "  %s: %d finding(s)\n", p, perWho[p])
 	}
+	if n := c.DroppedToConnectors(); n > 0 {
+		// Only the hook learns of them; what the connector would have done with them is not judged.
+		fmt.Fprintf(out, "  the broker dropped %d delivery(ies) to the connector (its queue was full): their relays, answers and registrations not judged\n", n)
+	}
 	if slo != nil && !slo.holds(len(fs)) {
 		return &exitError{code: exitCheckBreached, err: fmt.Errorf("--slo %s breached: %d violation(s)", slo.text, len(fs))}
 	}

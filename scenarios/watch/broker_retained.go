@@ -628,14 +628,6 @@ func (h *Hook) OnRetainPublished(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
-// OnPublishDropped tells the broker judge of a retained message dropped for a full queue
-// (lawful: not missing).
-func (h *Hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
-	if h.Broker != nil && cl != nil && pk.FixedHeader.Retain {
-		h.Broker.RetainedDelivered(cl.ID, pk.TopicName, pk.Payload, time.Now())
-	}
-}
-
 // PublishRead tells b of a PUBLISH as cl sent it (the retain flag asked, before any hook).
 func PublishRead(b *Broker, cl *mqtt.Client, pk packets.Packet) {
 	b.PublishRead(cl, cl.ID, string(cl.Properties.Username), pk.TopicName, len(pk.Payload), pk.FixedHeader.Retain)

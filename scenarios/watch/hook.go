@@ -28,11 +28,11 @@ func (h *Hook) ID() string { return "rtcomm-check" }
 // Provides declares exactly the hook methods Hook implements.
 func (h *Hook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSubscribe:
+	case mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnPublishDropped:
 		return true
 	case mqtt.OnConnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketSent, mqtt.OnPacketRead,
 		mqtt.OnSessionEstablish, mqtt.OnRetainMessage, mqtt.OnClientExpired, // broker_sessions.go, broker_retainpolicy.go
-		mqtt.OnPublished, mqtt.OnRetainPublished, mqtt.OnPublishDropped: // broker_retained.go
+		mqtt.OnPublished, mqtt.OnRetainPublished: // broker_retained.go (and OnPublishDropped, above)
 		return h.Broker != nil
 	}
 	return false
@@ -158,6 +158,20 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.report(h.Broker.Published(o, pk.FixedHeader.Qos))
 	}
 	return pk, nil
+}
+
+// OnPublishDropped tells the checker the broker dropped a delivery (a full client queue):
+// a connector that never got a message is not blamed for not acting on it (dropped.go).
+// It tells the broker judge of a retained message dropped so (lawful: not missing,
+// broker_retained.go).
+func (h *Hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	if cl == nil {
+		return
+	}
+	h.Checker.DeliveryDropped(cl.ID, pk.TopicName, pk.Payload)
+	if h.Broker != nil && pk.FixedHeader.Retain {
+		h.Broker.RetainedDelivered(cl.ID, pk.TopicName, pk.Payload, time.Now())
+	}
 }
 
 // OnWillSent judges a Last Will the broker published for a client that went away (an

@@ -389,7 +389,7 @@ func (c *Checker) sweepLost(now time.Time) {
 		left, gone := c.leftAt(ss)
 		for i := range os {
 			o := &os[i]
-			if o.used || o.late || o.obs.Client == "" || !underTopic(o.obs.Topic, c.topics.Connector()) {
+			if o.used || o.late || o.dropped || o.obs.Client == "" || !underTopic(o.obs.Topic, c.topics.Connector()) {
 				continue
 			}
 			switch {
@@ -463,7 +463,7 @@ func (c *Checker) Due() time.Time {
 			continue // judged at the next sweep
 		}
 		for _, o := range os {
-			if !o.used && !o.late && o.obs.Client != "" && underTopic(o.obs.Topic, c.topics.Connector()) {
+			if !o.used && !o.late && !o.dropped && o.obs.Client != "" && underTopic(o.obs.Topic, c.topics.Connector()) {
 				later(o.obs.Time.Add(relayWait + sweepEvery))
 			}
 		}

@@ -94,6 +94,7 @@ type Checker struct {
 	life     lifecycle          // registrations, events, reaping (lifecycle.go)
 	findings []Finding
 	passes   map[string]map[string]int // participant -> requirement -> checks that held
+	dropped  int                       // deliveries to a connector the broker dropped (dropped.go)
 }
 
 // sent is one decoded publish and who sent it.
@@ -103,6 +104,8 @@ type sent struct {
 	who  string
 	used bool // a relay matched it
 	late bool // judged lost (sweepLost)
+	// dropped: the broker dropped its delivery to the connector, which cannot relay it (dropped.go)
+	dropped bool
 	// clean: a START_SESSION without finding under the client profile (a connector routes it)
 	clean bool
 }
