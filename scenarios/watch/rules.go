@@ -156,6 +156,12 @@ func (c *Checker) checkRelay(s sent) {
 		}
 		return
 	}
+	if !c.complete(o.Time) && !c.started[m.SigSessID] {
+		// A subscription that joined after the session began: the relay may be of a message
+		// sent before it subscribed, so it is no alteration of the one left unrelayed (nor,
+		// when that one's own relay comes, a second relay of it).
+		return
+	}
 	last.used = true
 	c.add(Finding{Requirement: req, Participant: s.who, Time: o.Time, Evidence: []Observation{last.obs, o},
 		Expected: fmt.Sprintf("%s relayed from %s with %s unchanged", m.Method, k.from, strings.Join(fields, ", ")),
