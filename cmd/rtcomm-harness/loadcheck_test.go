@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcomm-harness/rtcomm-harness/loadgen/metrics"
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen/results"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
+	"github.com/rtcomm-harness/rtcomm-harness/reference/extbroker"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/mqttc"
 	"github.com/rtcomm-harness/rtcomm-harness/reports/loadreport"
 	"github.com/rtcomm-harness/rtcomm-harness/scenarios/watch"
@@ -218,4 +220,45 @@ func TestLoadCheckLong(t *testing.T) {
 			sum.Tally.Attempts, sum.Check.Observed)
 	}
 	t.Logf("%d calls, %d publishes judged, 0 findings", sum.Tally.Attempts, sum.Check.Observed)
+}
+
+// TestLoadCheckMosquitto (CI only, RTCOMM_LONG=1: about 35 s): load --check against a real
+// broker, mosquitto, the checker subscribed to <topic path># (subscription mode), with the
+// default call mix (rejected and unanswered calls, hang-ups from either side): 50 calls/s
+// for 20 s give no finding and violations<=0 passes. The checker's own failing is proven on
+// the same path by TestLoadCheck (subscription/fault=alter-ice:3).
+func TestLoadCheckMosquitto(t *testing.T) {
+	if os.Getenv(envLong) != "1" {
+		t.Skipf("a 20 s load run at 50 calls/s on mosquitto: CI only (set %s=1; .ci/run does)", envLong)
+	}
+	mq := extbroker.MosquittoForTest(t)
+	o := defaultLoadOptions()
+	o.brokerURL = mq.TCP
+	o.endpoints, o.rate, o.duration, o.holdMean, o.ringTimeout = 500, 50, 20*time.Second, 2*time.Second, 5*time.Second
+	o.check, o.sloSpec, o.maxLate = true, "violations<=0", 0.05
+	o.topicPath = "/lgcm-" + mqttc.RandomClientID("")[:8] + "/"
+	o.out = filepath.Join(t.TempDir(), "run")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	err := runLoad(ctx, o, &out, &out, false, slog.New(slog.DiscardHandler))
+	t.Logf("load --check on mosquitto:\n%s", out.String())
+	switch code := exitCode(err); {
+	case code == exitLoadInvalid && strings.Contains(err.Error(), "late starts"):
+		t.Logf("the generator fell behind (exit 2): findings judged, exit 0 not: %v", err)
+	case code != 0:
+		t.Fatalf("expected exit 0, actual %d (%v)", code, err)
+	}
+	sum := loadCheckSummary(t, o.out, "subscription")
+	if sum.Check.Findings != 0 {
+		t.Fatalf("expected no finding on the reference's load through mosquitto, actual %d: %+v", sum.Check.Findings, sum.Check.ByRequirement)
+	}
+	// The run really was one, with the whole mix: about 1,000 calls, some rejected, some
+	// unanswered, the rest hung up, each some 20 publishes.
+	tl := sum.Tally
+	if tl.Attempts < 800 || tl.Outcomes[metrics.Rejected] == 0 || tl.Outcomes[metrics.NoAnswer] == 0 || sum.Check.Observed < 15_000 {
+		t.Errorf("expected about 1,000 calls (rejected and unanswered among them) and over 15,000 publishes judged, actual %d calls (%d rejected, %d unanswered), %d publishes",
+			tl.Attempts, tl.Outcomes[metrics.Rejected], tl.Outcomes[metrics.NoAnswer], sum.Check.Observed)
+	}
+	t.Logf("%d calls, %d publishes judged, 0 findings", tl.Attempts, sum.Check.Observed)
 }
