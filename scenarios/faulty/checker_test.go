@@ -150,10 +150,14 @@ func (p *pathChecker) OnRetainPublished(cl *mqtt.Client, pk packets.Packet) {
 	p.broker.RetainedDelivered(cl.ID, pk.TopicName, pk.Payload, time.Now())
 }
 
-// OnPublishDropped tells the broker judge of a retained message dropped for a full queue.
+// OnPublishDropped tells the broker judge of a retained message dropped for a full queue,
+// and the path's checker of a delivery to its connector dropped so (as watch.Hook does).
 func (p *pathChecker) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	if pk.FixedHeader.Retain {
 		p.broker.RetainedDelivered(cl.ID, pk.TopicName, pk.Payload, time.Now())
+	}
+	for _, h := range p.hooksFor(pk.TopicName) {
+		h.Checker.DeliveryDropped(cl.ID, pk.TopicName, pk.Payload)
 	}
 }
 
