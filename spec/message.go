@@ -147,6 +147,16 @@ type ReferDetails struct {
 	ToEndpointID string `json:"toEndpointID"`
 }
 
+// Envelope returns a copy of m without its raw JSON fields (Payload, UserDefines, Details
+// and Extra). Those are views of Decode's one copy of the MQTT payload, so a decoded message
+// kept for long keeps the whole payload (for a START_SESSION, its SDP); its envelope keeps
+// only the typed fields, each a copy of its own.
+func (m *Message) Envelope() *Message {
+	c := *m
+	c.Payload, c.UserDefines, c.Details, c.Extra = nil, nil, nil, nil
+	return &c
+}
+
 // Address returns the DOCUMENT's address topic: addressTopic (rtcomm.js) or topic (written spec).
 func (m *Message) Address() string {
 	if m.AddressTopic != "" {

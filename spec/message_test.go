@@ -132,3 +132,28 @@ func TestEncodeFillsVersion(t *testing.T) {
 		t.Errorf("expected no transID on STOP_SESSION, actual %s", b)
 	}
 }
+
+// TestEnvelope: the envelope keeps every typed field and drops the raw ones (the views of
+// Decode's copy of the payload), leaving the decoded message as it was.
+func TestEnvelope(t *testing.T) {
+	t.Parallel()
+	in := `{"method":"RESPONSE","orig":"START_SESSION","transID":"t1","sigSessID":"s1","result":"SUCCESS",` +
+		`"fromTopic":"/rtcomm/bob","protocols":["webrtc"],"holdTimeout":5,"payload":{"webrtc":{"type":"answer","sdp":"v=0"}},` +
+		`"userDefines":[1],"details":{"a":1},"x-vendor":true}`
+	m, err := spec.Decode([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := m.Envelope()
+	if e.Payload != nil || e.UserDefines != nil || e.Details != nil || e.Extra != nil {
+		t.Errorf("envelope: expected no raw fields, actual payload %s, userDefines %s, details %s, extra %v",
+			e.Payload, e.UserDefines, e.Details, e.Extra)
+	}
+	if e.Method != m.Method || e.Orig != m.Orig || e.TransID != "t1" || e.SigSessID != "s1" || e.Result != spec.ResultSuccess ||
+		e.FromTopic != m.FromTopic || len(e.Protocols) != 1 || e.HoldTimeout == nil || *e.HoldTimeout != 5 {
+		t.Errorf("envelope: expected the typed fields of %+v, actual %+v", m, e)
+	}
+	if m.Payload == nil || m.UserDefines == nil || m.Details == nil || m.Extra == nil {
+		t.Errorf("Envelope changed the message it copied: %+v", m)
+	}
+}

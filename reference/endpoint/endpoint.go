@@ -96,6 +96,12 @@ type Config struct {
 	// OnMessage sees every inbound publish on the inbox before it is processed (m is
 	// nil when the payload does not parse). Scenarios record traces with it.
 	OnMessage func(topic string, m *spec.Message, raw []byte, at time.Time)
+	// DropPayloads keeps a session's received START_SESSION, PRANSWER and RESPONSE without
+	// their payload (spec.Message.Envelope) once OnMessage has seen them whole: Session.Start
+	// (inbound), Pranswer, Response and Await's result then have a nil Payload; the Invite
+	// handed to OnInvite or Incoming keeps the whole message. For the load generator, whose
+	// thousands of held calls would otherwise each keep two SDPs it has already checked.
+	DropPayloads bool
 
 	// Shape chooses the wire shapes: ShapeNative (default) or ShapeRtcommJS.
 	Shape Shape

@@ -2,6 +2,7 @@ package endpoint_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -504,4 +505,76 @@ func TestBadInput(t *testing.T) {
 		TransID: call.TransID(), SigSessID: call.ID(), Result: spec.ResultFailure, Reason: "forged"})
 	waitFor(t, ctx, "the forged RESPONSE counted as unmatched", func() bool { return bob.Stats().UnmatchedResponses == 1 })
 	expectEqual(t, "caller state after a forged FAILURE", "established", call.State())
+}
+
+// TestDropPayloads: with Config.DropPayloads a session keeps the envelopes of the
+// START_SESSION, PRANSWER and RESPONSE it received, not their payloads, while OnMessage and
+// the Invite see them whole; without it (the default) the session keeps them whole.
+func TestDropPayloads(t *testing.T) {
+	t.Parallel()
+	for _, drop := range []bool{false, true} {
+		t.Run(fmt.Sprintf("drop=%v", drop), func(t *testing.T) {
+			t.Parallel()
+			v := newEnv(t)
+			ctx := testCtx(t)
+			var mu sync.Mutex
+			seen := map[spec.Method]int{} // payload bytes OnMessage saw, by method
+			alice, bob := directPair(t, v, func(c *endpoint.Config) {
+				c.DropPayloads = drop
+				c.OnMessage = func(_ string, m *spec.Message, _ []byte, _ time.Time) {
+					if m != nil {
+						mu.Lock()
+						seen[m.Method] += len(m.Payload)
+						mu.Unlock()
+					}
+				}
+			})
+			offer, answer, pr := sdp(spec.SDPOffer), sdp(spec.SDPAnswer), sdp(spec.SDPPranswer)
+			call, err := alice.Call(ctx, "bob", offer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inv := invite(t, ctx, bob)
+			expectEqual(t, "Invite.Message payload", string(offer), string(inv.Message().Payload))
+			if err := inv.Pranswer(ctx, endpoint.PranswerOptions{Payload: pr}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-call.Pranswered():
+			case <-ctx.Done():
+				t.Fatal("expected a PRANSWER at the caller, none arrived")
+			}
+			callee, err := inv.Accept(ctx, answer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := call.Await(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept := func(b []byte) string { return string(b) }
+			wantStart, wantPr, wantResp := string(offer), string(pr), string(answer)
+			if drop {
+				wantStart, wantPr, wantResp = "", "", ""
+			}
+			expectEqual(t, "Session.Start payload (callee)", wantStart, kept(callee.Start().Payload))
+			expectEqual(t, "Session.Pranswer payload", wantPr, kept(call.Pranswer().Payload))
+			expectEqual(t, "Session.Response payload", wantResp, kept(call.Response().Payload))
+			expectEqual(t, "Await payload", wantResp, kept(resp.Payload))
+			// The envelope stays: what the session logic and callers read besides the payload.
+			expectEqual(t, "Start transID", call.TransID(), callee.Start().TransID)
+			expectEqual(t, "Start fromTopic", alice.Address(), callee.Start().FromTopic)
+			expectEqual(t, "Response result", spec.ResultSuccess, resp.Result)
+			expectEqual(t, "Response sigSessID", call.ID(), resp.SigSessID)
+			mu.Lock()
+			for m, n := range map[spec.Method]int{spec.MethodStartSession: len(offer), spec.MethodPranswer: len(pr), spec.MethodResponse: len(answer)} {
+				expectEqual(t, "payload bytes OnMessage saw in "+string(m), n, seen[m])
+			}
+			mu.Unlock()
+			if err := call.Stop(ctx, "done"); err != nil {
+				t.Fatal(err)
+			}
+			waitDone(t, ctx, callee, "callee")
+		})
+	}
 }

@@ -431,7 +431,7 @@ func (s *Session) onResponse(from string, m *spec.Message) {
 	if from != "" {
 		s.peer = from // a queue or a referral may be answered by someone else
 	}
-	s.resp = m
+	s.resp = s.e.held(m)
 	s.state = stEstablished
 	if s.timer != nil {
 		s.timer.Stop()
@@ -461,7 +461,7 @@ func (s *Session) onInSession(from string, m *spec.Message) {
 			return
 		}
 		first := s.pranswer == nil
-		s.pranswer = m
+		s.pranswer = s.e.held(m)
 		d := s.e.cfg.AnswerTimeout
 		if m.HoldTimeout != nil && *m.HoldTimeout > 0 {
 			d = time.Duration(*m.HoldTimeout) * time.Second
@@ -590,13 +590,16 @@ func (e *Endpoint) Call(ctx context.Context, callee string, payload json.RawMess
 // Invite is an inbound START_SESSION waiting for Accept or Reject. Its session
 // exists already: messages the caller trickles before the answer are in
 // Session().Events(), and an unanswered invite expires (Config.InviteTimeout).
-type Invite struct{ s *Session }
+type Invite struct {
+	s *Session
+	m *spec.Message // the START_SESSION as received (the session may keep only its envelope)
+}
 
 // Caller is the caller's endpoint ID (the START_SESSION topic's last level).
 func (inv *Invite) Caller() string { return inv.s.peer }
 
 // Message is the START_SESSION as received. Do not modify it.
-func (inv *Invite) Message() *spec.Message { return inv.s.start }
+func (inv *Invite) Message() *spec.Message { return inv.m }
 
 // Session is the session the invite belongs to.
 func (inv *Invite) Session() *Session { return inv.s }
@@ -724,6 +727,16 @@ func (e *Endpoint) failureBytes(orig spec.Method, transID, sigSessID string, pro
 	return b
 }
 
+// held is what a session keeps of a received message: all of it, or with
+// Config.DropPayloads its envelope (the payload was checked by OnMessage and handed to the
+// callbacks; a held call need not keep its SDP).
+func (e *Endpoint) held(m *spec.Message) *spec.Message {
+	if e.cfg.DropPayloads {
+		return m.Envelope()
+	}
+	return m
+}
+
 // onStartSession turns an inbound START_SESSION into an Invite (receive goroutine).
 func (e *Endpoint) onStartSession(from string, m *spec.Message) {
 	if m.FromTopic == "" || m.TransID == "" || from == "" {
@@ -759,7 +772,7 @@ func (e *Endpoint) onStartSession(from string, m *spec.Message) {
 	}
 	s := e.newSession(m.SigSessID, false, nil)
 	s.transID = m.TransID
-	s.start = m
+	s.start = e.held(m)
 	s.peer = from
 	s.peerTopic = m.FromTopic
 	s.protocols = common
@@ -782,7 +795,7 @@ func (e *Endpoint) onStartSession(from string, m *spec.Message) {
 				Payload: json.RawMessage(`{"webrtc":{"type":"pranswer","sdp":""}}`)}))
 		}
 	}
-	inv := &Invite{s: s}
+	inv := &Invite{s: s, m: m}
 	if e.cfg.OnInvite != nil {
 		e.cfg.OnInvite(inv)
 		return
