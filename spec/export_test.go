@@ -75,3 +75,13 @@ func EncodeReference(m *Message) ([]byte, error) {
 	}
 	return json.Marshal(json.RawMessage(b))
 }
+
+// ScanObject is Decode's validating splitter: whether data is valid JSON, whether it is an
+// object, and the names of its members in order.
+func ScanObject(data []byte) (names []string, object, valid bool) {
+	members, object, valid := scanObject(data)
+	for _, m := range members {
+		names = append(names, m.name)
+	}
+	return names, object, valid
+}

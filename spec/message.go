@@ -201,14 +201,14 @@ func Decode(payload []byte) (*Message, error) {
 	if len(bytes.TrimSpace(payload)) == 0 {
 		return nil, ErrEmpty
 	}
-	if !json.Valid(payload) {
-		return decodeInvalid(payload)
-	}
 	// One private copy of the payload; every raw field (Payload, Extra, ...) is a
 	// capped slice of it, so appending to one cannot overwrite another.
 	buf := bytes.Clone(payload)
-	members, ok := splitObject(buf)
-	if !ok {
+	members, object, valid := scanObject(buf) // validates as json.Valid does, in the same pass
+	switch {
+	case !valid:
+		return decodeInvalid(payload)
+	case !object:
 		return nil, ErrNotObject // valid JSON, but null, an array, a string, ...
 	}
 	m := &Message{}
@@ -241,7 +241,7 @@ func Decode(payload []byte) (*Message, error) {
 	return m, errors.Join(errs...)
 }
 
-// decodeInvalid gives json.Unmarshal's error for a payload json.Valid refused.
+// decodeInvalid gives json.Unmarshal's error for a payload that is not valid JSON.
 func decodeInvalid(payload []byte) (*Message, error) {
 	var raw map[string]json.RawMessage
 	err := json.Unmarshal(payload, &raw)
@@ -268,102 +268,6 @@ func seenLater(later []member, name string) bool {
 		}
 	}
 	return false
-}
-
-// splitObject splits valid JSON (json.Valid said so) into the members of its top-level
-// object, in order; ok is false when the value is not an object. It is one light pass:
-// Decode used to unmarshal into a map (a second full scan plus a copy per value), which
-// was most of an endpoint's receive cost for a 5 KB SDP.
-func splitObject(data []byte) (members []member, ok bool) {
-	i := skipSpace(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return nil, false
-	}
-	members = make([]member, 0, 12)
-	i = skipSpace(data, i+1)
-	if i < len(data) && data[i] == '}' {
-		return members, true
-	}
-	for i < len(data) {
-		kEnd := skipString(data, i) // data[i] == '"'
-		name, ok := decodeKey(data[i:kEnd])
-		if !ok {
-			return nil, false
-		}
-		i = skipSpace(data, kEnd)
-		i = skipSpace(data, i+1) // ':'
-		vEnd := skipValue(data, i)
-		members = append(members, member{name: name, val: json.RawMessage(data[i:vEnd:vEnd])})
-		i = skipSpace(data, vEnd)
-		if i >= len(data) || data[i] == '}' {
-			break
-		}
-		i = skipSpace(data, i+1) // ','
-	}
-	return members, true
-}
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// skipString returns the index just past the string starting at data[i] ('"').
-func skipString(data []byte, i int) int {
-	for i++; i < len(data); i++ {
-		switch data[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return len(data)
-}
-
-// skipValue returns the index just past the value starting at data[i].
-func skipValue(data []byte, i int) int {
-	if i >= len(data) {
-		return i
-	}
-	switch data[i] {
-	case '"':
-		return skipString(data, i)
-	case '{', '[':
-		depth := 0
-		for i < len(data) {
-			switch data[i] {
-			case '"':
-				i = skipString(data, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	default: // number, true, false, null
-		for i < len(data) {
-			switch data[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-			i++
-		}
-		return i
-	}
 }
 
 // decodeKey decodes a member name; raw includes the quotes.
