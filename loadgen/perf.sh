@@ -17,7 +17,8 @@
 #   BIN=path        binary to measure (default: build ./cmd/rtcomm-harness into a temp dir)
 #   ENDPOINTS=2000 RAMP=500 RATE=150 DURATION=30s SEED=1
 #   WARM=5 WINDOW=20 seconds after the call phase starts / seconds measured
-#   PROFILE=dir     also write CPU and alloc profiles of both processes into dir
+#   PROFILE=dir     also write CPU and alloc profiles of both processes into dir (load's heap
+#                   profile 1 s after the window, with a goroutine profile: load.alloc.goroutine)
 #   LOAD_ARGS=...   extra arguments for load; SERVE_ARGS=... extra arguments for serve
 #   SERVE_ENV=...   environment for serve only, e.g. SERVE_ENV='GOGC=200' (load keeps its own GC setting)
 set -euo pipefail
@@ -55,7 +56,9 @@ serve_prof=() load_prof=()
 if [ -n "$PROFILE" ]; then
 	mkdir -p "$PROFILE"
 	serve_prof=(--cpuprofile "$PROFILE/serve.cpu" --memprofile "$PROFILE/serve.alloc")
-	load_prof=(--cpuprofile "$PROFILE/load.cpu" --memprofile "$PROFILE/load.alloc")
+	# load's heap profile 1 s after the measured window (the held calls of that moment), with
+	# a goroutine profile beside it: load.alloc, load.alloc.goroutine
+	load_prof=(--cpuprofile "$PROFILE/load.cpu" --memprofile "$PROFILE/load.alloc" --memprofile-after "$((WARM + WINDOW + 1))s")
 fi
 
 # serve on a random loopback port; its first lines name the address.

@@ -71,6 +71,7 @@ type loadOptions struct {
 	traceFile    string
 	traceAfter   time.Duration
 	memProfile   string
+	memAfter     time.Duration
 }
 
 func defaultLoadOptions() loadOptions {
@@ -210,8 +211,9 @@ is reported in the summary's warnings either way).`,
 	f.StringVar(&o.blockProfile, "blockprofile", "", "write a blocking profile (channel/select/lock waits over 100 µs) of the load window to this file")
 	f.StringVar(&o.mutexProfile, "mutexprofile", "", "write a mutex contention profile of the load window to this file")
 	f.StringVar(&o.traceFile, "trace", "", "write an execution trace of 5 s of the load window to this file (go tool trace)")
-	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (live objects at the last GC) at the end of the load window to this file")
+	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (live objects at the last GC) to this file when the run ends (after the drain and the report; see --memprofile-after)")
 	f.DurationVar(&o.traceAfter, "trace-after", 0, "with --trace: start tracing this long into the load window")
+	f.DurationVar(&o.memAfter, "memprofile-after", 0, "with --memprofile: write the heap profile this long into the load window instead, after a GC (live objects of that moment, e.g. the held calls), and a goroutine profile to <file>.goroutine")
 	return cmd
 }
 
@@ -459,7 +461,21 @@ func startWaitProfiles(o loadOptions) (func(*slog.Logger), error) {
 			return writeProfile("mutex", o.mutexProfile)
 		})
 	}
-	if o.memProfile != "" {
+	switch {
+	case o.memProfile != "" && o.memAfter > 0:
+		errc := make(chan error, 1)
+		t := time.AfterFunc(o.memAfter, func() {
+			runtime.GC() // the profile's live objects are those of the last GC: make it now
+			err := writeProfile("heap", o.memProfile)
+			errc <- errors.Join(err, writeProfile("goroutine", o.memProfile+".goroutine"))
+		})
+		stops = append(stops, func() error {
+			if t.Stop() {
+				return fmt.Errorf("--memprofile-after %s: the load window ended first, no heap profile written", o.memAfter)
+			}
+			return <-errc
+		})
+	case o.memProfile != "":
 		stops = append(stops, func() error { return writeProfile("heap", o.memProfile) })
 	}
 	if o.traceFile != "" {
