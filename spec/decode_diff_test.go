@@ -1,6 +1,7 @@
 package spec_test
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"testing"
@@ -18,7 +19,9 @@ func FuzzDecodeMatchesReference(f *testing.F) {
 		`{"method":"A","method":"B"}`, `{"meth\u006fd":"MESSAGE"}`, "{\"method\":\"\xff\"}",
 		"{\"\xfe\":1}", `{"fromTopic":"a\"b\\c"}`, `{"payload":{"x":[1,{"y":"}"}]} , "z" : [ ] }`,
 		`{"payload":"x","holdTimeout":"1","protocols":[1],"services":[]}`, `{"a":1`, `{"a":1}x`,
-		`{"timestamp":1.5e3,"userDefines":null,"details":{}}`, ` {"method" : "MESSAGE" , "x":true}`} {
+		`{"timestamp":1.5e3,"userDefines":null,"details":{}}`, `{"protocols":[]}`, `{"protocols":[ "webrtc" , "chat" ]}`,
+		`{"protocols":["\u0041","b"]}`, `{"protocols":["a",1]}`, `{"protocols":["a",null]}`, `{"protocols":[["a"]]}`,
+		"{\"protocols\":[\"\xff\"]}", `{"method":"START_SESSION","orig":"REFER","result":"SUCCESS","rtcommVer":"v1.0.0"}`, ` {"method" : "MESSAGE" , "x":true}`} {
 		f.Add([]byte(s))
 	}
 	many := `{"method":"MESSAGE"`
@@ -34,6 +37,10 @@ func FuzzDecodeMatchesReference(f *testing.F) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q:\n got %+v\nwant %+v", raw, got, want)
+		}
+		owned, oerr := spec.DecodeOwned(bytes.Clone(raw))
+		if fmt.Sprint(oerr) != fmt.Sprint(gerr) || !reflect.DeepEqual(owned, got) {
+			t.Fatalf("%q: DecodeOwned %+v (%v), Decode %+v (%v)", raw, owned, oerr, got, gerr)
 		}
 	})
 }

@@ -79,7 +79,7 @@ func EncodeReference(m *Message) ([]byte, error) {
 // ScanObject is Decode's validating splitter: whether data is valid JSON, whether it is an
 // object, and the names of its members in order.
 func ScanObject(data []byte) (names []string, object, valid bool) {
-	members, object, valid := scanObject(data)
+	members, object, valid := scanObject(data, nil)
 	for _, m := range members {
 		names = append(names, m.name)
 	}

@@ -197,14 +197,27 @@ var ErrNotObject = errors.New("payload is not a JSON object")
 // joined) while every other field is still decoded, so a connector can answer
 // FAILURE to the transID of a message whose other fields are broken.
 // A nil message is returned only when the payload is not a JSON object.
-func Decode(payload []byte) (*Message, error) {
+func Decode(payload []byte) (*Message, error) { return decode(payload, true) }
+
+// DecodeOwned is Decode of a payload the caller hands over: the raw fields are views of
+// payload itself rather than of a copy, so payload must not be changed or reused after the
+// call. For a client that reads every packet into a slice of its own (loadgen/mqttlite),
+// where Decode's copy would be the second of each message.
+func DecodeOwned(payload []byte) (*Message, error) { return decode(payload, false) }
+
+func decode(payload []byte, clone bool) (*Message, error) {
 	if len(bytes.TrimSpace(payload)) == 0 {
 		return nil, ErrEmpty
 	}
-	// One private copy of the payload; every raw field (Payload, Extra, ...) is a
-	// capped slice of it, so appending to one cannot overwrite another.
-	buf := bytes.Clone(payload)
-	members, object, valid := scanObject(buf) // validates as json.Valid does, in the same pass
+	// One private copy of the payload (or the payload handed over); every raw field
+	// (Payload, Extra, ...) is a capped slice of it, so appending to one cannot overwrite
+	// another.
+	buf := payload
+	if clone {
+		buf = bytes.Clone(payload)
+	}
+	var arr [16]member
+	members, object, valid := scanObject(buf, arr[:0]) // validates as json.Valid does, in the same pass
 	switch {
 	case !valid:
 		return decodeInvalid(payload)
@@ -289,10 +302,66 @@ func plainString(raw []byte) (string, bool) {
 		return "", false
 	}
 	body := raw[1 : len(raw)-1]
+	if s, ok := vocabulary[string(body)]; ok {
+		return s, true // no allocation for the protocol's own words
+	}
 	if bytes.IndexByte(body, '\\') >= 0 || !utf8.Valid(body) {
 		return "", false
 	}
 	return string(body), true
+}
+
+// vocabulary holds the strings every message repeats (member names, methods, results,
+// protocol names), so decoding them allocates nothing: a decoded message is otherwise a
+// dozen small strings, and a held session keeps its messages' (issue 16).
+var vocabulary = func() map[string]string {
+	v := map[string]string{}
+	for name := range knownFields {
+		v[name] = name
+	}
+	for _, m := range Methods {
+		v[string(m)] = string(m)
+	}
+	for _, w := range []string{Version, ResultSuccess, ResultFailure, DocEndpoint, DocService, ServiceConnector,
+		ServiceCallControl, ServiceCallQueue, ProtoWebRTC, ProtoChat, "rtcomm", SDPOffer, SDPAnswer, SDPPranswer,
+		ICECandType, "available", "sdp", "candidate", "sdpMid", "sdpMLineIndex", "webrtc", "chat", "message"} {
+		v[w] = w
+	}
+	return v
+}()
+
+// plainStrings is the fast path of an array of plain strings (protocols): ok is false for
+// anything else, which json.Unmarshal then decodes. val is valid JSON.
+func plainStrings(val []byte) ([]string, bool) {
+	i := skipSpace(val, 1) // val[0] == '['
+	out := []string{}     // [] decodes to an empty slice, not nil
+	if i < len(val) && val[i] == ']' {
+		return out, true
+	}
+	for i < len(val) && val[i] == '"' {
+		end, ok := scanString(val, i)
+		if !ok {
+			return nil, false
+		}
+		str, ok := plainString(val[i:end])
+		if !ok {
+			return nil, false
+		}
+		out = append(out, str)
+		i = skipSpace(val, end)
+		if i >= len(val) {
+			return nil, false
+		}
+		switch val[i] {
+		case ']':
+			return out, true
+		case ',':
+			i = skipSpace(val, i+1)
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
 }
 
 func (m *Message) decodeField(name string, val json.RawMessage) error {
@@ -363,6 +432,12 @@ func (m *Message) decodeField(name string, val json.RawMessage) error {
 	case "services":
 		return decodeAs(name, "object of services", val, &m.Services)
 	case "protocols":
+		if val[0] == '[' {
+			if ps, ok := plainStrings(val); ok {
+				m.Protocols = ps
+				return nil
+			}
+		}
 		return decodeAs(name, "array of strings", val, &m.Protocols)
 	case "holdTimeout":
 		return decodeAs(name, "integer", val, &m.HoldTimeout)

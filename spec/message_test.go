@@ -1,6 +1,7 @@
 package spec_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -155,5 +156,31 @@ func TestEnvelope(t *testing.T) {
 	}
 	if m.Payload == nil || m.UserDefines == nil || m.Details == nil || m.Extra == nil {
 		t.Errorf("Envelope changed the message it copied: %+v", m)
+	}
+}
+
+// TestDecodeOwnedKeepsNoCopy: DecodeOwned's raw fields are views of the payload handed
+// over; Decode's are views of its own copy, so a caller reusing its buffer changes nothing.
+func TestDecodeOwnedKeepsNoCopy(t *testing.T) {
+	t.Parallel()
+	raw := []byte(`{"method":"MESSAGE","sigSessID":"s","payload":{"chat":{"message":"hi"}}}`)
+	owned, err := spec.DecodeOwned(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied, err := spec.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(raw, []byte(`{"chat"`))
+	if &owned.Payload[0] != &raw[at] {
+		t.Error("DecodeOwned: expected the payload as a view of the buffer handed over, actual a copy")
+	}
+	if &copied.Payload[0] == &raw[at] {
+		t.Error("Decode: expected a payload of its own copy, actual a view of the caller's buffer")
+	}
+	raw[at+2] = 'X' // the caller reuses its buffer
+	if string(copied.Payload) != `{"chat":{"message":"hi"}}` {
+		t.Errorf("Decode: the caller's later write reached the message: %s", copied.Payload)
 	}
 }

@@ -13,16 +13,17 @@ const maxNestingDepth = 10000
 // accepts (RFC 8259 grammar, no UTF-8 check inside strings, nesting up to
 // maxNestingDepth), and, when the value is an object, splits it into its members in order.
 // valid is false for anything json.Valid refuses; object is false for a valid value that is
-// not an object. Each member's val is a capped view of data.
+// not an object. Each member's val is a capped view of data. Members are appended to
+// members[:0] (Decode's array on its stack: one allocation less per message).
 //
 // It replaces json.Valid followed by a second pass that split the object: Decode runs on
 // every message a simulated endpoint receives, and json.Valid's byte-at-a-time state
 // machine over a 5.6 KB SDP was 40 % of Decode in the load generator's profile (issue 16).
 // FuzzScanObjectMatchesValid holds it to json.Valid.
-func scanObject(data []byte) (members []member, object, valid bool) {
+func scanObject(data []byte, members []member) (_ []member, object, valid bool) {
 	i := skipSpace(data, 0)
 	if i < len(data) && data[i] == '{' {
-		members = make([]member, 0, 12)
+		members = members[:0]
 		i = skipSpace(data, i+1)
 		if i < len(data) && data[i] == '}' {
 			return objectEnd(data, i, members)

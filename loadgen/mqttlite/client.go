@@ -300,7 +300,8 @@ func (c *Client) readLoop(r *bufio.Reader) {
 			// mochi's decoder returns the topic as a view of the packet body: a handler
 			// that keeps the topic (a session keeps its peer's) would keep the whole body.
 			topic := strings.Clone(pk.TopicName)
-			c.dispatch(mqttc.Message{Topic: topic, Payload: pk.Payload, Retained: fh.Retain, QoS: fh.Qos})
+			// The payload is a view of this packet's own body (readPacket): the handler's to keep.
+			c.dispatch(mqttc.Message{Topic: topic, Payload: pk.Payload, Retained: fh.Retain, QoS: fh.Qos, Owned: true})
 			if fh.Qos == 1 {
 				ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID, ProtocolVersion: c.version}
 				_ = c.send(ack.PubackEncode)

@@ -634,6 +634,8 @@ func (e *Endpoint) handle(mm mqttc.Message) {
 	)
 	if len(mm.Payload) == 0 {
 		err = spec.ErrEmpty
+	} else if mm.Owned {
+		m, err = spec.DecodeOwned(mm.Payload) // the client's own slice: no second copy
 	} else {
 		m, err = spec.Decode(mm.Payload)
 	}

@@ -64,6 +64,9 @@ type Message struct {
 	Payload  []byte
 	Retained bool
 	QoS      byte
+	// Owned says Payload is the handler's to keep: a slice of its own that the client
+	// never reuses or changes, so a handler need not copy it (loadgen/mqttlite sets it).
+	Owned bool
 }
 
 // Handler receives messages for a subscription. Handlers of one client run one
