@@ -334,7 +334,7 @@ var vocabulary = func() map[string]string {
 // anything else, which json.Unmarshal then decodes. val is valid JSON.
 func plainStrings(val []byte) ([]string, bool) {
 	i := skipSpace(val, 1) // val[0] == '['
-	out := []string{}     // [] decodes to an empty slice, not nil
+	out := []string{}      // [] decodes to an empty slice, not nil
 	if i < len(val) && val[i] == ']' {
 		return out, true
 	}
