@@ -61,7 +61,9 @@ if [ -n "$PROFILE" ]; then
 	load_prof=(--cpuprofile "$PROFILE/load.cpu" --memprofile "$PROFILE/load.alloc" --memprofile-after "$((WARM + WINDOW + 1))s")
 fi
 
-# serve on a random loopback port; its first lines name the address.
+# serve on a random loopback port; its first lines name the address. The file exists before
+# serve starts: the background shell may open it only after the first look below (set -e).
+: >"$work/serve.out"
 # shellcheck disable=SC2086
 env $SERVE_ENV "$BIN" serve --log-level warn --tcp 127.0.0.1:0 --ws off --http off "${serve_prof[@]}" $SERVE_ARGS >"$work/serve.out" 2>&1 &
 serve_pid=$!
