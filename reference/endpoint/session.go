@@ -89,7 +89,8 @@ func (s *Session) TransID() string { return s.transID }
 // Outbound reports whether this endpoint placed the call.
 func (s *Session) Outbound() bool { return s.outbound }
 
-// Start is the START_SESSION (sent or received). Do not modify it.
+// Start is the START_SESSION (sent or received; a received one without its payload
+// under Config.DropPayloads). Do not modify it.
 func (s *Session) Start() *spec.Message { return s.start }
 
 // Protocols are the session's sub-protocols (inbound: those in common with the caller).
@@ -126,14 +127,16 @@ func (s *Session) Events() <-chan *spec.Message { return s.events }
 // Pranswered is closed when the first PRANSWER arrives (outbound only; nil otherwise).
 func (s *Session) Pranswered() <-chan struct{} { return s.pranswered }
 
-// Pranswer is the latest PRANSWER received, or nil.
+// Pranswer is the latest PRANSWER received, or nil (without its payload under
+// Config.DropPayloads).
 func (s *Session) Pranswer() *spec.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pranswer
 }
 
-// Response is the final RESPONSE SUCCESS received, or nil.
+// Response is the final RESPONSE SUCCESS received, or nil (without its payload under
+// Config.DropPayloads).
 func (s *Session) Response() *spec.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
