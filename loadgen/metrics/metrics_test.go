@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
 var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -88,6 +90,40 @@ func TestIntervalSplitsAndSnapshotKeepsTotal(t *testing.T) {
 	}
 	if got := r.Histogram(Setup, true).TotalCount(); got != 3 {
 		t.Errorf("snapshot after intervals has %d values, want 3", got)
+	}
+}
+
+// TestRecycledIntervalsStartEmpty: histograms handed back with Recycle come back into use
+// empty (no count, no tag, no max of the interval they held), and the totals are untouched.
+func TestRecycledIntervalsStartEmpty(t *testing.T) {
+	t.Parallel()
+	r := NewRecorder()
+	returned := map[*hdrhistogram.Histogram]bool{}
+	for round := range 4 {
+		for range round + 1 {
+			r.RecordDurations(Setup, time.Duration(10*(round+1))*time.Millisecond, time.Millisecond)
+		}
+		iv := r.Interval()
+		h := iv[Setup][0]
+		if h == nil || h.TotalCount() != int64(round+1) {
+			t.Fatalf("round %d: expected %d values in the interval, actual %v", round, round+1, h)
+		}
+		if want := int64(10 * (round + 1) * 1000); h.Max() < want*99/100 || h.Max() > want*101/100 {
+			t.Errorf("round %d: expected the interval's max near %d µs, actual %d", round, want, h.Max())
+		}
+		if h.Tag() != "" {
+			t.Errorf("round %d: a recycled histogram kept the tag %q", round, h.Tag())
+		}
+		h.SetTag("written")
+		// Interval k hands out what Interval k-1 put in place, from the spares of Recycle k-2.
+		if round >= 2 && !returned[h] {
+			t.Errorf("round %d: expected a recycled histogram, actual a new one", round)
+		}
+		returned[iv[Setup][0]], returned[iv[Setup][1]] = true, true
+		r.Recycle(iv)
+	}
+	if got := r.Histogram(Setup, true).TotalCount(); got != 1+2+3+4 {
+		t.Errorf("total after recycled intervals: expected 10 values, actual %d", got)
 	}
 }
 

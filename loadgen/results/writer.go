@@ -190,7 +190,9 @@ func (w *Writer) Flush() error {
 func (w *Writer) flushLocked() error {
 	now := w.now()
 	iv := w.rec.Interval()
-	if err := writeIntervals(w.bw, w.lw.BaseTime(), &w.enc, iv, w.last, now); err != nil {
+	err := writeIntervals(w.bw, w.lw.BaseTime(), &w.enc, iv, w.last, now)
+	w.rec.Recycle(iv) // written (or failed to be): reused for later intervals
+	if err != nil {
 		return err
 	}
 	if err := writeTally(w.lw, now, w.rec.Tally()); err != nil {
