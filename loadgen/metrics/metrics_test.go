@@ -105,8 +105,11 @@ func TestRecycledIntervalsStartEmpty(t *testing.T) {
 		}
 		iv := r.Interval()
 		h := iv[Setup][0]
-		if h == nil || h.TotalCount() != int64(round+1) {
-			t.Fatalf("round %d: expected %d values in the interval, actual %v", round, round+1, h)
+		if h == nil {
+			t.Fatalf("round %d: expected an interval histogram, actual none", round)
+		}
+		if h.TotalCount() != int64(round+1) {
+			t.Fatalf("round %d: expected %d values in the interval, actual %d", round, round+1, h.TotalCount())
 		}
 		if want := int64(10 * (round + 1) * 1000); h.Max() < want*99/100 || h.Max() > want*101/100 {
 			t.Errorf("round %d: expected the interval's max near %d µs, actual %d", round, want, h.Max())
