@@ -1,6 +1,7 @@
 package endpoint_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -91,13 +92,21 @@ func TestUnregisterAndClose(t *testing.T) {
 		if err := alice.Register(ctx); err != nil {
 			t.Fatalf("register before %s: %v", step.name, err)
 		}
-		if m := next(t, ctx, mon, "the DOCUMENT"); len(m.Payload) == 0 {
+		doc := next(t, ctx, mon, "the DOCUMENT")
+		if len(doc.Payload) == 0 {
 			t.Fatalf("%s: expected the DOCUMENT first, actual an empty message", step.name)
 		}
 		if err := step.do(); err != nil {
 			t.Fatalf("%s: %v", step.name, err)
 		}
-		if m := next(t, ctx, mon, "an empty message after "+step.name); len(m.Payload) != 0 {
+		m := next(t, ctx, mon, "an empty message after "+step.name)
+		// mochi writes the SUBACK before it sends the retained messages for the new
+		// subscription, so a DOCUMENT published meanwhile can arrive twice, live and as the
+		// retained copy (same bytes, in either order): the second is not a registration.
+		for bytes.Equal(m.Payload, doc.Payload) {
+			m = next(t, ctx, mon, "an empty message after "+step.name)
+		}
+		if len(m.Payload) != 0 {
 			t.Errorf("%s: expected an empty payload on the sphere topic, actual %s", step.name, m.Payload)
 		}
 	}
