@@ -80,6 +80,13 @@ func (h *loadHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, b []byte) {
 	}
 }
 
+// OnPublishFate judges what the broker did with a PUBLISH unless the run is over.
+func (h *loadHook) OnPublishFate(cl *mqtt.Client, pk packets.Packet, f mqtt.PublishFate) {
+	if !h.off.Load() {
+		h.Hook.OnPublishFate(cl, pk, f)
+	}
+}
+
 // newLoadCheck prepares the checker for the run whose results go to runDir; embedded says
 // whether the harness starts the broker (the hook then sees the traffic from its start).
 func newLoadCheck(o loadOptions, runDir string, log *slog.Logger) (*loadCheck, error) {
@@ -93,6 +100,10 @@ func newLoadCheck(o loadOptions, runDir string, log *slog.Logger) (*loadCheck, e
 	// The load run's embedded broker keeps retained messages by the reference's defaults
 	// (loadgen/sim: open mode), modelled to judge its retained store (BRK-001).
 	bj.SetRetention(watch.Retention{Quota: broker.DefaultRetainedQuota, Total: broker.DefaultRetainedTotal})
+	// The load's embedded broker runs with the reference's default limits (loadgen/sim/env.go):
+	// a refusal beyond them is lawful (publish ledger).
+	bj.SetLimits(watch.TopicLimits{MaxLength: broker.DefaultMaxTopicLength, MaxLevels: broker.DefaultMaxTopicLevels})
+	bj.SetMaxPayload(broker.DefaultMaxPayload)
 	l.hook = &loadHook{Hook: watch.Hook{Checker: l.c, Broker: bj, OnFinding: l.found}, off: &l.off}
 	if err := os.MkdirAll(l.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("--check: %w", err)

@@ -5,14 +5,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen/metrics"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/rtcomm-harness/rtcomm-harness/loadgen/results"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 	"github.com/rtcomm-harness/rtcomm-harness/reference/extbroker"
@@ -250,4 +256,26 @@ func runCleanLoadCheck(t *testing.T, o loadOptions, mode string, timeout time.Du
 	}
 	t.Logf("%d calls, %d publishes judged, 0 findings", sum.Tally.Attempts, sum.Check.Observed)
 	return sum
+}
+
+// Once the run's results are final, load --check's hook judges no more fates: a PUBLISH
+// the broker refused after the cut (the endpoints closing) gives no finding; before it, one
+// does (the publish ledger is on).
+func TestLoadHookStopsJudgingFates(t *testing.T) {
+	var got []watch.Finding
+	var off atomic.Bool
+	h := &loadHook{Hook: watch.Hook{Checker: watch.New(watch.Config{TopicPath: "/lh/"}), Broker: watch.NewBroker("/lh/"),
+		OnFinding: func(f watch.Finding) { got = append(got, f) }}, off: &off}
+	cl := &mqtt.Client{ID: "pub"}
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "/lh/bob/pub", Payload: []byte("{}")}
+	refused := mqtt.PublishFate{Refused: errors.New("refused"), Hook: "faulty"}
+	h.OnPublishFate(cl, pk, refused)
+	if len(got) != 1 || got[0].Participant != watch.BrokerParticipant {
+		t.Fatalf("during the run: expected a finding against the broker, actual %v", got)
+	}
+	off.Store(true)
+	h.OnPublishFate(cl, pk, refused)
+	if len(got) != 1 {
+		t.Fatalf("after the cut: expected no new finding, actual %v", got[1:])
+	}
 }

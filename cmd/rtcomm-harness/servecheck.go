@@ -61,6 +61,8 @@ func newServeCheck(o serveOptions, reg prometheus.Registerer, log *slog.Logger) 
 	// grants or a will topic it accepts beyond them is its fault.
 	bj.SetLimits(watch.TopicLimits{MaxLength: cmp.Or(o.maxTopicLength, broker.DefaultMaxTopicLength),
 		MaxLevels: cmp.Or(o.maxTopicLevels, broker.DefaultMaxTopicLevels)})
+	// Its payload limit: a larger PUBLISH it refuses is refused lawfully (publish ledger).
+	bj.SetMaxPayload(cmp.Or(o.maxPayload, broker.DefaultMaxPayload))
 	// The embedded broker's retention policy (ID-016), to model its retained store (BRK-001):
 	// quotas in both modes, presence topics only in secure mode.
 	ret := watch.Retention{Quota: cmp.Or(o.retainedQuota, broker.DefaultRetainedQuota), Total: broker.DefaultRetainedTotal}

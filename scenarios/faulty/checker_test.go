@@ -34,12 +34,9 @@ const checkerFile = "checker.json"
 // stays honest.
 var unobservable = map[string]string{
 	// The broker's own behaviour beyond what the broker judge models (delivery QoS, share
-	// groups, wills, the retained store: docs/CHECK.md): it does not judge missing live
-	// deliveries, and never sees a refused connection or packet. certify catches these
-	// (docs/FAULTS.md).
-	"hash-as-plus":              "a delivery that never happens: the broker judge does not judge missing deliveries (ACL denials, full queues and departed clients are lawful misses it does not model)",
-	"refuses-spaces":            "the broker acknowledges, then delivers to no one: a missing delivery, which the broker judge does not judge",
-	"payload-limit-48k":         "the broker refuses the PUBLISH and closes the connection before OnPublish; from inside, that is also how mochi ends an MQTT 3.1.1 client's ACL-denied QoS 1 publish (processPublish), and no hook can see another hook's ACL verdict (providing OnACLCheck would allow everything: any hook's true wins)",
+	// groups, wills, the retained store, and its publish ledger's dropped PUBLISHes and
+	// deliveries never tried: docs/CHECK.md): what happens before the broker's hooks.
+	// certify catches these (docs/FAULTS.md).
 	"websocket-without-mqttv31": "a WebSocket handshake, before MQTT: nothing is published",
 	"loses-publisher-order":     "the reordering happens before the broker's hook, which sees the publishes in the order they arrive, never the order they were sent in",
 }
@@ -131,14 +128,21 @@ func (p *pathChecker) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	p.broker.Unsubscribed(cl.ID, watch.Filters(pk))
 }
 
+// OnUnsubscribe tells the broker judge the filters go, before the broker removes them.
+func (p *pathChecker) OnUnsubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	p.broker.Unsubscribing(cl.ID, watch.Filters(pk))
+	return pk
+}
+
 // OnPacketRead tells the broker judge of a CONNECT before any other hook can refuse it,
-// and of a PUBLISH's retain flag as the client asked.
+// and of a PUBLISH's retain flag as the client asked (and the read, for its publish ledger).
 func (p *pathChecker) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		p.broker.ConnectRead(cl, pk.Connect.ClientIdentifier, pk.ProtocolVersion, time.Now())
 	case packets.Publish:
 		watch.PublishRead(p.broker, cl, pk)
+		p.broker.StampRead(cl)
 		return pk, nil
 	}
 	p.broker.PacketRead(cl, cl.ID)
@@ -164,6 +168,11 @@ func (p *pathChecker) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 // OnPublished tells the broker judge's retained store of an accepted publish.
 func (p *pathChecker) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 	watch.PublishAccepted(p.broker, cl, pk)
+}
+
+// OnPublishFate hands the broker judge what the broker did with a PUBLISH it read.
+func (p *pathChecker) OnPublishFate(cl *mqtt.Client, pk packets.Packet, f mqtt.PublishFate) {
+	p.broker.PublishFate(cl, cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, watch.FateOf(f), time.Now())
 }
 
 // OnPacketSent judges a delivery or a CONNACK.
@@ -278,6 +287,9 @@ func (p *pathChecker) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Pa
 
 // OnDisconnect tells every checker.
 func (p *pathChecker) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if expire {
+		p.broker.SessionExpiring(cl, cl.ID)
+	}
 	p.broker.Disconnected(cl, cl.ID)
 	p.broker.SessionEnded(cl, cl.ID, expire, time.Now())
 	for _, h := range p.all() {

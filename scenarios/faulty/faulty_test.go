@@ -69,6 +69,9 @@ func TestFaultyChild(t *testing.T) {
 	// Both brokers keep retained messages by the reference's default policy (ID-016): the
 	// broker judges model their retained stores (BRK-001).
 	pc.broker.SetRetention(watch.Retention{Quota: broker.DefaultRetainedQuota, Total: broker.DefaultRetainedTotal})
+	// The open reference's limits (publish ledger: a refusal beyond them is lawful).
+	pc.broker.SetLimits(watch.TopicLimits{MaxLength: broker.DefaultMaxTopicLength, MaxLevels: broker.DefaultMaxTopicLevels})
+	pc.broker.SetMaxPayload(broker.DefaultMaxPayload)
 	// A second one rides inside the secured broker (the security scenarios' listener), held
 	// to the reference's topic limits (ID-017); attached first, so that a fault's own
 	// secured broker carries it too.
@@ -80,6 +83,7 @@ func TestFaultyChild(t *testing.T) {
 		// would blame the reference connector for refusing the security scenarios' attacks.
 		spc.brokerOnly = true
 		spc.broker.SetLimits(watch.TopicLimits{MaxLength: broker.DefaultMaxTopicLength, MaxLevels: broker.DefaultMaxTopicLevels})
+		spc.broker.SetMaxPayload(broker.DefaultMaxPayload)
 		spc.broker.SetSecure(cmp.Or(target.SecurePath, target.Decl.TopicPath), target.ConnectorIdentity.Username)
 		spc.broker.SetRetainedQuota(broker.DefaultRetainedQuota)
 		spc.broker.SetCallControllers(target.CallControllers)

@@ -68,7 +68,9 @@ const (
 // with calls here: B/op. judge=checker+broker adds the broker judge that serve --check and
 // load --check run in the embedded broker: each publish read, noted, accepted and delivered
 // once to a subscriber of the path, which acknowledges it (the retained store's calls
-// included; rtcomm's call messages are not retained).
+// included; rtcomm's call messages are not retained); judge=checker+broker+ledger adds the
+// publish ledger (each PUBLISH's read stamped and its fate judged: published, the
+// subscriber matched), as they run it since.
 func BenchmarkCheckerPerCall(b *testing.B) {
 	offer, err := fixtures.OfferPayload("chrome-av-offer")
 	if err != nil {
@@ -82,12 +84,14 @@ func BenchmarkCheckerPerCall(b *testing.B) {
 		{"sdp=tiny", tinyOffer, tinyAnswer},
 		{"sdp=chrome-av", string(offer), string(answer)},
 	} {
-		for _, judge := range []string{"checker", "checker+broker"} {
+		for _, judge := range []string{"checker", "checker+broker", "checker+broker+ledger"} {
 			b.Run(sdp.name+"/judge="+judge, func(b *testing.B) {
 				c := watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, ConnectorClients: []string{"rtcconn-x"}})
 				var br *watch.Broker
 				pubConn, subConn := new(int), new(int)
-				if judge == "checker+broker" {
+				ledger := judge == "checker+broker+ledger"
+				fate := watch.Fate{Matched: []watch.MatchedClient{{Client: "sub"}}}
+				if judge != "checker" {
 					br = watch.NewBroker("")
 					br.SetRetention(watch.Retention{Quota: 256 << 10, Total: 64 << 20})
 					br.Connected(subConn, "sub", true, nil)
@@ -110,8 +114,16 @@ func BenchmarkCheckerPerCall(b *testing.B) {
 							continue
 						}
 						br.PublishRead(pubConn, o.Client, "", o.Topic, len(o.Payload), false)
+						if ledger {
+							br.StampRead(pubConn)
+						}
 						br.Published(o, 1)
 						br.PublishAccepted(pubConn, "", o, false)
+						if ledger {
+							if fs := br.PublishFate(pubConn, o.Client, o.Topic, o.Payload, 1, fate, now); len(fs) > 0 {
+								b.Fatalf("the benchmark's publish is not clean: %v", fs[0])
+							}
+						}
 						if fs := br.Delivered("sub", o.Topic, o.Payload, 1, false, now); len(fs) > 0 {
 							b.Fatalf("the benchmark's delivery is not clean: %v", fs[0])
 						}

@@ -26,8 +26,9 @@ const recentFor = 30 * time.Second
 // inside it (serve --check's hook): a CONNACK for each MQTT 3.1/3.1.1 CONNECT (BRK-009), the QoS of each delivery (BRK-007), one member per
 // shared-subscription group (BRK-010), and the Last Wills it publishes against the ones
 // declared in CONNECT (BRK-002); with SetRetention, its retained store (BRK-001,
-// broker_retained.go). Findings blame BrokerParticipant. It is safe for concurrent use.
-// What it does not judge (missing live deliveries) is listed in docs/CHECK.md.
+// broker_retained.go). Its publish ledger (broker_ledger.go) judges the PUBLISHes it
+// refused and the deliveries it never tried. Findings blame BrokerParticipant. It is safe
+// for concurrent use. What it does not judge is listed in docs/CHECK.md.
 type Broker struct {
 	path string
 	seed maphash.Seed
@@ -59,6 +60,14 @@ type Broker struct {
 	ident identityState
 	// ret, when set (SetRetention), models the retained store (broker_retained.go).
 	ret *retainedModel
+
+	// The publish ledger (broker_ledger.go): the configured payload limit (0: unknown), a
+	// sequence ordering subscriptions against publishes read, the sequence of the PUBLISH
+	// each connection is being read at, and the plain subscriptions indexed by filter.
+	maxPayload int
+	seq        uint64
+	reading    map[any]uint64
+	index      subIndex
 }
 
 type securedRequest struct {
@@ -304,8 +313,8 @@ func (b *Broker) add(f Finding) []Finding {
 func (b *Broker) Connected(conn any, client string, clean bool, will *Will) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if clean {
-		delete(b.subs, client)
+	if l, ok := b.live[client]; clean || (ok && l.clean) {
+		b.dropSubs(client) // a clean session, or taking over one (mochi's inheritClientSession)
 	}
 	b.live[client] = liveConn{conn: conn, clean: clean}
 	if will != nil && b.inPath(will.Topic) {
@@ -330,12 +339,13 @@ func (b *Broker) Disconnected(conn any, client string) {
 	if l, ok := b.live[client]; ok && l.conn == conn {
 		delete(b.live, client)
 		if l.clean {
-			delete(b.subs, client)
+			b.dropSubs(client)
 			delete(b.asked, client)
 		}
 	}
 	delete(b.overWill, conn)
 	b.retainedGone(conn)
+	delete(b.reading, conn)
 }
 
 // Subscribing notes the filters of a SUBSCRIBE as the client sent it, before any hook of
@@ -382,6 +392,7 @@ func (b *Broker) Subscribed(client string, granted []string, codes []byte) []Fin
 		}
 		subs := slices.DeleteFunc(b.subs[client], func(o brokerSub) bool { return o.filter == s.filter && o.group == s.group })
 		b.subs[client] = append(subs, s)
+		b.indexSub(client, s)
 	}
 	return out
 }
@@ -396,6 +407,7 @@ func (b *Broker) Unsubscribed(client string, filters []string) {
 			group, filter, _ = strings.Cut(rest, "/")
 		}
 		b.subs[client] = slices.DeleteFunc(b.subs[client], func(o brokerSub) bool { return o.filter == filter && o.group == group })
+		b.unindexSub(client, brokerSub{filter: filter, group: group})
 	}
 }
 

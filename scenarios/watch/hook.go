@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"errors"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -30,7 +31,7 @@ func (h *Hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnPublishDropped:
 		return true
-	case mqtt.OnConnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketSent, mqtt.OnPacketRead,
+	case mqtt.OnConnect, mqtt.OnSubscribed, mqtt.OnUnsubscribe, mqtt.OnUnsubscribed, mqtt.OnPacketSent, mqtt.OnPacketRead,
 		mqtt.OnSessionEstablish, mqtt.OnRetainMessage, mqtt.OnClientExpired, // broker_sessions.go, broker_retainpolicy.go
 		mqtt.OnPublished, mqtt.OnRetainPublished: // broker_retained.go (and OnPublishDropped, above)
 		return h.Broker != nil
@@ -61,6 +62,15 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	}
 }
 
+// OnUnsubscribe tells the broker judge a client's filters go, before the broker removes
+// them (a publish racing the UNSUBSCRIBE is not owed to the client); it changes nothing.
+func (h *Hook) OnUnsubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if h.Broker != nil && cl != nil {
+		h.Broker.Unsubscribing(cl.ID, Filters(pk))
+	}
+	return pk
+}
+
 // OnUnsubscribed tells the broker judge a client's filters went.
 func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	if h.Broker != nil && cl != nil {
@@ -78,7 +88,8 @@ func Filters(pk packets.Packet) []string {
 }
 
 // OnPacketRead tells the broker judge of a CONNECT or a PUBLISH as the client sent it,
-// before any hook of the broker could refuse or rewrite it; it never changes or refuses a
+// before any hook of the broker could refuse or rewrite it (a PUBLISH read is also ordered
+// against the subscriptions granted, for the publish ledger); it never changes or refuses a
 // packet.
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if h.Broker == nil || cl == nil {
@@ -89,10 +100,32 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		h.Broker.ConnectRead(cl, pk.Connect.ClientIdentifier, pk.ProtocolVersion, time.Now())
 	case packets.Publish:
 		PublishRead(h.Broker, cl, pk)
+		h.Broker.StampRead(cl)
 		return pk, nil
 	}
 	h.Broker.PacketRead(cl, cl.ID)
 	return pk, nil
+}
+
+// OnPublishFate hands the broker judge's publish ledger what the broker did with a PUBLISH
+// it read whole (the patched mochi's mqtt.PublishFateHook, reference/broker/mochipatch/fate.go):
+// refused, by whom, or published and to which clients.
+func (h *Hook) OnPublishFate(cl *mqtt.Client, pk packets.Packet, f mqtt.PublishFate) {
+	if h.Broker != nil && cl != nil {
+		h.report(h.Broker.PublishFate(cl, cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, FateOf(f), time.Now()))
+	}
+}
+
+// FateOf turns mochi's PublishFate into the judge's Fate.
+func FateOf(f mqtt.PublishFate) Fate {
+	out := Fate{Refused: f.Refused, By: f.Hook, ACL: f.Hook == "" && errors.Is(f.Refused, packets.ErrNotAuthorized)}
+	if f.Refused == nil {
+		out.Matched = make([]MatchedClient, len(f.Deliveries))
+		for i, d := range f.Deliveries {
+			out.Matched[i] = MatchedClient{Client: d.Client, ReadDenied: errors.Is(d.Err, packets.ErrNotAuthorized)}
+		}
+	}
+	return out
 }
 
 // OnPacketSent judges a CONNACK or a PUBLISH the broker wrote to a client (the packet as
@@ -191,6 +224,9 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if cl != nil {
 		h.Checker.Disconnected(cl.ID, time.Now())
 		if h.Broker != nil {
+			if expire {
+				h.Broker.SessionExpiring(cl, cl.ID) // mochi unsubscribes the client right after
+			}
 			h.Broker.Disconnected(cl, cl.ID)
 			h.report(h.Broker.SessionEnded(cl, cl.ID, expire, time.Now()))
 		}

@@ -92,7 +92,9 @@ func stack(t *testing.T, fault string) (*watch.Checker, string, string) {
 	var c *watch.Checker
 	url, path := stackWith(t, fault, func(path string) []mqtt.Hook {
 		c = watch.New(watch.Config{Profile: spec.ProfileClient, FromStart: true, TopicPath: path})
-		return []mqtt.Hook{&watch.Hook{Checker: c}}
+		// The broker judge (with its publish ledger) rides along as in serve --check: the
+		// reference broker's handling of the calls gives no finding either.
+		return []mqtt.Hook{&watch.Hook{Checker: c, Broker: ledgerJudge(path)}}
 	})
 	return c, url, path
 }

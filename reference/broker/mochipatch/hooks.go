@@ -128,6 +128,8 @@ type Hooks struct {
 	wg         sync.WaitGroup // a waitgroup for syncing hook shutdown
 	qty        int64          // the number of hooks in use
 	sync.Mutex                // a mutex for locking when adding hooks
+	// Patched (PATCHED.md 7, fate.go): the number of hooks implementing PublishFateHook.
+	fates atomic.Int64
 }
 
 // Len returns the number of hooks added.
@@ -166,6 +168,9 @@ func (h *Hooks) Add(hook Hook, config any) error {
 	i = append(i, hook)
 	h.internal.Store(i)
 	atomic.AddInt64(&h.qty, 1)
+	if _, ok := hook.(PublishFateHook); ok { // Patched (PATCHED.md 7)
+		h.fates.Add(1)
+	}
 	h.wg.Add(1)
 
 	return nil
@@ -273,6 +278,9 @@ func (h *Hooks) OnPacketRead(cl *Client, pk packets.Packet) (pkx packets.Packet,
 			npk, err := hook.OnPacketRead(cl, pkx)
 			if err != nil && errors.Is(err, packets.ErrRejectPacket) {
 				h.Log.Debug("packet rejected", "hook", hook.ID(), "packet", pkx)
+				if pkx.FixedHeader.Type == packets.Publish && cl != nil && !cl.Net.Inline && h.wantFates() {
+					h.onPublishFate(cl, pkx, PublishFate{Refused: err, Hook: hook.ID()}) // Patched (PATCHED.md 7)
+				}
 				return pk, err
 			} else if err != nil {
 				continue
@@ -394,6 +402,13 @@ func (h *Hooks) OnUnsubscribed(cl *Client, pk packets.Packet) {
 // in that it allows you to modify you to modify the incoming packet before it is processed.
 // The return values of the hook methods are passed-through in the order the hooks were attached.
 func (h *Hooks) OnPublish(cl *Client, pk packets.Packet) (pkx packets.Packet, err error) {
+	pkx, _, err = h.onPublish(cl, pk)
+	return
+}
+
+// onPublish is OnPublish that also names the hook that returned the error.
+// Patched (PATCHED.md 7): the name goes into the PUBLISH's fate (fate.go).
+func (h *Hooks) onPublish(cl *Client, pk packets.Packet) (pkx packets.Packet, by string, err error) {
 	pkx = pk
 	for _, hook := range h.GetAll() {
 		if hook.Provides(OnPublish) {
@@ -404,15 +419,15 @@ func (h *Hooks) OnPublish(cl *Client, pk packets.Packet) (pkx packets.Packet, er
 						"error", err,
 						"hook", hook.ID(),
 						"packet", pkx)
-					return pk, err
+					return pk, hook.ID(), err
 				} else if errors.Is(err, packets.CodeSuccessIgnore) {
-					return pk, err
+					return pk, hook.ID(), err
 				}
 				h.Log.Error("publish packet error",
 					"error", err,
 					"hook", hook.ID(),
 					"packet", pkx)
-				return pk, err
+				return pk, hook.ID(), err
 			}
 			pkx = npk
 		}

@@ -679,6 +679,9 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 	case packets.Publish:
 		code := pk.PublishValidate(s.Options.Capabilities.TopicAliasMaximum)
 		if code != packets.CodeSuccess {
+			if !cl.Net.Inline && s.hooks.wantFates() {
+				s.hooks.onPublishFate(cl, pk, PublishFate{Refused: code}) // Patched (PATCHED.md 7)
+			}
 			return code
 		}
 		err = s.processPublish(cl, pk)
@@ -857,15 +860,33 @@ func (s *Server) InjectPacket(cl *Client, pk packets.Packet) error {
 
 // processPublish processes a Publish packet.
 func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
+	// Patched (PATCHED.md 7): every exit says what became of the PUBLISH as the client sent
+	// it (its topic alias resolved; before any OnPublish hook changed it) (fate.go); each
+	// exit that publishes nothing sets its reason, publishToSubscribers the deliveries.
+	var fate *PublishFate
+	sent := pk
+	if !cl.Net.Inline && s.hooks.wantFates() {
+		fate = &PublishFate{Refused: errNotPublished}
+		defer func() { s.hooks.onPublishFate(cl, sent, *fate) }()
+	}
+	refuse := func(err error, hook string) {
+		if fate != nil {
+			fate.Refused, fate.Hook = err, hook
+		}
+	}
+
 	if !cl.Net.Inline && !IsValidFilter(pk.TopicName, true) {
+		refuse(packets.ErrTopicNameInvalid, "")
 		return nil
 	}
 
 	if atomic.LoadInt32(&cl.State.Inflight.receiveQuota) == 0 {
+		refuse(packets.ErrReceiveMaximum, "")
 		return s.DisconnectClient(cl, packets.ErrReceiveMaximum) // ~[MQTT-3.3.4-7] ~[MQTT-3.3.4-8]
 	}
 
 	if !cl.Net.Inline && !s.hooks.OnACLCheck(cl, pk.TopicName, true) {
+		refuse(packets.ErrNotAuthorized, "")
 		if pk.FixedHeader.Qos == 0 {
 			return nil
 		}
@@ -894,6 +915,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	if !cl.Net.Inline {
 		if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok {
 			if pki.FixedHeader.Type == packets.Pubrec { // [MQTT-4.3.3-10]
+				refuse(packets.ErrPacketIdentifierInUse, "")
 				ack := s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.ErrPacketIdentifierInUse)
 				return cl.WritePacket(ack)
 			}
@@ -905,20 +927,24 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 
 	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
 		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+		sent.TopicName = pk.TopicName // Patched (PATCHED.md 7)
 	}
 
 	if pk.FixedHeader.Qos > s.Options.Capabilities.MaximumQos {
 		pk.FixedHeader.Qos = s.Options.Capabilities.MaximumQos // [MQTT-3.2.2-9] Reduce qos based on server max qos capability
 	}
 
-	pkx, err := s.hooks.OnPublish(cl, pk)
+	pkx, by, err := s.hooks.onPublish(cl, pk) // Patched (PATCHED.md 7): by names the hook
 	if err == nil {
 		pk = pkx
 	} else if errors.Is(err, packets.ErrRejectPacket) {
+		refuse(err, by)
 		return nil
 	} else if errors.Is(err, packets.CodeSuccessIgnore) {
+		refuse(err, by)
 		pk.Ignore = true
 	} else if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 && errors.As(err, new(packets.Code)) {
+		refuse(err, by)
 		err = cl.WritePacket(s.buildAck(pk.PacketID, packets.Puback, 0, pk.Properties, err.(packets.Code)))
 		if err != nil {
 			return err
@@ -934,7 +960,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	// When it publishes a package with a qos > 0, the server treats
 	// the package as qos=0, and the client receives it as qos=1 or 2.
 	if pk.FixedHeader.Qos == 0 || cl.Net.Inline {
-		s.publishToSubscribers(pk)
+		s.publishTracked(pk, fate)
 		s.hooks.OnPublished(cl, pk)
 		return nil
 	}
@@ -952,6 +978,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 
 	err = cl.WritePacket(ack)
 	if err != nil {
+		refuse(err, "")
 		return err
 	}
 
@@ -963,10 +990,23 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		s.hooks.OnQosComplete(cl, ack)
 	}
 
-	s.publishToSubscribers(pk)
+	s.publishTracked(pk, fate)
 	s.hooks.OnPublished(cl, pk)
 
 	return nil
+}
+
+// publishTracked publishes pk and, when fate is not nil, records it published (unless a
+// hook had it ignored) with its deliveries. Patched (PATCHED.md 7).
+func (s *Server) publishTracked(pk packets.Packet, fate *PublishFate) {
+	if fate == nil {
+		s.publishToSubscribers(pk)
+		return
+	}
+	ds := s.publishToSubscribersTracked(pk, true)
+	if !pk.Ignore {
+		fate.Refused, fate.Deliveries = nil, ds
+	}
 }
 
 // retainMessage adds a message to a topic, and if a persistent store is provided,
@@ -984,8 +1024,14 @@ func (s *Server) retainMessage(cl *Client, pk packets.Packet) {
 
 // publishToSubscribers publishes a publish packet to all subscribers with matching topic filters.
 func (s *Server) publishToSubscribers(pk packets.Packet) {
+	s.publishToSubscribersTracked(pk, false)
+}
+
+// publishToSubscribersTracked is publishToSubscribers that, with track, returns every
+// client the topic tree matched with what became of its copy. Patched (PATCHED.md 7).
+func (s *Server) publishToSubscribersTracked(pk packets.Packet, track bool) (ds []Delivery) {
 	if pk.Ignore {
-		return
+		return nil
 	}
 
 	if pk.Created == 0 {
@@ -1018,8 +1064,14 @@ func (s *Server) publishToSubscribers(pk packets.Packet) {
 			if err != nil {
 				s.Log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
 			}
+			if track {
+				ds = append(ds, Delivery{Client: id, Err: err})
+			}
+		} else if track {
+			ds = append(ds, Delivery{Client: id, Err: ErrNoSuchClient})
 		}
 	}
+	return ds
 }
 
 func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packets.Packet) (packets.Packet, error) {
