@@ -262,6 +262,10 @@ func ledgerTraffic(t *testing.T, url, path string) {
 			t.Fatal(err)
 		}
 	}
+	// mochi writes the SUBACK before its OnSubscribed hooks run, so another client's PUBLISH
+	// can be read before the judge saw the grant; such a publish is not owed (the ledger errs
+	// on the lawful side), so give the judge time to see it, or the faults could go unseen.
+	time.Sleep(200 * time.Millisecond)
 	pub := dial("ledger-pub")
 	for _, p := range []struct {
 		topic   string
