@@ -73,6 +73,7 @@ type serveOptions struct {
 	maxStringLen  int
 	cpuProfile    string
 	memProfile    string
+	connLink      string // embedded broker: "in-process" or "socket"
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -153,6 +154,9 @@ It prints the addresses it serves on. /metrics (Prometheus) and /healthz are on
 		"in secure mode retained messages are kept only on presence topics")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile from start to shutdown to this file (go tool pprof)")
 	f.StringVar(&o.memProfile, "memprofile", "", "at shutdown, write a heap profile (allocations since start and live objects at the last GC) to this file")
+	f.StringVar(&o.connLink, "connector-link", linkInProcess, "embedded broker: how the connector reaches it; \"in-process\": "+
+		"as an MQTT client inside the broker's process, no socket (same client ID, credentials, ACLs and hooks; the default), "+
+		"\"socket\": over the broker's TCP (or WebSocket) listener like any client. With --broker or --shared-group it is always a socket")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "external broker (ssl://, wss://): CA certificate file (PEM) the connector trusts instead of the system roots")
 	return cmd
 }
@@ -175,6 +179,9 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 	schemes, err := parseSchemes(o.schemes)
 	if err != nil {
 		return err
+	}
+	if o.connLink != linkInProcess && o.connLink != linkSocket {
+		return fmt.Errorf("--connector-link %q: want %q or %q", o.connLink, linkInProcess, linkSocket)
 	}
 	stopProfiles, err := startServeProfiles(o.cpuProfile, o.memProfile)
 	if err != nil {
@@ -279,6 +286,9 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 			}
 		}
 	}
+	if b != nil && o.sharedGroup == "" && o.connLink == linkInProcess {
+		cfg.Dial = connector.InProcess(b)
+	}
 	cfg.Logger = log.With("component", "connector")
 	if chk != nil {
 		if cfg.ClientID == "" {
@@ -333,6 +343,12 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 	}
 	return nil
 }
+
+// Values of serve --connector-link.
+const (
+	linkInProcess = "in-process"
+	linkSocket    = "socket"
+)
 
 // pinnedTLS is the connector's TLS configuration for the embedded broker: it trusts
 // exactly the certificate the broker serves. The connector dials the loopback address

@@ -346,28 +346,9 @@ func (c *Client) dispatch(m mqttc.Message) {
 	}
 }
 
-// Match reports whether an MQTT topic filter (with + and # wildcards) matches a topic name.
-func Match(filter, topic string) bool {
-	for {
-		if filter == "#" {
-			// # also matches the parent level itself ([MQTT-4.7.1-2]); $-topics are not
-			// matched by a leading wildcard ([MQTT-4.7.2-1]).
-			return true
-		}
-		fl, frest, fmore := strings.Cut(filter, "/")
-		tl, trest, tmore := strings.Cut(topic, "/")
-		if fl != "+" && fl != tl {
-			return false
-		}
-		if !fmore {
-			return !tmore
-		}
-		if !tmore {
-			return frest == "#"
-		}
-		filter, topic = frest, trest
-	}
-}
+// Match reports whether an MQTT topic filter (with + and # wildcards) matches a topic name
+// (mqttc.Match).
+func Match(filter, topic string) bool { return mqttc.Match(filter, topic) }
 
 // settle completes the waiter of a packet identifier.
 func (c *Client) settle(id uint16, err error) {

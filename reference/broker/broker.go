@@ -114,6 +114,10 @@ type Broker struct {
 	log    *slog.Logger
 	closed sync.Once
 	err    error
+
+	closing atomic.Bool // Close has begun: in-process clients do not reconnect (local.go)
+	localMu sync.Mutex
+	locals  map[*LocalClient]bool
 }
 
 // Stats is a snapshot of broker counters.
@@ -438,6 +442,7 @@ func (b *Broker) disconnectListener(id string) {
 // goroutines have ended. Calling it again is a no-op.
 func (b *Broker) Close() error {
 	b.closed.Do(func() {
+		b.closeLocals() // in-process clients have no listener to close them
 		// mochi's Close calls each listener's Close, which stops accepting, disconnects
 		// its clients, closes any connection still waiting for CONNECT and waits for
 		// every connection goroutine, before mochi waits for its clients.

@@ -120,8 +120,25 @@ type Config struct {
 	// broker disconnects a client that publishes over its limit. Default
 	// DefaultMaxPayload; set it to the broker's limit.
 	MaxPayload int
+	// Dial opens the connection to the broker; nil is mqttc.Dial (paho over BrokerURL). An
+	// embedded broker passes its in-process link (broker.Broker.DialLocal): the same MQTT
+	// client to the broker's hooks, without a socket (docs/PERFORMANCE.md, "In-process
+	// connector link"). BrokerURL is then only named in logs.
+	Dial       func(ctx context.Context, o mqttc.Options) (Link, error)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil = no metrics
+}
+
+// Link is the connector's MQTT connection, as *mqttc.Client offers it: handlers run one at a
+// time in arrival order (per-publisher ordering); Publish returns once the message is handed
+// over (QoS 0) or acknowledged (QoS 1); Close sends DISCONNECT (no will).
+type Link interface {
+	Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error
+	PublishAsync(topic string, qos byte, retained bool, payload []byte) <-chan struct{}
+	Subscribe(ctx context.Context, filter string, qos byte, h mqttc.Handler) error
+	Unsubscribe(ctx context.Context, filters ...string) error
+	Connected() bool
+	Close()
 }
 
 // DefaultConfig returns a configuration with events and call control on and
@@ -194,7 +211,7 @@ type Connector struct {
 	controllers  map[string]bool   // Config.CallControllers
 	schemes      map[string]string // lower-case scheme -> gateway topic
 
-	client *mqttc.Client
+	client Link
 
 	mu       sync.Mutex // guards everything below
 	reg      registry
@@ -230,7 +247,7 @@ type Connector struct {
 
 // New validates cfg, fills defaults and registers metrics; Start connects.
 func New(cfg Config) (*Connector, error) {
-	if cfg.BrokerURL == "" {
+	if cfg.BrokerURL == "" && cfg.Dial == nil {
 		return nil, errors.New("connector: BrokerURL is required")
 	}
 	if cfg.ClientID == "" {
@@ -396,7 +413,11 @@ func (c *Connector) Start(ctx context.Context) error {
 	if c.client != nil {
 		return errors.New("connector: already started")
 	}
-	cl, err := mqttc.Dial(ctx, mqttc.Options{
+	dial := c.cfg.Dial
+	if dial == nil {
+		dial = func(ctx context.Context, o mqttc.Options) (Link, error) { return mqttc.Dial(ctx, o) }
+	}
+	cl, err := dial(ctx, mqttc.Options{
 		BrokerURL:     c.cfg.BrokerURL,
 		ClientID:      c.id,
 		Username:      c.cfg.Username,

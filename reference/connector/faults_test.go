@@ -190,7 +190,7 @@ func kill(c *Connector) {
 		c.closed.Store(true)
 		close(c.stop)
 		c.wg.Wait()
-		c.client.Kill()
+		c.client.(interface{ Kill() }).Kill()
 	})
 }
 

@@ -265,7 +265,7 @@ func TestReplicas3PCCViaConnectorTopic(t *testing.T) {
 func crash(c *Connector) {
 	c.closed.Store(true)
 	c.serving.Store(false)
-	c.client.Kill()
+	c.client.(interface{ Kill() }).Kill()
 }
 
 // TestReplicaDies: a replica that crashes has its sessions ended for both parties

@@ -120,6 +120,7 @@ type ClientConnection struct {
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
 	Inline   bool          // if true, the client is the built-in 'inline' embedded client
+	local    LocalSink     // patched (local.go): an in-process client's receiver, in place of Conn
 }
 
 // ClientProperties contains the properties which define the client behaviour.
@@ -210,6 +211,11 @@ func (cl *Client) WriteLoop() {
 		pk := cl.State.outbound.pop()
 		if pk == nil {
 			return
+		}
+		if cl.Net.local != nil { // patched (local.go): an in-process client
+			cl.deliverLocal(*pk)
+			atomic.AddInt32(&cl.State.outboundQty, -1)
+			continue
 		}
 		if err := cl.WritePacket(*pk); err != nil {
 			// TODO : Figure out what to do with error
@@ -540,6 +546,10 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 func (cl *Client) WritePacket(pk packets.Packet) error {
 	if cl.Closed() {
 		return ErrConnectionClosed
+	}
+
+	if cl.Net.local != nil { // patched (local.go): an in-process client has no socket
+		return cl.writeLocal(pk)
 	}
 
 	if cl.Net.Conn == nil {

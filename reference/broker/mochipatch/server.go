@@ -1152,7 +1152,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		}
 	}
 
-	if cl.Net.Conn == nil || cl.Closed() {
+	if (cl.Net.Conn == nil && cl.Net.local == nil) || cl.Closed() { // patched: an in-process client has no Conn (local.go)
 		return out, packets.CodeDisconnect
 	}
 
