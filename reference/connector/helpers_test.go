@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,13 @@ type env struct {
 	ctx    context.Context
 	url    string
 	topics spec.Topics
+	b      *broker.Broker // the embedded broker (nil: an external one at url)
 }
+
+// socketLink makes the connectors of embedded-broker tests connect over TCP as with an
+// external broker (RTCOMM_CONNECTOR_LINK=socket); by default they use the in-process link,
+// as serve does. The suite is run both ways (docs/PERFORMANCE.md, "In-process connector link").
+var socketLink = os.Getenv("RTCOMM_CONNECTOR_LINK") == "socket"
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
@@ -39,7 +46,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatalf("start broker: %v", err)
 	}
 	t.Cleanup(func() { b.Close() })
-	return &env{t: t, ctx: ctx, url: b.TCPURL(), topics: spec.NewTopics("/t-" + uuid.NewString()[:8] + "/")}
+	return &env{t: t, ctx: ctx, url: b.TCPURL(), topics: spec.NewTopics("/t-" + uuid.NewString()[:8] + "/"), b: b}
 }
 
 // connector starts a connector on the env's path; mod adjusts the default config.
@@ -47,6 +54,9 @@ func (e *env) connector(mod func(*Config)) *Connector {
 	e.t.Helper()
 	cfg := DefaultConfig()
 	cfg.BrokerURL, cfg.TopicPath = e.url, e.topics.Path
+	if e.b != nil && !socketLink {
+		cfg.Dial = InProcess(e.b)
+	}
 	if mod != nil {
 		mod(&cfg)
 	}
