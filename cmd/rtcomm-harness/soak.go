@@ -126,6 +126,7 @@ func runSoak(ctx context.Context, o soakOptions, out io.Writer, log *slog.Logger
 	defer b.Close()
 	cfg := connector.DefaultConfig()
 	cfg.BrokerURL, cfg.TopicPath, cfg.Logger = b.TCPURL(), o.topicPath, tlog.With("component", "connector")
+	cfg.Dial = connector.InProcess(b) // as serve: no socket between the broker and its connector
 	conn, err := connector.New(cfg)
 	if err == nil {
 		err = conn.Start(ctx)

@@ -63,6 +63,9 @@ func StartTarget(ctx context.Context, t Target) (*Env, error) {
 			cfg.Username, cfg.Password = t.Username, t.Password
 		}
 		cfg.Logger = t.Logger.With("component", "connector")
+		if e.broker != nil && t.ConnectorVia == nil {
+			cfg.Dial = connector.InProcess(e.broker) // no socket between the embedded broker and its connector
+		}
 		if t.ConnectorVia != nil {
 			url, stop, err := t.ConnectorVia(e.url)
 			if err != nil {

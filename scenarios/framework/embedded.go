@@ -37,7 +37,7 @@ func openEmbedded(ctx context.Context, t *Target) error {
 		return fmt.Errorf("embedded broker: %w", err)
 	}
 	t.OnClose(func() { _ = b.Close() })
-	t.TCP = b.TCPURL()
+	t.TCP, t.embedded = b.TCPURL(), b
 	if d.Claims(FeatureWebSocket) {
 		t.WS = b.WSURL()
 	}
@@ -75,7 +75,7 @@ func openEmbedded(ctx context.Context, t *Target) error {
 		return fmt.Errorf("embedded secure broker: %w", err)
 	}
 	t.OnClose(func() { _ = sb.Close() })
-	t.SecureTCP = sb.TCPURL()
+	t.SecureTCP, t.secureEmbedded = sb.TCPURL(), sb
 	if d.Claims(FeatureWebSocket) {
 		t.SecureWS = sb.WSURL()
 	}

@@ -124,8 +124,11 @@ func NewEnv(ctx context.Context, opts ...EnvOption) *Env {
 		p := ConnectorParams{
 			BrokerURL: t.URL(false, e.Secure), TopicPath: e.Path, TLSConfig: t.TLSConfig,
 			Events: t.Decl.Claims(FeatureEvents), CallCtl: t.Decl.Claims(Feature3PCC), Profile: t.Decl.Profile,
-			Topology: t.Decl.Topology,
-			Logger:   t.Logger.With("component", "connector", "path", e.Path),
+			Topology: t.Decl.Topology, Broker: t.embedded,
+			Logger: t.Logger.With("component", "connector", "path", e.Path),
+		}
+		if e.Secure {
+			p.Broker = t.secureEmbedded
 		}
 		if t.Decl.Claims(FeatureQueues) {
 			p.Queues = []string{"queue-" + e.Tag}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+
+	"github.com/rtcomm-harness/rtcomm-harness/reference/broker"
 )
 
 // ConnectorParams configure the connector the harness starts for one scenario.
@@ -30,7 +32,11 @@ type ConnectorParams struct {
 	Profile Profile
 	// Topology: how many reference connector replicas, route-only or in the path.
 	Topology Topology
-	Logger   *slog.Logger
+	// Broker is the embedded broker of mode embedded (nil otherwise): while BrokerURL is its
+	// TCP listener (not a fault's proxy or replacement broker), a single reference connector
+	// reaches it in-process, as serve's does (connector.InProcess).
+	Broker *broker.Broker
+	Logger *slog.Logger
 }
 
 // ConnectorFunc starts a connector for one scenario and returns the function that stops it.
@@ -47,6 +53,8 @@ type Target struct {
 	SecureTCP  string
 	SecureWS   string
 	SecurePath string
+	// embedded and secureEmbedded are the in-process brokers of mode embedded (nil otherwise).
+	embedded, secureEmbedded *broker.Broker
 	// Identities are the endpoint credentials for secured scenarios.
 	Identities []Identity
 	// ConnectorIdentity is what the harness's connector uses on the secured listener.

@@ -81,6 +81,9 @@ func ReferenceConfig(p ConnectorParams) connector.Config {
 	for _, s := range p.Schemes {
 		cfg.Schemes = append(cfg.Schemes, connector.SchemeRoute{Scheme: s.Scheme, Topic: schemeTopic(p.TopicPath, s.Topic)})
 	}
+	if p.Broker != nil && p.BrokerURL == p.Broker.TCPURL() && p.Topology.Replicas <= 1 {
+		cfg.Dial = connector.InProcess(p.Broker) // replicas keep the socket, as serve's do
+	}
 	cfg.Logger = p.Logger
 	return cfg
 }
