@@ -121,6 +121,7 @@ type ClientConnection struct {
 	Listener string        // listener id of the client
 	Inline   bool          // if true, the client is the built-in 'inline' embedded client
 	local    LocalSink     // patched (local.go): an in-process client's receiver, in place of Conn
+	wake     chan struct{} // patched (local.go): wakes an in-process client's writer
 }
 
 // ClientProperties contains the properties which define the client behaviour.

@@ -1161,7 +1161,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	if ok, start := cl.State.outbound.push(&out); ok {
 		atomic.AddInt32(&cl.State.outboundQty, 1)
 		if start {
-			go cl.WriteLoop()
+			cl.startWriter()
 		}
 	} else {
 		atomic.AddInt64(&s.Info.MessagesDropped, 1)
