@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -67,6 +68,17 @@ func (h *recordHook) count(m map[string]int, id string) int {
 	return m[id]
 }
 
+// sharesPacket reports whether topic's bytes lie just before payload's in one buffer, as mochi
+// decodes a PUBLISH (topic, packet ID, payload) without copying.
+func sharesPacket(topic string, payload []byte) bool {
+	if len(topic) == 0 || len(payload) == 0 {
+		return false
+	}
+	end := uintptr(unsafe.Pointer(unsafe.StringData(topic))) + uintptr(len(topic))
+	start := uintptr(unsafe.Pointer(&payload[0]))
+	return end <= start && start-end <= 2
+}
+
 func startLocalTest(t *testing.T, cfg Config) *Broker {
 	t.Helper()
 	cfg.WSAddr = Off
@@ -111,8 +123,10 @@ func TestLocalClientRelay(t *testing.T) {
 	defer lc.Close()
 	const n = 3000
 	var relayErr error
-	var once sync.Once
+	var once, alias sync.Once
+	aliased := false
 	if err := lc.Subscribe(ctx, "in/#", 1, func(m mqttc.Message) {
+		alias.Do(func() { aliased = sharesPacket(m.Topic, m.Payload) })
 		if err := lc.Publish(ctx, "out/"+m.Topic, 1, false, m.Payload); err != nil {
 			once.Do(func() { relayErr = err })
 		}
@@ -148,6 +162,10 @@ func TestLocalClientRelay(t *testing.T) {
 	}
 	if relayErr != nil {
 		t.Fatalf("relay publish: %v", relayErr)
+	}
+	if aliased {
+		t.Error("expected the delivered topic in its own memory, actual a view into the packet buffer " +
+			"(a kept sender level would keep the whole packet alive)")
 	}
 	if got := rec.count(rec.published, "relay-1"); got != n {
 		t.Errorf("OnPublish: expected %d publishes by relay-1, actual %d", n, got)
