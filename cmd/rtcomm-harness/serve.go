@@ -180,7 +180,11 @@ func runServe(ctx context.Context, o serveOptions, out io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	if o.connLink != linkInProcess && o.connLink != linkSocket {
+	switch o.connLink {
+	case "":
+		o.connLink = linkInProcess // the flag's default (callers that build serveOptions directly)
+	case linkInProcess, linkSocket:
+	default:
 		return fmt.Errorf("--connector-link %q: want %q or %q", o.connLink, linkInProcess, linkSocket)
 	}
 	stopProfiles, err := startServeProfiles(o.cpuProfile, o.memProfile)

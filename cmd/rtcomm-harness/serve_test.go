@@ -229,6 +229,7 @@ func TestServeSecureFlagErrors(t *testing.T) {
 		{"missing cert files", func(o *serveOptions) { o.tlsCert, o.tlsKey = filepath.Join(dir, "c"), filepath.Join(dir, "k") }, "load TLS key pair"},
 		// --max-pending-writes reaches broker.Config.MaxPendingWrites, which refuses tiny queues.
 		{"pending writes below the minimum", func(o *serveOptions) { o.maxPendingWrites = 8 }, "MaxPendingWrites 8"},
+		{"unknown connector link", func(o *serveOptions) { o.connLink = "pipe" }, `--connector-link "pipe"`},
 	} {
 		o := base
 		tc.mod(&o)
