@@ -146,7 +146,7 @@ awk -v calls="$((RATE * WINDOW))" -v hz="$hz" -v ssys="$((ss1 - ss0))" -v lsys="
 	printf "%-10s %9.2f ms %9.2f ms %9.2f ms %12.1f %12.1f\n", "reference", (b[1]-a[1])/calls/1e6, ssys/hz/calls*1000, (b[2]-a[2])/calls/1e6, (b[3]-a[3])/calls, (b[5]-a[5])/calls
 }'
 # load's own summary: 0 lost is part of every valid measurement.
-grep -E '^(window|messages|deliveries|latency|setup|late|warnings|  )' "$work/load.out" || true
+grep -E '^(window|messages|deliveries|latency|setup|late|warnings|generator +[0-9]+ late|  )' "$work/load.out" || true
 echo "load exit status: $load_rc (2 = invalid, e.g. over 1 % late starts on a busy machine)"
 [ -n "$PROFILE" ] && echo "profiles: $PROFILE/{load,serve}.{cpu,alloc}"
 # A cheaper call that loses messages is no improvement.
